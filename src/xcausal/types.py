@@ -1,0 +1,207 @@
+"""Shared value types: variable types, node kinds and the causal graph contract.
+
+The :class:`Graph` is what every method writes as ``graph.json`` and what ``truth.json`` holds
+(plus the path of the true latents). Node order is meaningful: adjacency matrices are indexed in
+``Graph.node_names`` order, rows = source, columns = target.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+
+__all__ = ["VarType", "NodeKind", "Node", "Edge", "Graph", "Relation"]
+
+
+class VarType(str, Enum):
+    """Type of a structured variable; decides the link function of its DAG node."""
+
+    CONTINUOUS = "continuous"
+    BINARY = "binary"
+    CATEGORICAL = "categorical"
+
+
+NodeKind = Literal["observed", "latent"]
+
+
+class Relation(str, Enum):
+    """Relation of a structured variable to the image latents."""
+
+    CAUSAL = "causal"  # u -> z
+    ANTICAUSAL = "anti-causal"  # z -> u
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: NodeKind
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    weight: float = 1.0
+
+
+@dataclass
+class Graph:
+    """A directed graph over observed and latent nodes.
+
+    Parameters
+    ----------
+    nodes : list of Node
+        In a fixed order; adjacency matrices follow it.
+    edges : list of Edge
+    method : str, optional
+        Name of the method that produced the graph (``"truth"`` for ground truth).
+    extra : dict
+        Further JSON-serialisable fields kept on round trips (e.g. ``"latents"`` in truth.json).
+    """
+
+    nodes: list[Node]
+    edges: list[Edge]
+    method: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate node names in graph: {names}")
+        known = set(names)
+        for e in self.edges:
+            for end in (e.source, e.target):
+                if end not in known:
+                    raise ValueError(f"edge {e.source}->{e.target} names unknown node '{end}'")
+            if e.source == e.target:
+                raise ValueError(f"self-loop on node '{e.source}'")
+
+    # ------------------------------------------------------------------ views
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def observed(self) -> list[str]:
+        return [n.name for n in self.nodes if n.kind == "observed"]
+
+    @property
+    def latent(self) -> list[str]:
+        return [n.name for n in self.nodes if n.kind == "latent"]
+
+    def kind_of(self, name: str) -> NodeKind:
+        for n in self.nodes:
+            if n.name == name:
+                return n.kind
+        raise KeyError(name)
+
+    def adjacency(self, weighted: bool = False) -> np.ndarray:
+        """Adjacency matrix, shape (d, d), ``A[i, j] != 0`` iff edge node_i -> node_j."""
+        idx = {n: i for i, n in enumerate(self.node_names)}
+        a = np.zeros((len(self.nodes), len(self.nodes)))
+        for e in self.edges:
+            a[idx[e.source], idx[e.target]] = e.weight if weighted else 1.0
+        return a
+
+    def to_networkx(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for n in self.nodes:
+            g.add_node(n.name, kind=n.kind)
+        for e in self.edges:
+            g.add_edge(e.source, e.target, weight=e.weight)
+        return g
+
+    def is_acyclic(self) -> bool:
+        return nx.is_directed_acyclic_graph(self.to_networkx())
+
+    def relation(self, variable: str) -> Relation:
+        """Relation of an observed variable to the latents (causal wins if both exist)."""
+        lat = set(self.latent)
+        if any(e.source == variable and e.target in lat for e in self.edges):
+            return Relation.CAUSAL
+        if any(e.target == variable and e.source in lat for e in self.edges):
+            return Relation.ANTICAUSAL
+        return Relation.NONE
+
+    def renamed(self, mapping: dict[str, str]) -> "Graph":
+        """A copy with nodes renamed by ``mapping`` (names not in it are kept)."""
+        m = lambda s: mapping.get(s, s)  # noqa: E731
+        return Graph(
+            nodes=[Node(m(n.name), n.kind) for n in self.nodes],
+            edges=[Edge(m(e.source), m(e.target), e.weight) for e in self.edges],
+            method=self.method,
+            extra=dict(self.extra),
+        )
+
+    @classmethod
+    def from_adjacency(
+        cls,
+        w: np.ndarray,
+        nodes: list[Node],
+        *,
+        method: str | None = None,
+        threshold: float = 0.0,
+    ) -> "Graph":
+        """Edges where ``|w[i, j]| > threshold`` (weights kept)."""
+        w = np.asarray(w, dtype=float)
+        if w.shape != (len(nodes), len(nodes)):
+            raise ValueError(f"adjacency shape {w.shape} does not match {len(nodes)} nodes")
+        edges = [
+            Edge(nodes[i].name, nodes[j].name, float(w[i, j]))
+            for i in range(len(nodes))
+            for j in range(len(nodes))
+            if i != j and abs(w[i, j]) > threshold
+        ]
+        return cls(nodes=list(nodes), edges=edges, method=method)
+
+    # ------------------------------------------------------------------ json
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.method is not None:
+            d["method"] = self.method
+        d["nodes"] = [{"name": n.name, "kind": n.kind} for n in self.nodes]
+        d["edges"] = [
+            {"source": e.source, "target": e.target, "weight": round(float(e.weight), 6)}
+            for e in self.edges
+        ]
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "graph") -> "Graph":
+        try:
+            nodes = []
+            for n in d["nodes"]:
+                kind = n.get("kind", "observed")
+                if kind not in ("observed", "latent"):
+                    raise ValueError(f"{where}: node '{n['name']}' has unknown kind '{kind}'")
+                nodes.append(Node(str(n["name"]), kind))
+            edges = [
+                Edge(str(e["source"]), str(e["target"]), float(e.get("weight", 1.0)))
+                for e in d.get("edges", [])
+            ]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{where}: malformed graph ({exc!r} missing or wrong type)") from None
+        extra = {k: v for k, v in d.items() if k not in ("method", "nodes", "edges")}
+        return cls(nodes=nodes, edges=edges, method=d.get("method"), extra=extra)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Graph":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path}: file not found") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return cls.from_dict(d, where=str(path))
