@@ -1,0 +1,194 @@
+"""Command-line interface. Thin: arguments -> config -> public function -> output directory.
+
+Bad input exits with status 2 and one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xcausal import __version__
+
+app = typer.Typer(
+    name="xcausal",
+    help="Causal discovery between images and structured variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"xcausal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    """xcausal: find cause-effect relations between images and structured variables."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _split(s: str | None) -> list[str]:
+    return [t.strip() for t in s.split(",") if t.strip()] if s else []
+
+
+# --------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
+    graph: Annotated[str, typer.Option("--graph", help="Graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
+    image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels.")] = 32,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Simulate the CMCL paper's synthetic benchmark (Appendix E): variables, latents, images."""
+    from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
+    from xcausal.data.simulate import simulate_appendix_e
+
+    sim = simulate_appendix_e(graph, n, seed=seed, image_size=image_size)
+    save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
+    kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
+    save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite, **kw)
+    err_console.print(f"wrote {n} samples of graph {graph} ({len(sim.truth.edges)} true edges) to {out}")
+
+
+# --------------------------------------------------------------------------- convert
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output: a .npz file or a directory.")],
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize images (default: keep stored size).")] = None,
+    channels: Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB); default as stored.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Convert a dataset directory to one .npz, or a .npz to a directory."""
+    from xcausal.data.dataset import convert_dataset
+
+    convert_dataset(src, out, image_size=image_size, channels=channels, overwrite=overwrite)
+    err_console.print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- info
+@app.command()
+def info(
+    data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
+    image_size: Annotated[int, typer.Option("--image-size")] = 32,
+    categorical: Annotated[Optional[str], typer.Option("--categorical", help="Comma-separated columns forced categorical.")] = None,
+    continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
+) -> None:
+    """Validate a dataset and show its rows, image size and detected variable types."""
+    from xcausal.data.dataset import load_dataset
+
+    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous))
+    t = Table(title=f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}")
+    t.add_column("variable")
+    t.add_column("type")
+    t.add_column("values")
+    for v in ds.variables:
+        if v.categories:
+            vals = ", ".join(v.categories[:6]) + (" …" if len(v.categories) > 6 else "")
+        else:
+            col = ds.u[:, ds.variable_names.index(v.name)]
+            vals = f"{col.min():.3g} .. {col.max():.3g}"
+        t.add_row(v.name, v.type.value, vals)
+    out_console.print(t)
+    if ds.truth is not None:
+        out_console.print(f"ground truth: {len(ds.truth.edges)} edge(s) over {len(ds.truth.nodes)} nodes")
+
+
+# --------------------------------------------------------------------------- evaluate
+def _fmt(x: object) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3f}"
+    return str(x)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory, or a bare graph.json.")],
+    truth: Annotated[Path, typer.Option("--truth", help="Dataset (directory/.npz) holding the ground truth, or a truth.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object on stdout.")] = False,
+) -> None:
+    """Score a run against the ground truth: SHD/TPR/FPR/FDR, MCC/MIC, per-variable verdicts."""
+    from xcausal.evaluate import evaluate_run
+    from xcausal.io import write_json
+
+    res = evaluate_run(run, truth)
+    if run.is_dir():
+        write_json(run / "metrics.json", res)
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    t = Table(title=f"{res.get('method') or run}: structure vs truth")
+    for k in ("shd", "tpr", "fpr", "fdr", "nnz", "mcc", "mic"):
+        t.add_column(k)
+    t.add_row(*[_fmt(res[k]) for k in ("shd", "tpr", "fpr", "fdr", "nnz", "mcc", "mic")])
+    out_console.print(t)
+    v = Table(title="per variable")
+    for c in ("variable", "true", "found", "agree"):
+        v.add_column(c)
+    for name, d in res["variables"].items():
+        tl = f"{d['true']} ({', '.join(d['true_latents'])})" if d["true_latents"] else d["true"]
+        fl = f"{d['found']} ({', '.join(d['found_latents'])})" if d["found_latents"] else d["found"]
+        v.add_row(name, tl, fl, "[green]yes[/]" if d["agree"] else "[red]no[/]")
+    out_console.print(v)
+    out_console.print(f"{res['n_agree']}/{res['n_variables']} variables agree with the truth")
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; maps bad input to a one-line error and exit status 2."""
+    from xcausal.io import DataError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        app(args=argv, prog_name="xcausal", standalone_mode=False)
+    except (DataError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        if debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                          highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

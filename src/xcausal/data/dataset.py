@@ -1,0 +1,606 @@
+"""The dataset contract: a directory (table.csv + images/) or one .npz, loaded lazily.
+
+Directory form::
+
+    DATA/
+      table.csv      one row per sample; column ``image`` = path relative to DATA; optional ``id``;
+                     every other column is a structured variable
+      images/        PNG or JPEG, grayscale or RGB, any size
+      truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
+      latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
+
+NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float in [0, 1]),
+``table`` (N, d) (float, or str when a column is text), ``columns`` (d,), optional ``ids`` (N,),
+``truth`` (a JSON string) and ``latents`` (N, m). Loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from xcausal.io import DataError, atomic_output_dir, read_json, write_json
+from xcausal.types import Graph, VarType
+
+__all__ = [
+    "Variable",
+    "CrossModalDataset",
+    "load_dataset",
+    "save_dataset_dir",
+    "save_dataset_npz",
+    "infer_variables",
+    "MIN_ROWS",
+]
+
+logger = logging.getLogger(__name__)
+
+MIN_ROWS = 10
+_RESERVED = ("image", "id")
+_MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1,
+                  "P": 3, "RGB": 3, "RGBA": 3, "CMYK": 3, "YCbCr": 3}
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A structured variable and how it is encoded as one numeric column.
+
+    continuous: the value itself; binary: 0/1 = index into ``categories``; categorical: the
+    integer code = index into ``categories`` (sorted original values, as strings).
+    """
+
+    name: str
+    type: VarType
+    categories: tuple[str, ...] = ()
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories) if self.type is not VarType.CONTINUOUS else 1
+
+    def encode(self, values: pd.Series, *, where: str) -> np.ndarray:
+        if self.type is VarType.CONTINUOUS:
+            return pd.to_numeric(values).to_numpy(dtype=np.float64)
+        lookup = {c: i for i, c in enumerate(self.categories)}
+        keys = _as_category_keys(values)
+        out = np.empty(len(keys), dtype=np.float64)
+        for i, k in enumerate(keys):
+            if k not in lookup:
+                raise DataError(f"{where} row {i + 1}, column '{self.name}': unknown value '{k}'")
+            out[i] = lookup[k]
+        return out
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        if self.type is VarType.CONTINUOUS:
+            return np.asarray(codes, dtype=float)
+        idx = np.clip(np.rint(codes).astype(int), 0, len(self.categories) - 1)
+        return np.asarray(self.categories, dtype=object)[idx]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type.value, "categories": list(self.categories)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Variable":
+        return cls(d["name"], VarType(d["type"]), tuple(d.get("categories", ())))
+
+
+def _as_category_keys(values: pd.Series) -> list[str]:
+    """String keys for category values; numeric 1 and 1.0 map to the same key."""
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().all():
+        return [_num_key(v) for v in num.to_numpy(dtype=float)]
+    return [str(v) for v in values]
+
+
+def _num_key(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def infer_variables(
+    table: pd.DataFrame,
+    *,
+    categorical: Sequence[str] = (),
+    continuous: Sequence[str] = (),
+    where: str = "table.csv",
+) -> list[Variable]:
+    """Detect each variable column's type.
+
+    Numeric with more than two distinct values -> continuous; exactly two distinct values ->
+    binary; text with more than two -> categorical. ``categorical`` / ``continuous`` override.
+    Reserved columns (``image``, ``id``) are skipped. A constant column is an error.
+    """
+    cols = [c for c in table.columns if c not in _RESERVED]
+    for name in list(categorical) + list(continuous):
+        if name not in cols:
+            raise DataError(f"{where}: override names unknown column '{name}' (columns: {', '.join(cols)})")
+    both = set(categorical) & set(continuous)
+    if both:
+        raise DataError(f"column '{sorted(both)[0]}' is given as both categorical and continuous")
+    out = []
+    for c in cols:
+        s = table[c]
+        num = pd.to_numeric(s, errors="coerce")
+        is_num = bool(num.notna().all())
+        keys = _as_category_keys(s)
+        distinct = sorted(set(keys), key=lambda k: (float(k) if is_num else 0.0, k))
+        if len(distinct) < 2:
+            raise DataError(f"{where}, column '{c}': constant column (every row is '{distinct[0]}')")
+        if c in continuous:
+            if not is_num:
+                bad = int(np.flatnonzero(num.isna().to_numpy())[0])
+                raise DataError(f"{where} row {bad + 1}, column '{c}': '{s.iloc[bad]}' is not a number "
+                                f"(column forced continuous)")
+            out.append(Variable(c, VarType.CONTINUOUS))
+        elif c in categorical:
+            out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
+        elif len(distinct) == 2:
+            out.append(Variable(c, VarType.BINARY, tuple(distinct)))
+        elif is_num:
+            out.append(Variable(c, VarType.CONTINUOUS))
+        else:
+            out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
+    return out
+
+
+def _check_cells(table: pd.DataFrame, where: str) -> None:
+    """Empty cells, NaN and inf are errors naming the row and column (rows are 1-based data rows)."""
+    for c in table.columns:
+        s = table[c]
+        bad = s.isna().to_numpy() | s.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(dtype=bool)
+        num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        bad |= np.isinf(num)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "empty cell" if pd.isna(s.iloc[i]) or str(s.iloc[i]).strip() == "" else f"invalid value '{s.iloc[i]}'"
+            raise DataError(f"{where} row {i + 1}, column '{c}': {what} ({int(bad.sum())} such row(s) in this column)")
+
+
+# --------------------------------------------------------------------------- images
+def _to_chw(img: Image.Image, channels: int, size: int) -> np.ndarray:
+    """Decode a PIL image to float32 (C, size, size) in [0, 1]."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else (1.0 if img.mode == "F" else 255.0)
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    img = img.convert("L" if channels == 1 else "RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR if max(img.size) <= size else Image.Resampling.BOX)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
+    """Resize float (N, C, H, W) in [0, 1] to (N, C, size, size) with antialiasing."""
+    if x.shape[-2:] == (size, size):
+        return x.astype(np.float32, copy=False)
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return t.clamp_(0, 1).numpy()
+
+
+# --------------------------------------------------------------------------- dataset
+@dataclass
+class CrossModalDataset(torch.utils.data.Dataset):
+    """Images plus structured variables for the same subjects.
+
+    ``ds[i]`` returns ``(image, u)``: image float32 tensor (C, H, W) in [0, 1], decoded lazily
+    from disk for the directory form; ``u`` float32 tensor (d,) of encoded variables (see
+    :class:`Variable`).
+
+    Attributes
+    ----------
+    table : DataFrame, (N, columns) — the table as read (original units and labels)
+    variables : list of Variable, in column order
+    u : ndarray (N, d) float64 — encoded variables
+    truth : Graph or None;  true_latents : ndarray (N, m) or None
+    """
+
+    table: pd.DataFrame
+    variables: list[Variable]
+    u: np.ndarray
+    image_size: int
+    channels: int
+    root: Path | None = None
+    image_paths: list[Path] | None = None
+    image_array: np.ndarray | None = None  # (N, C, H, W) float32 in [0, 1], already resized
+    ids: np.ndarray | None = None
+    truth: Graph | None = None
+    true_latents: np.ndarray | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    @property
+    def variable_names(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    def image(self, i: int) -> np.ndarray:
+        if self.image_array is not None:
+            return self.image_array[i]
+        assert self.image_paths is not None
+        p = self.image_paths[i]
+        try:
+            with Image.open(p) as img:
+                return _to_chw(img, self.channels, self.image_size)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"{p}: cannot decode image ({exc})") from None
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.image(int(i))), torch.from_numpy(self.u[int(i)].astype(np.float32))
+
+    def images(self, idx: Sequence[int] | None = None) -> np.ndarray:
+        """Decode images into one array, (len(idx), C, H, W) float32. Loads everything if idx is None."""
+        idx = range(len(self)) if idx is None else idx
+        if self.image_array is not None:
+            return self.image_array[np.asarray(list(idx), dtype=int)]
+        return np.stack([self.image(int(i)) for i in idx]) if len(idx) else np.zeros(
+            (0, self.channels, self.image_size, self.image_size), np.float32)
+
+    def subset(self, idx: Sequence[int]) -> "CrossModalDataset":
+        idx = np.asarray(idx, dtype=int)
+        return CrossModalDataset(
+            table=self.table.iloc[idx].reset_index(drop=True), variables=self.variables, u=self.u[idx],
+            image_size=self.image_size, channels=self.channels, root=self.root,
+            image_paths=None if self.image_paths is None else [self.image_paths[i] for i in idx],
+            image_array=None if self.image_array is None else self.image_array[idx],
+            ids=None if self.ids is None else self.ids[idx], truth=self.truth,
+            true_latents=None if self.true_latents is None else self.true_latents[idx],
+            source=self.source, extra=dict(self.extra))
+
+    def summary(self) -> dict:
+        return {"source": self.source, "rows": len(self), "image_size": self.image_size,
+                "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
+                "has_truth": self.truth is not None}
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    image_size: int = 32,
+    channels: int | None = None,
+    categorical: Sequence[str] = (),
+    continuous: Sequence[str] = (),
+    missing: Literal["error", "drop"] = "error",
+) -> CrossModalDataset:
+    """Load and validate a dataset directory or ``.npz`` file.
+
+    Images are not decoded here for the directory form (only their headers are read, to check
+    readability and channel counts); ``ds[i]`` decodes on access.
+
+    Raises
+    ------
+    DataError
+        With a one-line message naming the file, row and/or column of the first problem.
+    """
+    path = Path(path)
+    if image_size < 4:
+        raise DataError(f"--image-size {image_size}: must be at least 4")
+    if channels not in (None, 1, 3):
+        raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
+    if missing not in ("error", "drop"):
+        raise DataError(f"--missing {missing}: must be 'error' or 'drop'")
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _load_dir(path, image_size, channels, categorical, continuous, missing)
+    if path.suffix == ".npz":
+        return _load_npz(path, image_size, channels, categorical, continuous, missing)
+    raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
+
+
+def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame:
+    if missing == "drop":
+        num = table.apply(lambda s: pd.to_numeric(s, errors="coerce"))
+        blank = table.apply(lambda s: s.map(lambda v: isinstance(v, str) and v.strip() == ""))
+        bad = table.isna().any(axis=1) | blank.any(axis=1)
+        bad |= np.isinf(num.to_numpy(dtype=float)).any(axis=1)
+        if bad.any():
+            logger.warning("%s: dropping %d row(s) with empty, NaN or inf cells", where, int(bad.sum()))
+        table = table.loc[~bad]
+    _check_cells(table, where)
+    return table
+
+
+def _load_dir(root, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+    csv = root / "table.csv"
+    if not csv.is_file():
+        raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
+    try:
+        table = pd.read_csv(csv, dtype=str, keep_default_na=True, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{csv}: cannot parse CSV ({str(exc).splitlines()[0]})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if "image" not in table.columns:
+        raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
+    table = _drop_or_fail(table, str(csv), missing).reset_index(drop=True)
+    if len(table) < MIN_ROWS:
+        raise DataError(f"{csv}: {len(table)} row(s); at least {MIN_ROWS} are needed")
+    rootr = root.resolve()
+    paths: list[Path] = []
+    found_channels: int | None = None
+    for i, rel in enumerate(table["image"].astype(str)):
+        relp = Path(rel)
+        if relp.is_absolute() or ".." in relp.parts:
+            raise DataError(f"{csv} row {i + 1}, column 'image': path '{rel}' must be relative and inside the dataset directory")
+        p = root / relp
+        if not p.is_file():
+            raise DataError(f"{csv} row {i + 1}, column 'image': file '{rel}' not found")
+        try:
+            with Image.open(p) as img:
+                c = _MODE_CHANNELS.get(img.mode)
+        except (OSError, UnidentifiedImageError):
+            raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1})") from None
+        if c is None:
+            raise DataError(f"{p}: unsupported image mode '{img.mode}' (row {i + 1})")
+        if found_channels is None:
+            found_channels = c
+        elif c != found_channels and channels is None:
+            raise DataError(f"{p}: {c} channel(s) but earlier images have {found_channels} (row {i + 1}; "
+                            f"pass --channels to convert all images)")
+        if not p.resolve().is_relative_to(rootr):
+            raise DataError(f"{csv} row {i + 1}, column 'image': '{rel}' resolves outside the dataset directory")
+        paths.append(p)
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv))
+    u = _encode(table, variables, str(csv))
+    truth, latents = _load_truth_dir(root, len(table))
+    return CrossModalDataset(
+        table=table, variables=variables, u=u, image_size=image_size,
+        channels=channels or int(found_channels or 1), root=root, image_paths=paths,
+        ids=table["id"].to_numpy() if "id" in table.columns else None,
+        truth=truth, true_latents=latents, source=str(root))
+
+
+def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
+    if not variables:
+        return np.zeros((len(table), 0))
+    return np.stack([v.encode(table[v.name], where=where) for v in variables], axis=1)
+
+
+def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.ndarray:
+    latents = np.asarray(latents, dtype=np.float64)
+    if latents.ndim != 2 or latents.shape[0] != n or latents.shape[1] != len(truth.latent):
+        raise DataError(f"{where}: true latents have shape {latents.shape}, expected ({n}, {len(truth.latent)})")
+    return latents
+
+
+def _load_truth_dir(root: Path, n: int) -> tuple[Graph | None, np.ndarray | None]:
+    tj = root / "truth.json"
+    if not tj.is_file():
+        return None, None
+    try:
+        truth = Graph.from_dict(read_json(tj), where=str(tj))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    lat = truth.extra.get("latents")
+    if not lat:
+        return truth, None
+    lp = root / str(lat)
+    if not lp.is_file():
+        raise DataError(f"{tj}: latents file '{lat}' not found")
+    return truth, _check_latents(np.load(lp, allow_pickle=False), n, truth, str(lp))
+
+
+def _load_npz(path, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    with z:
+        for key in ("images", "table", "columns"):
+            if key not in z.files:
+                raise DataError(f"{path}: missing array '{key}' (has: {', '.join(z.files)})")
+        images, tab, cols = z["images"], z["table"], [str(c) for c in z["columns"]]
+        ids = z["ids"] if "ids" in z.files else None
+        truth_s = str(z["truth"]) if "truth" in z.files else None
+        latents = z["latents"] if "latents" in z.files else None
+    if tab.ndim == 1 and len(cols) == 1:
+        tab = tab[:, None]
+    if tab.ndim != 2 or tab.shape[1] != len(cols):
+        raise DataError(f"{path}: 'table' has shape {tab.shape} but 'columns' names {len(cols)} column(s)")
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        raise DataError(f"{path}: 'images' must be N×H×W or N×C×H×W, got shape {images.shape}")
+    if images.shape[0] != tab.shape[0]:
+        raise DataError(f"{path}: row-count mismatch: 'images' has {images.shape[0]} rows, 'table' has {tab.shape[0]}")
+    if ids is not None and len(ids) != len(tab):
+        raise DataError(f"{path}: row-count mismatch: 'ids' has {len(ids)} rows, 'table' has {tab.shape[0]}")
+    if images.shape[1] not in (1, 3):
+        raise DataError(f"{path}: 'images' has {images.shape[1]} channels; expected 1 or 3")
+    table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)})
+    if tab.dtype.kind in "US":
+        table = table.replace({"": np.nan, "nan": np.nan})
+    keep = np.ones(len(table), bool)
+    if missing == "drop":
+        before = table
+        table = _drop_or_fail(table, str(path), missing)
+        keep = before.index.isin(table.index)
+    else:
+        _check_cells(table, str(path))
+    table = table.reset_index(drop=True)
+    if len(table) < MIN_ROWS:
+        raise DataError(f"{path}: {len(table)} row(s); at least {MIN_ROWS} are needed")
+    images = images[keep]
+    if images.dtype == np.uint8:
+        arr = images.astype(np.float32) / 255.0
+    elif images.dtype.kind == "f":
+        arr = images.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise DataError(f"{path}: 'images' contains NaN or inf")
+        if arr.min() < 0 or arr.max() > 1:
+            raise DataError(f"{path}: float 'images' must lie in [0, 1] (found {arr.min():.3g}..{arr.max():.3g})")
+    else:
+        raise DataError(f"{path}: 'images' dtype {images.dtype} not supported (uint8 or float in [0, 1])")
+    if channels is not None and channels != arr.shape[1]:
+        arr = arr.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(arr, 3, axis=1)
+    arr = _resize_array(arr, image_size)
+    if "id" in table.columns:
+        ids = table["id"].to_numpy()
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(path))
+    u = _encode(table, variables, str(path))
+    truth = lat = None
+    if truth_s:
+        import json
+
+        try:
+            truth = Graph.from_dict(json.loads(truth_s), where=f"{path}:truth")
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise DataError(f"{path}: 'truth' is not a valid graph JSON string ({exc})") from None
+        if latents is not None:
+            lat = _check_latents(latents[keep], len(table), truth, f"{path}:latents")
+    return CrossModalDataset(
+        table=table, variables=variables, u=u, image_size=image_size, channels=arr.shape[1],
+        image_array=arr, ids=None if ids is None else np.asarray(ids)[: len(table)],
+        truth=truth, true_latents=lat, source=str(path))
+
+
+# --------------------------------------------------------------------------- writers
+def _table_for_output(ds_table: pd.DataFrame) -> pd.DataFrame:
+    return ds_table.drop(columns=[c for c in ("image",) if c in ds_table.columns])
+
+
+def _write_truth(out: Path, truth: Graph | None, latents: np.ndarray | None) -> None:
+    if truth is None:
+        return
+    t = Graph(nodes=truth.nodes, edges=truth.edges, method=truth.method or "truth", extra=dict(truth.extra))
+    if latents is not None:
+        np.save(out / "latents.npy", np.asarray(latents, dtype=np.float64))
+        t.extra["latents"] = "latents.npy"
+    else:
+        t.extra.pop("latents", None)
+    write_json(out / "truth.json", t.to_dict())
+
+
+def save_dataset_dir(
+    out: str | Path,
+    images: np.ndarray,
+    table: pd.DataFrame,
+    *,
+    truth: Graph | None = None,
+    latents: np.ndarray | None = None,
+    overwrite: bool = False,
+    extra_files: dict[str, dict] | None = None,
+) -> Path:
+    """Write the directory form atomically.
+
+    Parameters
+    ----------
+    images : (N, C, H, W) or (N, H, W), float in [0, 1] or uint8
+    table : (N, d) DataFrame of variables (and optionally ``id``); an ``image`` column is replaced
+    extra_files : optional ``{filename: json-able dict}`` written beside truth.json
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if len(images) != len(table):
+        raise DataError(f"row-count mismatch: {len(images)} images, {len(table)} table rows")
+    u8 = images if images.dtype == np.uint8 else np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+    out = Path(out)
+    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        (tmp / "images").mkdir()
+        width = max(6, len(str(len(u8) - 1)))
+        names = []
+        for i, im in enumerate(u8):
+            name = f"images/{i:0{width}d}.png"
+            arr = im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0)
+            Image.fromarray(arr, mode="L" if im.shape[0] == 1 else "RGB").save(tmp / name, optimize=False, compress_level=1)
+            names.append(name)
+        tab = _table_for_output(table).reset_index(drop=True).copy()
+        tab.insert(0, "image", names)
+        tab.to_csv(tmp / "table.csv", index=False)
+        _write_truth(tmp, truth, latents)
+        for fname, obj in (extra_files or {}).items():
+            write_json(tmp / fname, obj)
+    return out
+
+
+def save_dataset_npz(
+    out: str | Path,
+    images: np.ndarray,
+    table: pd.DataFrame,
+    *,
+    truth: Graph | None = None,
+    latents: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the npz form (images stored as uint8) atomically."""
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise DataError(f"{out}: npz output must end in .npz")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    images = np.asarray(images)
+    u8 = images if images.dtype == np.uint8 else np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+    tab = _table_for_output(table).reset_index(drop=True)
+    ids = np.array([str(v) for v in tab.pop("id")], dtype=str) if "id" in tab.columns else None
+    numeric = all(pd.to_numeric(tab[c], errors="coerce").notna().all() for c in tab.columns)
+    arr = (tab.apply(pd.to_numeric).to_numpy(dtype=np.float64) if numeric
+           else np.array([[str(v) for v in row] for row in tab.itertuples(index=False)], dtype=str))
+    arrays = {"images": u8, "table": arr, "columns": np.asarray(list(tab.columns), dtype=str)}
+    if ids is not None:
+        arrays["ids"] = ids
+    if truth is not None:
+        t = Graph(nodes=truth.nodes, edges=truth.edges, method=truth.method or "truth",
+                  extra={k: v for k, v in truth.extra.items() if k != "latents"})
+        arrays["truth"] = np.asarray(t.to_json())
+        if latents is not None:
+            arrays["latents"] = np.asarray(latents, dtype=np.float64)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
+    """All images at their stored resolution when they share one size (for conversion)."""
+    if ds.image_array is not None:
+        return ds.image_array
+    assert ds.image_paths is not None
+    sizes = set()
+    for p in ds.image_paths:
+        with Image.open(p) as img:
+            sizes.add(img.size)
+    if len(sizes) != 1:
+        raise DataError(f"{ds.source}: images have {len(sizes)} different sizes; pass --image-size to resize them")
+    (w, h), = sizes
+    if w != h:
+        raise DataError(f"{ds.source}: images are {w}×{h}; pass --image-size to make them square")
+    return np.stack([_to_chw(Image.open(p), ds.channels, w) for p in ds.image_paths])
+
+
+def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None = None,
+                    channels: int | None = None, overwrite: bool = False) -> Path:
+    """Directory -> npz or npz -> directory, decided by ``out``'s suffix."""
+    ds = load_dataset(src, image_size=image_size or 32, channels=channels)
+    if image_size is None:
+        images = dataset_images_native(ds) if ds.image_paths is not None else _native_npz_images(src, channels)
+    else:
+        images = ds.images()
+    table = ds.table.copy()
+    if str(out).endswith(".npz"):
+        return save_dataset_npz(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite)
+    return save_dataset_dir(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite)
+
+
+def _native_npz_images(src: str | Path, channels: int | None) -> np.ndarray:
+    with np.load(src, allow_pickle=False) as z:
+        images = z["images"]
+    if images.ndim == 3:
+        images = images[:, None]
+    if channels is not None and channels != images.shape[1]:
+        f = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+        images = f.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(f, 3, axis=1)
+    return images

@@ -1,0 +1,107 @@
+"""The run directory every method writes, so evaluate/intervene/report work on any of them.
+
+::
+
+    RUN/
+      graph.json      {"method", "nodes": [{"name", "kind"}], "edges": [{"source", "target", "weight"}]}
+                      latent nodes named z1..zm; the graph is acyclic
+      adjacency.csv   weighted adjacency, rows = source, header = node names
+      latents.csv     posterior means z1..zm, one row per sample in table.csv order
+      config.json     every hyperparameter, the seed, the package version, the data source
+      history.csv     loss terms per epoch
+      model.pt        the checkpoint (state_dict only; loaded with weights_only=True)
+      graph.png       the DAG drawn with observed and latent nodes styled differently
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xcausal import __version__
+from xcausal.io import DataError, atomic_output_dir, read_json, write_json
+from xcausal.types import Graph
+
+__all__ = ["RunResult", "RunDir", "write_run", "read_run", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "model.pt"
+
+
+@dataclass
+class RunResult:
+    """Everything a fitted method hands to :func:`write_run`."""
+
+    graph: Graph
+    latents: np.ndarray  # (N, m), columns = graph.latent in order
+    config: dict[str, Any]
+    history: pd.DataFrame
+    save_checkpoint: Callable[[Path], None] | None = None
+
+
+def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) -> Path:
+    """Write the run directory atomically (a failure leaves nothing behind)."""
+    graph = result.graph
+    if not graph.is_acyclic():
+        raise ValueError("refusing to write a cyclic graph to graph.json")
+    lat_names = graph.latent
+    latents = np.asarray(result.latents, dtype=float)
+    if latents.ndim != 2 or latents.shape[1] != len(lat_names):
+        raise ValueError(f"latents have shape {latents.shape}, expected (N, {len(lat_names)})")
+    from xcausal.viz.graph import draw_graph  # matplotlib only when writing
+
+    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        write_json(tmp / "graph.json", graph.to_dict())
+        names = graph.node_names
+        pd.DataFrame(graph.adjacency(weighted=True), index=names, columns=names).to_csv(
+            tmp / "adjacency.csv", index_label="source", float_format="%.6g")
+        pd.DataFrame(latents, columns=lat_names).to_csv(tmp / "latents.csv", index=False, float_format="%.6g")
+        config = {"xcausal_version": __version__, **result.config}
+        write_json(tmp / "config.json", config)
+        result.history.to_csv(tmp / "history.csv", index=False, float_format="%.6g")
+        if result.save_checkpoint is not None:
+            result.save_checkpoint(tmp / CHECKPOINT_NAME)
+        draw_graph(graph, tmp / "graph.png")
+    return Path(out)
+
+
+@dataclass
+class RunDir:
+    path: Path
+    graph: Graph
+    latents: np.ndarray | None
+    config: dict[str, Any]
+
+
+def read_run(path: str | Path) -> RunDir:
+    """Read a run directory, or a bare graph.json (then latents and config are empty)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        try:
+            return RunDir(path, Graph.from_dict(read_json(path), where=str(path)), None, {})
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+    if not path.is_dir():
+        raise DataError(f"{path}: not a run directory or graph.json")
+    gj = path / "graph.json"
+    if not gj.is_file():
+        raise DataError(f"{path}: no graph.json (is this a run directory?)")
+    try:
+        graph = Graph.from_dict(read_json(gj), where=str(gj))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    lat = None
+    lp = path / "latents.csv"
+    if lp.is_file():
+        df = pd.read_csv(lp)
+        missing = [n for n in graph.latent if n not in df.columns]
+        if missing:
+            raise DataError(f"{lp}: no column for latent node(s) {', '.join(missing)}")
+        lat = df[graph.latent].to_numpy(dtype=float)
+    cp = path / "config.json"
+    config = read_json(cp) if cp.is_file() else {}
+    return RunDir(path, graph, lat, config)
