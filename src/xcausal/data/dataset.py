@@ -418,6 +418,8 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
     table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)})
     if tab.dtype.kind in "US":
         table = table.replace({"": np.nan, "nan": np.nan})
+    if ids is not None and "id" not in table.columns:
+        table.insert(0, "id", np.asarray(ids).astype(str))
     keep = np.ones(len(table), bool)
     if missing == "drop":
         before = table
