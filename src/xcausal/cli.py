@@ -97,7 +97,8 @@ def info(
     from xcausal.data.dataset import load_dataset
 
     ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous))
-    t = Table(title=f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}")
+    out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
+    t = Table()
     t.add_column("variable")
     t.add_column("type")
     t.add_column("values")
@@ -152,6 +153,74 @@ def evaluate(
         v.add_row(name, tl, fl, "[green]yes[/]" if d["agree"] else "[red]no[/]")
     out_console.print(v)
     out_console.print(f"{res['n_agree']}/{res['n_variables']} variables agree with the truth")
+
+
+# --------------------------------------------------------------------------- fit
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+    method: Annotated[str, typer.Option("--method", help="Method name (cmcl).")] = "cmcl",
+    latent_dim: Annotated[Optional[int], typer.Option("--latent-dim", help="Number of image latents (default: from the number of variables).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (default: from the data size).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    image_size: Annotated[int, typer.Option("--image-size", help="Images are resized to this side.")] = 32,
+    channels: Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: as stored).")] = None,
+    categorical: Annotated[Optional[str], typer.Option("--categorical", help="Columns forced categorical (comma-separated).")] = None,
+    continuous: Annotated[Optional[str], typer.Option("--continuous", help="Columns forced continuous (comma-separated).")] = None,
+    missing: Annotated[str, typer.Option("--missing", help="Rows with empty cells: error or drop.")] = "error",
+    no_cm: Annotated[bool, typer.Option("--no-cm", help="Ablation: use the embedding z0 directly as z.")] = False,
+    no_cr: Annotated[bool, typer.Option("--no-cr", help="Ablation: no counterfactual contrastive regularizer.")] = False,
+    allow_all_edges: Annotated[bool, typer.Option("--allow-all-edges", help="Allow u-u and z-z edges (default: u-z only).")] = False,
+    h_func: Annotated[str, typer.Option("--h-func", help="Acyclicity function: logdet or expm.")] = "logdet",
+    w_threshold: Annotated[float, typer.Option("--w-threshold", help="Report edges with |W| above this.")] = 0.3,
+    channel_plan: Annotated[str, typer.Option("--channel-plan", help="Conv widths: synthetic, mnist or xray.")] = "synthetic",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fit a method and write the run directory (graph.json, latents, checkpoint, graph.png, ...)."""
+    from xcausal.api import FitConfig
+    from xcausal.api import fit as api_fit
+
+    cfg = FitConfig(data=str(data), out=str(out), method=method, latent_dim=latent_dim, epochs=epochs, seed=seed,
+                    device=device, batch_size=batch_size, lr=lr, image_size=image_size, channels=channels,
+                    categorical=_split(categorical), continuous=_split(continuous), missing=missing,  # type: ignore[arg-type]
+                    no_cm=no_cm, no_cr=no_cr, allow_all_edges=allow_all_edges, h_func=h_func,  # type: ignore[arg-type]
+                    w_threshold=w_threshold, channel_plan=channel_plan, overwrite=overwrite, progress=not quiet)
+    run = api_fit(cfg)
+    from xcausal.run import read_run
+
+    g = read_run(run).graph
+    err_console.print(f"wrote {run}: {len(g.edges)} edge(s)")
+    for e in g.edges:
+        out_console.print(f"  {e.source} -> {e.target}  (weight {e.weight:.2f})")
+
+
+# --------------------------------------------------------------------------- intervene
+@app.command()
+def intervene(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    var: Annotated[str, typer.Option("--var", help="Variable to intervene on.")],
+    values: Annotated[str, typer.Option("--values", help="Comma-separated values, e.g. 0,2.5,5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")],
+    rows: Annotated[int, typer.Option("--rows", help="Number of samples (grid rows).")] = 10,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Regenerate images under do(VAR = value): rows = samples, columns = values."""
+    from xcausal.api import intervention_grid
+    from xcausal.io import DataError
+
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    vals = _split(values)
+    if not vals:
+        raise DataError("--values: give at least one value")
+    intervention_grid(run, var, vals, out, rows=rows, data=data)
+    err_console.print(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -1,0 +1,27 @@
+"""Datasets: the on-disk contract (directory or npz), validation, lazy loading, simulators."""
+
+from xcausal.data.dataset import (
+    CrossModalDataset,
+    Variable,
+    convert_dataset,
+    dataset_from_arrays,
+    infer_variables,
+    load_dataset,
+    save_dataset_dir,
+    save_dataset_npz,
+)
+from xcausal.data.simulate import SimulatedData, parse_graph_spec, simulate_appendix_e
+
+__all__ = [
+    "CrossModalDataset",
+    "Variable",
+    "convert_dataset",
+    "dataset_from_arrays",
+    "infer_variables",
+    "load_dataset",
+    "save_dataset_dir",
+    "save_dataset_npz",
+    "SimulatedData",
+    "parse_graph_spec",
+    "simulate_appendix_e",
+]

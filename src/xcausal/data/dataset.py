@@ -34,6 +34,7 @@ __all__ = [
     "Variable",
     "CrossModalDataset",
     "load_dataset",
+    "dataset_from_arrays",
     "save_dataset_dir",
     "save_dataset_npz",
     "infer_variables",
@@ -259,6 +260,43 @@ class CrossModalDataset(torch.utils.data.Dataset):
         return {"source": self.source, "rows": len(self), "image_size": self.image_size,
                 "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
                 "has_truth": self.truth is not None}
+
+
+def dataset_from_arrays(
+    images: np.ndarray,
+    table: pd.DataFrame,
+    *,
+    truth: Graph | None = None,
+    latents: np.ndarray | None = None,
+    categorical: Sequence[str] = (),
+    continuous: Sequence[str] = (),
+    source: str = "memory",
+) -> CrossModalDataset:
+    """An in-memory dataset from arrays, validated like a loaded one.
+
+    Parameters
+    ----------
+    images : (N, C, H, W) or (N, H, W), float in [0, 1] or uint8; square
+    table : (N, d) DataFrame of variables (optional ``id`` column)
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2] or images.shape[1] not in (1, 3):
+        raise DataError(f"{source}: images must be (N, C, S, S) with C in (1, 3), got {images.shape}")
+    if len(images) != len(table):
+        raise DataError(f"{source}: row-count mismatch: {len(images)} images, {len(table)} table rows")
+    if len(table) < MIN_ROWS:
+        raise DataError(f"{source}: {len(table)} row(s); at least {MIN_ROWS} are needed")
+    arr = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
+    table = table.reset_index(drop=True)
+    _check_cells(table, source)
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=source)
+    lat = None if latents is None or truth is None else _check_latents(latents, len(table), truth, source)
+    return CrossModalDataset(table=table, variables=variables, u=_encode(table, variables, source),
+                             image_size=arr.shape[-1], channels=arr.shape[1], image_array=arr,
+                             ids=table["id"].to_numpy() if "id" in table.columns else None,
+                             truth=truth, true_latents=lat, source=source)
 
 
 def load_dataset(

@@ -1,0 +1,35 @@
+"""DAG learners and their parts.
+
+NOTEARS-MLP for mixed continuous / binary / categorical nodes (:class:`NotearsMLP`), the
+acyclicity functions (:func:`h_expm`, :func:`h_logdet`), the augmented Lagrangian
+(:class:`AugmentedLagrangian`), post-processing (:func:`threshold_to_dag`), edge masks
+(:func:`bipartite_mask`) and a standalone full-batch learner (:func:`fit_notears`).
+"""
+
+from xcausal.structure._acyclicity import h_expm, h_logdet
+from xcausal.structure._graph import bipartite_mask, threshold_to_dag
+from xcausal.structure._lagrangian import AugmentedLagrangian
+from xcausal.structure.notears import (
+    HFunc,
+    NotearsMLP,
+    NotearsResult,
+    NotearsTrainer,
+    Score,
+    fit_notears,
+    notears_objective,
+)
+
+__all__ = [
+    "h_expm",
+    "h_logdet",
+    "bipartite_mask",
+    "threshold_to_dag",
+    "AugmentedLagrangian",
+    "NotearsMLP",
+    "NotearsResult",
+    "NotearsTrainer",
+    "notears_objective",
+    "fit_notears",
+    "Score",
+    "HFunc",
+]

@@ -1,0 +1,45 @@
+"""Image grids: rows = samples, columns = intervened values (first column the original)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["image_grid"]
+
+
+def _show(ax, img: np.ndarray) -> None:
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(columns: Sequence[np.ndarray], col_titles: Sequence[str], path: str | Path | None = None, *,
+               row_titles: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
+    """Draw a grid; ``columns[k]`` is an (R, C, H, W) array in [0, 1] shown as column k."""
+    rows = len(columns[0])
+    ncol = len(columns)
+    fig, axes = plt.subplots(rows, ncol, figsize=(1.1 * ncol + 0.6, 1.1 * rows + 0.6), squeeze=False)
+    for c, (imgs, t) in enumerate(zip(columns, col_titles)):
+        for r in range(rows):
+            _show(axes[r, c], imgs[r])
+        axes[0, c].set_title(t, fontsize=7)
+    if row_titles is not None:
+        for r, t in enumerate(row_titles):
+            axes[r, 0].set_ylabel(t, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig

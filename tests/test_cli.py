@@ -1,0 +1,92 @@
+"""CLI smoke tests: every verb's --help, simulate -> evaluate, and the one-line error contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xcausal import __version__
+from xcausal.cli import main
+
+VERBS = ["simulate", "convert", "info", "evaluate", "fit", "intervene"]
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out.strip() == f"xcausal {__version__}"
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_on_every_verb(verb, capsys):
+    code, out, _ = run_cli([verb, "--help"], capsys)
+    assert code == 0 and "Usage" in out
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "d"
+    assert main(["simulate", "--graph", "10/20", "--n", "1000", "--seed", "0", "--out", str(d)]) == 0
+    return d
+
+
+def test_simulate_then_evaluate_truth_is_perfect(sim_dir, capsys):
+    code, out, _ = run_cli(["evaluate", str(sim_dir / "truth.json"), "--truth", str(sim_dir), "--json"], capsys)
+    assert code == 0
+    res = json.loads(out)
+    assert res["shd"] == 0 and res["tpr"] == 1.0 and res["fdr"] == 0.0 and res["fpr"] == 0.0
+    assert res["nnz"] == 10 and res["n_agree"] == res["n_variables"] == 10
+    code, out, _ = run_cli(["evaluate", str(sim_dir / "truth.json"), "--truth", str(sim_dir)], capsys)
+    assert code == 0 and "10/10 variables agree" in out
+
+
+def test_info_shows_types(sim_dir, capsys):
+    code, out, _ = run_cli(["info", str(sim_dir)], capsys)
+    assert code == 0 and "continuous" in out and "1000 rows" in out
+
+
+def test_convert_round_trip(sim_dir, tmp_path, capsys):
+    npz = tmp_path / "d.npz"
+    assert run_cli(["convert", str(sim_dir), "--out", str(npz)], capsys)[0] == 0
+    code, out, _ = run_cli(["evaluate", str(sim_dir / "truth.json"), "--truth", str(npz), "--json"], capsys)
+    assert code == 0 and json.loads(out)["shd"] == 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["simulate", "--graph", "abc", "--out", "{tmp}/x"], "unknown graph spec 'abc'"),
+    (["simulate", "--graph", "5/10", "--n", "5", "--out", "{tmp}/x"], "n"),
+    (["info", "{tmp}/nothing"], "no such file or directory"),
+    (["evaluate", "{tmp}/nothing", "--truth", "{tmp}"], "not a run directory"),
+])
+def test_bad_input_one_line_exit_2(args, needle, tmp_path, capsys):
+    code, out, err = run_cli([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_existing_output_refused(sim_dir, capsys):
+    code, _, err = run_cli(["simulate", "--graph", "5/10", "--out", str(sim_dir)], capsys)
+    assert code == 2 and "already exists" in err
+
+
+def test_debug_shows_traceback(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "xcausal.cli", "--debug", "info", str(tmp_path / "none")],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+def test_console_script_exit_code(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "xcausal.cli", "info", str(tmp_path / "none")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
