@@ -11,12 +11,14 @@ from xcausal.structure._graph import bipartite_mask, threshold_to_dag
 from xcausal.structure._lagrangian import AugmentedLagrangian
 from xcausal.structure.notears import (
     HFunc,
+    InnerOptimizer,
     NotearsMLP,
     NotearsResult,
     NotearsTrainer,
     Score,
     fit_notears,
     notears_objective,
+    prox_l1_first_layer_,
 )
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "NotearsResult",
     "NotearsTrainer",
     "notears_objective",
+    "prox_l1_first_layer_",
     "fit_notears",
     "Score",
     "HFunc",
+    "InnerOptimizer",
 ]

@@ -1,0 +1,181 @@
+"""CMCL: estimator contract, determinism, persistence, interventions (eq. 15/16), recovery."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xcausal.data import dataset_from_arrays
+from xcausal.models.cmcl import CMCL, default_epochs, default_latent_dim
+from xcausal.structure import bipartite_mask
+
+
+def blob_images(z: np.ndarray, size: int = 16) -> np.ndarray:
+    """Injective image of a scalar latent: a Gaussian blob whose horizontal position follows z."""
+    xs = np.arange(size)
+    centre = (size - 1) / 2 + np.tanh(z / 2.0) * (size / 2 - 3)
+    row = np.exp(-0.5 * ((xs[None, :] - centre[:, None]) / 1.5) ** 2)
+    col = np.exp(-0.5 * ((xs - (size - 1) / 2) / 3.0) ** 2)
+    return (row[:, None, :] * col[None, :, None])[:, None].astype(np.float32)
+
+
+def tiny(n: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    table = pd.DataFrame({"a": np.tanh(z) + 0.3 * rng.normal(size=n), "b": rng.integers(0, 2, n),
+                          "c": rng.choice(["x", "y", "q"], n)})
+    return dataset_from_arrays(blob_images(z, 8), table)
+
+
+FAST = dict(latent_dim=2, epochs=2, batch_size=16, device="cpu")
+
+
+def test_defaults_scale_with_data():
+    assert default_latent_dim(1) == 5 and default_latent_dim(100) == 32
+    assert default_epochs(100) == 300 and default_epochs(2000) == 94 and default_epochs(10 ** 6) == 30
+
+
+def test_fit_returns_self_and_learned_state():
+    ds = tiny()
+    model = CMCL(**FAST)
+    assert model.fit(ds) is model
+    names = ["a", "b", "c", "z1", "z2"]
+    assert list(model.adjacency_.index) == names and list(model.adjacency_.columns) == names
+    a = model.adjacency_.to_numpy()
+    assert np.all(a[:3, :3] == 0) and np.all(a[3:, 3:] == 0)  # bipartite by default (Assumption 2)
+    assert model.transform(ds).shape == (40, 2)
+    assert len(model.history_) == 2 and {"rec", "rec0", "dag_nll", "h"} <= set(model.history_.columns)
+
+
+def test_hyperparameters_are_keyword_only_and_stored_as_given():
+    with pytest.raises(TypeError):
+        CMCL(3)  # type: ignore[misc]
+    m = CMCL(latent_dim=None, epochs=None)
+    assert m.latent_dim is None and m.epochs is None
+    with pytest.raises(ValueError, match="h_func='x'"):
+        CMCL(h_func="x").fit(tiny())  # type: ignore[arg-type]
+
+
+def test_same_seed_same_result():
+    ds = tiny()
+    g1 = CMCL(**FAST, seed=3).fit(ds)
+    g2 = CMCL(**FAST, seed=3).fit(ds)
+    assert json.dumps(g1.graph_obj_.to_dict()) == json.dumps(g2.graph_obj_.to_dict())
+    np.testing.assert_array_equal(g1.w_raw_, g2.w_raw_)
+    np.testing.assert_array_equal(g1.transform(ds), g2.transform(ds))
+    g3 = CMCL(**FAST, seed=4).fit(ds)
+    assert not np.array_equal(g1.w_raw_, g3.w_raw_)
+
+
+def test_no_global_rng_side_effect():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    CMCL(**FAST).fit(tiny())
+    np.testing.assert_array_equal(before.numpy(), torch.rand(3).numpy())
+
+
+def test_save_load_identical(tmp_path):
+    ds = tiny()
+    model = CMCL(**FAST).fit(ds)
+    model.save(tmp_path / "m.pt")
+    back = CMCL.load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(model.transform(ds), back.transform(ds))
+    pd.testing.assert_frame_equal(model.adjacency_, back.adjacency_)
+    a = model.counterfactual(ds, {"a": 1.0}, rows=[0, 1])["counterfactual"]
+    b = back.counterfactual(ds, {"a": 1.0}, rows=[0, 1])["counterfactual"]
+    np.testing.assert_array_equal(a, b)
+    # tensors only: loadable without unpickling arbitrary objects
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_load_rejects_other_method(tmp_path):
+    model = CMCL(**FAST).fit(tiny())
+    model.save(tmp_path / "m.pt")
+    meta = json.loads((tmp_path / "m.pt.json").read_text())
+    meta["method"] = "causal-pima"
+    (tmp_path / "m.pt.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="method 'causal-pima'"):
+        CMCL.load(tmp_path / "m.pt")
+
+
+def test_interventions_follow_eq_15_and_16():
+    ds = tiny(60)
+    model = CMCL(**FAST).fit(ds)
+    w = np.zeros((5, 5))
+    w[0, 3] = 1.0  # a -> z1 (causal)
+    w[4, 1] = 1.0  # z2 -> b (anti-causal)
+    _set_w(model, w)
+    assert model.graph_obj_.relation("a").value == "causal"
+    assert model.graph_obj_.relation("b").value == "anti-causal"
+    assert model.graph_obj_.relation("c").value == "none"
+    res_b = model.counterfactual(ds, {"b": 1}, rows=range(10))
+    np.testing.assert_array_equal(res_b["counterfactual"], res_b["reconstruction"])  # eq. 16
+    res_c = model.counterfactual(ds, {"c": "q"}, rows=range(10))
+    np.testing.assert_array_equal(res_c["counterfactual"], res_c["reconstruction"])
+    res_a = model.counterfactual(ds, {"a": 3.0}, rows=range(10))  # eq. 15: the image changes
+    assert np.abs(res_a["counterfactual"] - res_a["reconstruction"]).max() > 1e-4
+    with pytest.raises(ValueError, match="value 'nope' is not one of"):
+        model.counterfactual(ds, {"c": "nope"})
+    with pytest.raises(ValueError, match="unknown variable 'zz'"):
+        model.intervene({"zz": 1}, ds)
+
+
+def _set_w(model: CMCL, w: np.ndarray) -> None:
+    """Make the learned DAG's adjacency equal the support of ``w`` by editing its first layer
+    (fc1_weight has shape (in_width, d, hidden); rows of node i are where ``_src == i``)."""
+    dag = model.net_.dag
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        signs = (torch.randint(0, 2, dag.fc1_weight.shape, generator=gen) * 2 - 1).to(dag.fc1_weight.dtype)
+        # undo any orientation the (short) fit fixed: back to the bipartite mask
+        dag.allowed.copy_(bipartite_mask(["observed"] * 3 + ["latent"] * (dag.d - 3)))
+        dag._in_mask.copy_(dag.allowed[dag._src][:, :, None].to(dag._in_mask.dtype))
+        dag.fc1_weight.zero_()
+        for i, j in zip(*np.nonzero(w)):
+            rows = dag._src == int(i)
+            dag.fc1_weight[rows, int(j), :] = signs[rows, int(j), :]
+    model._finalise()
+    got = (model.adjacency_.to_numpy() != 0).astype(float)
+    np.testing.assert_array_equal(got, (w != 0).astype(float))
+
+
+def test_cm_off_uses_embedding_directly():
+    ds = tiny()
+    model = CMCL(**FAST, use_cm=False, use_cr=False).fit(ds)
+    assert not hasattr(model.net_, "post") and model.transform(ds).shape == (40, 2)
+
+
+def test_wrong_dataset_rejected():
+    model = CMCL(**FAST).fit(tiny())
+    other = dataset_from_arrays(np.zeros((12, 1, 8, 8), np.float32), pd.DataFrame({"q": np.arange(12.0)}))
+    with pytest.raises(ValueError, match="differ from the fitted ones"):
+        model.transform(other)
+
+
+EPOCHS = 30
+
+
+def _one_edge(direction: str, n: int = 600, seed: int = 0):
+    """u -> z or z -> u with a nonlinear additive-noise function; the image shows z."""
+    rng = np.random.default_rng(seed)
+    if direction == "u->z":
+        u = rng.normal(size=n)
+        z = 2.0 * np.tanh(1.5 * u) + 0.4 * rng.normal(size=n)
+    else:
+        z = rng.normal(size=n)
+        u = 2.0 * np.tanh(1.5 * z) + 0.4 * rng.normal(size=n)
+    return dataset_from_arrays(blob_images(z, 16), pd.DataFrame({"u": u}))
+
+
+@pytest.mark.parametrize("direction, expected", [("u->z", "causal"), ("z->u", "anti-causal")])
+def test_recovers_one_edge_in_both_directions(direction, expected):
+    ds = _one_edge(direction)
+    model = CMCL(latent_dim=1, epochs=EPOCHS, batch_size=64, device="cpu", seed=0).fit(ds)
+    assert model.graph_obj_.relation("u").value == expected, model.w_raw_
+    assert len(model.graph_obj_.edges) == 1
