@@ -59,7 +59,8 @@ def run_cell(graph: str, seed: int, n: int, variant: str, epochs: int | None, la
             "shd": res["shd"], "tpr": res["tpr"], "fpr": res["fpr"], "fdr": res["fdr"], "nnz": res["nnz"],
             "mcc": res["mcc"], "mic": res["mic"], "n_agree": res["n_agree"], "n_variables": res["n_variables"],
             "found_oriented_right": sum(d["agree"] for d in oriented), "found_with_edge": len(oriented),
-            "fit_seconds": fit_s, **{f"share_{k}": v for k, v in model.time_share_.items()}}
+            "fit_seconds": fit_s, **{f"share_{k}": v for k, v in model.time_share_.items()},
+            "w_raw": model.w_raw_.round(4).tolist(), "true_edges": [[e.source, e.target] for e in sim.truth.edges]}
 
 
 def summarise(df: pd.DataFrame) -> str:
@@ -106,7 +107,7 @@ def main() -> None:
                     key.write_text(json.dumps(row))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([{k: v for k, v in r.items() if k not in ("w_raw", "true_edges")} for r in rows])
     df.to_csv(args.out / "results.csv", index=False)
     (args.out / "results.md").write_text(summarise(df))
     print(summarise(df))

@@ -41,7 +41,15 @@ from torch.nn import functional as F
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset, Variable
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
-from xcausal.structure import AugmentedLagrangian, NotearsMLP, bipartite_mask, h_expm, h_logdet, threshold_to_dag
+from xcausal.structure import (
+    AugmentedLagrangian,
+    NotearsMLP,
+    bipartite_mask,
+    h_expm,
+    h_logdet,
+    prox_l1_first_layer_,
+    threshold_to_dag,
+)
 from xcausal.types import Edge, Graph, Node, VarType
 
 __all__ = ["CMCL", "CMCLNet", "default_latent_dim", "default_epochs"]
@@ -419,6 +427,7 @@ class CMCL:
                 loss.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), 100.0)
                 opt.step()
+                prox_l1_first_layer_(net.dag, opt, self.lambda1 * self.dag_weight)
                 if self._dag_prior and net.dag.log_var is not None:
                     with torch.no_grad():  # latents have unit noise variance: it pins their scale
                         net.dag.log_var[len(self.encoding_.variables):] = 0.0
@@ -535,7 +544,9 @@ class CMCL:
                 terms.update(rec=rec.detach(), kl=kl.detach())
             nll = net.dag.node_nll(self._dag_input(u, e["muq"])).sum(1).mean()
         w = net.dag.adjacency()
-        l_dag = nll + self.lambda1 * net.dag.l1_first_layer() + self.lambda2 * net.dag.l2_reg()
+        # the L1 term is applied as a proximal step after opt.step() (see _train): a subgradient
+        # leaves absent edges jittering at ~lr, so h(W) stalls and rho grows until it crushes true edges
+        l_dag = nll + self.lambda2 * net.dag.l2_reg()
         h = self._h(w)
         if alm is not None:
             l_dag = l_dag + alm.penalty(h)

@@ -9,6 +9,7 @@ acyclicity functions (:func:`h_expm`, :func:`h_logdet`), the augmented Lagrangia
 from xcausal.structure._acyclicity import h_expm, h_logdet
 from xcausal.structure._graph import bipartite_mask, threshold_to_dag
 from xcausal.structure._lagrangian import AugmentedLagrangian
+from xcausal.structure.anm import anm_direction, anm_score, entropy_1d
 from xcausal.structure.notears import (
     HFunc,
     InnerOptimizer,
@@ -22,6 +23,9 @@ from xcausal.structure.notears import (
 )
 
 __all__ = [
+    "anm_direction",
+    "anm_score",
+    "entropy_1d",
     "h_expm",
     "h_logdet",
     "bipartite_mask",
