@@ -158,10 +158,10 @@ def test_wrong_dataset_rejected():
         model.transform(other)
 
 
-EPOCHS = 30
+EPOCHS = 40
 
 
-def _one_edge(direction: str, n: int = 600, seed: int = 0):
+def _one_edge(direction: str, n: int = 1000, seed: int = 0):
     """u -> z or z -> u with a nonlinear additive-noise function; the image shows z."""
     rng = np.random.default_rng(seed)
     if direction == "u->z":
