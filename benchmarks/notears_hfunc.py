@@ -24,67 +24,22 @@ import subprocess
 import time
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import torch
 
+from xcausal.data.tabular import simulate_er_dag, simulate_mlp_sem
+from xcausal.metrics import count_accuracy
 from xcausal.structure import fit_notears
 
 
-def simulate_er_dag(d: int, n_edges: int, rng: np.random.Generator) -> np.ndarray:
-    """Binary adjacency of a random DAG with ``n_edges`` edges (random order, uniform pairs)."""
-    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
-    chosen = rng.choice(len(pairs), size=min(n_edges, len(pairs)), replace=False)
-    b = np.zeros((d, d))
-    for k in chosen:
-        b[pairs[k]] = 1.0
-    perm = rng.permutation(d)
-    return b[perm][:, perm]
-
-
-def _linear_r2(xp: np.ndarray, f: np.ndarray) -> float:
-    a = np.column_stack([xp, np.ones(len(f))])
-    coef, *_ = np.linalg.lstsq(a, f, rcond=None)
-    return float(1.0 - (f - a @ coef).var() / f.var())
-
-
-def simulate_mlp_sem(b: np.ndarray, n: int, rng: np.random.Generator, *, hidden: int = 100,
-                     min_signal_std: float = 1.0, max_linear_r2: float = 1.0, hidden_bias: float = 0.0,
-                     max_draws: int = 2000) -> np.ndarray:
-    d = b.shape[0]
-    x = np.zeros((n, d))
-    for j in nx.topological_sort(nx.DiGraph(b)):
-        pa = np.nonzero(b[:, j])[0]
-        z = rng.normal(size=n)
-        if len(pa) == 0:
-            x[:, j] = z
-            continue
-        xp = (x[:, pa] - x[:, pa].mean(0)) / x[:, pa].std(0)
-        for _ in range(max_draws):
-            w1 = rng.uniform(0.5, 2.0, size=(len(pa), hidden)) * rng.choice([-1, 1], size=(len(pa), hidden))
-            w2 = rng.uniform(0.5, 2.0, size=hidden) * rng.choice([-1, 1], size=hidden)
-            c = rng.uniform(-hidden_bias, hidden_bias, size=hidden) if hidden_bias else 0.0
-            f = (1.0 / (1.0 + np.exp(-(xp @ w1 + c)))) @ w2
-            if f.std() >= min_signal_std and _linear_r2(xp, f) <= max_linear_r2:
-                break
-        else:
-            raise RuntimeError(f"no informative mechanism for node {j}")
-        x[:, j] = f + z
-    return x
-
-
 def accuracy(b_true: np.ndarray, b_est: np.ndarray) -> dict[str, float]:
-    """SHD (a reversed edge counts once), true/false/reversed edge counts, as NOTEARS count_accuracy."""
+    """SHD/nnz by :func:`xcausal.metrics.count_accuracy`, plus the correct/reversed/extra/missing counts."""
     t = b_true != 0
     e = b_est != 0
-    iu = np.triu_indices(len(t), 1)
-    t_und, e_und = (t | t.T)[iu], (e | e.T)[iu]
-    both = t_und & e_und
-    wrong_dir = int(((t[iu] != e[iu]) | (t.T[iu] != e.T[iu]))[both].sum())
-    shd = int((t_und != e_und).sum()) + wrong_dir
-    correct = int((t & e).sum())
-    return {"shd": shd, "nnz": int(e.sum()), "correct": correct, "reversed": int((t.T & e).sum()),
-            "extra": int((e & ~t & ~t.T).sum()), "missing": int((t & ~e & ~e.T).sum())}
+    acc = count_accuracy(t.astype(float), e.astype(float))
+    return {"shd": int(acc["shd"]), "nnz": int(acc["nnz"]), "correct": int((t & e).sum()),
+            "reversed": int((t.T & e).sum()), "extra": int((e & ~t & ~t.T).sum()),
+            "missing": int((t & ~e & ~e.T).sum())}
 
 
 def machine_info() -> str:

@@ -10,6 +10,7 @@ from xcausal.data.dataset import (
     save_dataset_dir,
     save_dataset_npz,
 )
+from xcausal.data.tabular import simulate_er_dag, simulate_mlp_sem
 from xcausal.data.simulate import SimulatedData, parse_graph_spec, simulate_appendix_e
 
 __all__ = [
@@ -24,4 +25,6 @@ __all__ = [
     "SimulatedData",
     "parse_graph_spec",
     "simulate_appendix_e",
+    "simulate_er_dag",
+    "simulate_mlp_sem",
 ]

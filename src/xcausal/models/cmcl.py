@@ -50,7 +50,7 @@ from xcausal.structure import (
     prox_l1_first_layer_,
     threshold_to_dag,
 )
-from xcausal.types import Edge, Graph, Node, VarType
+from xcausal.types import Graph, Node, VarType
 
 __all__ = ["CMCL", "CMCLNet", "default_latent_dim", "default_epochs"]
 
