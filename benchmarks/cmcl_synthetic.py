@@ -44,13 +44,17 @@ def machine() -> str:
             f"commit {commit}")
 
 
-def run_cell(graph: str, seed: int, n: int, variant: str, epochs: int | None, latent_extra: int) -> dict:
+def run_cell(graph: str, seed: int, n: int, variant: str, epochs: int | None, latent_extra: int,
+             options: dict | None = None, threads: int | None = None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)  # a benchmark worker process of its own
     sim = simulate_appendix_e(graph, n, seed=seed)
     ds = dataset_from_arrays(sim.images, sim.table, truth=sim.truth, latents=sim.latents, source=f"sim:{graph}:{seed}")
     use_cm, use_cr = VARIANTS[variant]
     m = len(sim.truth.latent) + latent_extra
     t0 = time.perf_counter()
-    model = CMCL(latent_dim=m, epochs=epochs, use_cm=use_cm, use_cr=use_cr, seed=seed, device="cpu").fit(ds)
+    model = CMCL(latent_dim=m, epochs=epochs, use_cm=use_cm, use_cr=use_cr, seed=seed, device="cpu",
+                 **(options or {})).fit(ds)
     fit_s = time.perf_counter() - t0
     res = evaluate_graph(model.graph_obj_, sim.truth, est_latents=model.transform(ds), true_latents=sim.latents)
     oriented = [d for d in res["variables"].values() if d["found"] != "none"]
@@ -58,7 +62,9 @@ def run_cell(graph: str, seed: int, n: int, variant: str, epochs: int | None, la
             "shd": res["shd"], "tpr": res["tpr"], "fpr": res["fpr"], "fdr": res["fdr"], "nnz": res["nnz"],
             "mcc": res["mcc"], "mic": res["mic"], "n_agree": res["n_agree"], "n_variables": res["n_variables"],
             "found_oriented_right": sum(d["agree"] for d in oriented), "found_with_edge": len(oriented),
-            "fit_seconds": fit_s, **{f"share_{k}": v for k, v in model.time_share_.items()},
+            "verdicts": res["variables"],
+            "fit_seconds": fit_s, "options": options or {}, "threads": torch.get_num_threads(),
+            **{f"share_{k}": v for k, v in model.time_share_.items()},
             "w_raw": model.w_raw_.round(4).tolist(), "true_edges": [[e.source, e.target] for e in sim.truth.edges]}
 
 
@@ -88,27 +94,43 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--latent-extra", type=int, default=0, help="latents beyond the true number")
     ap.add_argument("--ablation", action="store_true", help="run all four CM/CR variants")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a CMCL option (JSON value), e.g. --set init='\"none\"' --set dag_refit=false")
+    ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (1 torch thread each)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "cells"
     cache.mkdir(exist_ok=True)
+    options = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    tag = "".join(f"_{k}-{v}" for k, v in sorted(options.items()))
     variants = list(VARIANTS) if args.ablation else ["cm+cr"]
-    rows = []
-    for g in args.graphs.split(","):
-        for v in variants:
-            for s in (int(x) for x in args.seeds.split(",")):
-                key = cache / f"{g.replace('/', '-')}_{v}_{s}_{args.n}_{args.epochs}_{args.latent_extra}.json"
-                if key.exists():
-                    row = json.loads(key.read_text())
-                else:
-                    row = run_cell(g, s, args.n, v, args.epochs, args.latent_extra)
-                    key.write_text(json.dumps(row))
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-    df = pd.DataFrame([{k: v for k, v in r.items() if k not in ("w_raw", "true_edges")} for r in rows])
+    cells = [(g, v, int(s)) for g in args.graphs.split(",") for v in variants for s in args.seeds.split(",")]
+    keys = {c: cache / f"{c[0].replace('/', '-')}_{c[1]}_{c[2]}_{args.n}_{args.epochs}_{args.latent_extra}{tag}.json"
+            for c in cells}
+    todo = [c for c in cells if not keys[c].exists()]
+
+    def one(c):
+        row = run_cell(c[0], c[2], args.n, c[1], args.epochs, args.latent_extra, options,
+                       threads=1 if args.jobs > 1 else None)
+        tmp = keys[c].with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        tmp.replace(keys[c])  # atomic: a killed run never leaves a half-written cell
+        return row
+
+    if args.jobs > 1:
+        from joblib import Parallel, delayed
+        Parallel(n_jobs=args.jobs)(delayed(one)(c) for c in todo)
+    else:
+        for c in todo:
+            one(c)
+    rows = [json.loads(keys[c].read_text()) for c in cells]
+    for row in rows:
+        print(json.dumps({k: v for k, v in row.items() if k != "w_raw"}), flush=True)
+    df = pd.DataFrame([{k: v for k, v in r.items() if k not in ("w_raw", "true_edges", "options", "verdicts")} for r in rows])
     df.to_csv(args.out / "results.csv", index=False)
-    (args.out / "results.md").write_text(summarise(df))
+    cmd = "python benchmarks/cmcl_synthetic.py " + " ".join(__import__("sys").argv[1:])
+    (args.out / "results.md").write_text(f"Command: `{cmd}`\n\n" + summarise(df))
     print(summarise(df))
 
 
