@@ -13,7 +13,8 @@ from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
-__all__ = ["FitConfig", "fit", "load_model", "load_run_dataset", "intervention_grid", "METHODS"]
+__all__ = ["FitConfig", "fit", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
+           "method_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,35 @@ def _cmcl_loader():
     return CMCL
 
 
-#: method name -> (factory from FitConfig, class with .load)
+def _pipeline_loader():
+    from xcausal.models.pipeline import Pipeline
+
+    return Pipeline
+
+
+#: method name -> (factory from FitConfig, class with .load); pipelines are resolved by :func:`method_entry`
 METHODS: dict[str, tuple[Any, Any]] = {"cmcl": (_cmcl_factory, _cmcl_loader)}
+
+
+def method_names() -> list[str]:
+    """Every method ``xcausal fit --method`` takes: cmcl and each ``<representation>+<structure>``."""
+    from xcausal.models.pipeline import pipeline_names
+
+    return list(METHODS) + pipeline_names()
+
+
+def method_entry(name: str) -> tuple[Any, Any]:
+    """(factory from FitConfig, loader of the class) for ``name``; DataError listing the valid names."""
+    if name in METHODS:
+        return METHODS[name]
+    if "+" in name:
+        from xcausal.models.pipeline import make_pipeline_factory
+
+        try:
+            return make_pipeline_factory(name), _pipeline_loader
+        except ValueError:
+            pass
+    raise DataError(f"unknown method '{name}' (available: {', '.join(method_names())})")
 
 
 @dataclass
@@ -71,13 +99,12 @@ class FitConfig:
 
 def fit(cfg: FitConfig) -> Path:
     """Load the data, fit the method, write the run directory; returns its path."""
-    if cfg.method not in METHODS:
-        raise DataError(f"unknown method '{cfg.method}' (available: {', '.join(METHODS)})")
+    factory = method_entry(cfg.method)[0]
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
     ds = load_dataset(cfg.data, **cfg.data_options())
-    model = METHODS[cfg.method][0](cfg)
+    model = factory(cfg)
     model.fit(ds)
     conf = asdict(cfg)
     conf["data"] = str(Path(cfg.data).resolve())
@@ -89,9 +116,10 @@ def load_model(run: str | Path, *, device: str = "cpu"):
     """The fitted model stored in a run directory."""
     rd = read_run(run)
     method = rd.config.get("method") or rd.graph.method
-    if method not in METHODS:
-        raise DataError(f"{run}: method '{method}' has no loadable model")
-    cls = METHODS[method][1]()
+    try:
+        cls = method_entry(str(method))[1]()
+    except DataError:
+        raise DataError(f"{run}: method '{method}' has no loadable model") from None
     return cls.load(Path(run) / CHECKPOINT_NAME, device=device)
 
 
@@ -112,6 +140,9 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
     from xcausal.viz.grid import image_grid
 
     model = load_model(run, device=device)
+    if not hasattr(model, "intervene"):
+        raise DataError(f"{run}: method '{model.method_name}' cannot regenerate images under interventions "
+                        "(a two-stage pipeline has no model from the variables to the image); use cmcl")
     ds = load_run_dataset(run, data)
     rng_rows = list(np.linspace(0, len(ds) - 1, num=min(rows, len(ds))).round().astype(int))
     cols = [ds.images(rng_rows)]

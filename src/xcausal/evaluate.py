@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xcausal.io import DataError, read_json
-from xcausal.metrics import align_graph, graph_accuracy, mcc, mean_mic
+from xcausal.metrics import align_graph, graph_accuracy, match_latents, mcc
 from xcausal.run import read_run
 from xcausal.types import Graph
 
@@ -60,12 +60,15 @@ def _partners(graph: Graph, var: str) -> list[str]:
 
 
 def evaluate_graph(est: Graph, truth: Graph, *, est_latents: np.ndarray | None = None,
-                   true_latents: np.ndarray | None = None) -> dict[str, Any]:
+                   true_latents: np.ndarray | None = None,
+                   mic_match: tuple[list[int], np.ndarray] | None = None) -> dict[str, Any]:
     """Structure metrics, latent recovery and per-variable verdicts.
 
     Learned latents are unordered: when both latent matrices are given, each true latent is
     matched to a learned one (Hungarian on MIC) and the learned graph renamed before scoring.
-    Without latents the latent node names must already be the true ones.
+    Without latents the latent node names must already be the true ones. ``mic_match`` is
+    ``xcausal.metrics.match_latents(true_latents, est_latents, score="mic")`` when the caller
+    already has it (several graphs scored on the same latents: the MIC matrix is the slow part).
     """
     missing_obs = [v for v in truth.observed if v not in est.observed]
     if missing_obs:
@@ -74,9 +77,12 @@ def evaluate_graph(est: Graph, truth: Graph, *, est_latents: np.ndarray | None =
     if est_latents is not None and true_latents is not None:
         if len(est_latents) != len(true_latents):
             raise DataError(f"latents.csv has {len(est_latents)} rows but the truth has {len(true_latents)}")
-        aligned = align_graph(est, true_latents, est_latents, truth, score="mic")
+        matched, scores = mic_match if mic_match is not None else match_latents(true_latents, est_latents,
+                                                                                  score="mic")
+        aligned = align_graph(est, true_latents, est_latents, truth, score="mic", matched=matched)
         out["mcc"] = float(mcc(true_latents, est_latents))
-        out["mic"] = float(mean_mic(true_latents, est_latents))
+        # mean MIC over the true latents, unmatched ones counting 0 (as xcausal.metrics.mean_mic)
+        out["mic"] = float(sum(scores[j, i] for j, i in enumerate(matched) if i >= 0) / max(1, len(matched)))
     else:
         unknown = [z for z in est.latent if z not in truth.latent]
         if unknown:

@@ -230,3 +230,21 @@ def test_graph_accuracy_cyclic_truth() -> None:
     true = _graph([("a", "observed"), ("b", "observed")], [("a", "b"), ("b", "a")])
     with pytest.raises(ValueError, match="not acyclic"):
         graph_accuracy(true, true)
+
+
+def test_graph_accuracy_scores_marked_undirected_edges_favourably():
+    """A CPDAG written as a DAG (pipelines with GES): a negative weight under UNDIRECTED_KEY is an
+    undirected edge, counted right whichever way the truth points; unmarked it is a reversed edge."""
+    from xcausal.metrics.structure import UNDIRECTED_KEY
+    from xcausal.types import Edge, Graph, Node
+
+    nodes = [Node("u", "observed"), Node("z1", "latent"), Node("z2", "latent")]
+    truth = Graph(nodes=nodes, edges=[Edge("u", "z1", 1.0)])
+    est_edges = [Edge("z1", "u", -1.0)]
+    marked = graph_accuracy(truth, Graph(nodes=nodes, edges=est_edges, extra={UNDIRECTED_KEY: "yes"}))
+    plain = graph_accuracy(truth, Graph(nodes=nodes, edges=est_edges))
+    assert (marked["shd"], marked["tpr"], marked["fdr"]) == (0, 1.0, 0.0)
+    assert (plain["shd"], plain["tpr"]) == (1, 0.0)
+    # an undirected edge between non-adjacent true nodes is a false positive either way
+    wrong = graph_accuracy(truth, Graph(nodes=nodes, edges=[Edge("z2", "u", -1.0)], extra={UNDIRECTED_KEY: "yes"}))
+    assert (wrong["shd"], wrong["tpr"], wrong["fdr"]) == (2, 0.0, 1.0)

@@ -246,3 +246,14 @@ def test_allow_all_edges_lifts_the_bipartite_mask():
     # a and c are independent: still no edge between them, and the v-structure stays
     est = p.cpdag_.to_numpy()
     assert est[0, 1] == est[1, 0] == 0 and est[0, 2] == est[1, 2] == 1
+
+
+def test_a_fitted_representation_is_reused_not_refitted():
+    ds = tabular(n=200)
+    rep = PixelRep(latent_dim=2, seed=3).fit(ds)
+    p = Pipeline(**FAST, structure="notears").fit(ds, fitted_representation=rep)
+    assert p.rep_ is rep
+    fresh = Pipeline(**FAST, structure="notears", seed=3).fit(ds)
+    np.testing.assert_array_equal(p.transform(ds), fresh.transform(ds))
+    with pytest.raises(ValueError, match="fitted PixelRep"):
+        Pipeline(**FAST, structure="notears").fit(ds, fitted_representation=PixelRep())

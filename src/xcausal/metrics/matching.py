@@ -26,7 +26,7 @@ def _check_latent_columns(graph: Graph, z: np.ndarray, gname: str, zname: str) -
 
 
 def latent_name_mapping(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true: Graph, *,
-                        score: Score = "mic") -> dict[str, str]:
+                        score: Score = "mic", matched: list[int] | None = None) -> dict[str, str]:
     """New names for ``est``'s latent nodes: the matched true latent, or a fresh ``extra_*`` name.
 
     Parameters
@@ -41,6 +41,9 @@ def latent_name_mapping(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true:
         Ground truth with ``m`` latent nodes.
     score : {"mic", "pearson", "spearman"}, default "mic"
         Similarity used for the Hungarian matching.
+    matched : list of int, optional
+        A matching already computed by :func:`~xcausal.metrics.representation.match_latents` on
+        the same latents (MIC matrices are costly: pass it to avoid computing one twice).
 
     Returns
     -------
@@ -59,9 +62,12 @@ def latent_name_mapping(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true:
     _check_latent_columns(est, z_est, "est", "z_est")
     est_lat, true_lat = est.latent, true.latent
     if not est_lat or not true_lat:
-        matched: list[int] = [-1] * len(true_lat)
-    else:
+        matched = [-1] * len(true_lat)
+    elif matched is None:
         matched, _ = match_latents(z_true, z_est, score=score)
+    elif len(matched) != len(true_lat) or any(i >= len(est_lat) for i in matched):
+        raise ValueError(f"matched has {len(matched)} entries for {len(true_lat)} true latents "
+                         f"or refers to a column beyond the {len(est_lat)} learned ones")
     mapping = {est_lat[i]: true_lat[j] for j, i in enumerate(matched) if i >= 0}
     taken = set(est.node_names) | set(true.node_names)
     for name in est_lat:
@@ -76,7 +82,7 @@ def latent_name_mapping(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true:
 
 
 def align_graph(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true: Graph, *,
-                score: Score = "mic") -> Graph:
+                score: Score = "mic", matched: list[int] | None = None) -> Graph:
     """``est`` with its latent nodes renamed after the true latents they were matched to.
 
     Matching is :func:`~xcausal.metrics.representation.match_latents` on ``score`` (Hungarian,
@@ -97,6 +103,8 @@ def align_graph(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true: Graph, 
         Ground truth.
     score : {"mic", "pearson", "spearman"}, default "mic"
         Similarity used for the matching.
+    matched : list of int, optional
+        A precomputed matching (see :func:`latent_name_mapping`).
 
     Returns
     -------
@@ -112,7 +120,7 @@ def align_graph(est: Graph, z_true: np.ndarray, z_est: np.ndarray, true: Graph, 
         As :func:`latent_name_mapping`, or if a new latent name collides with an observed node
         of ``est``.
     """
-    mapping = latent_name_mapping(est, z_true, z_est, true, score=score)
+    mapping = latent_name_mapping(est, z_true, z_est, true, score=score, matched=matched)
     renamed = est.renamed(mapping)
     present = {n.name: n for n in renamed.nodes}
     nodes = []

@@ -134,11 +134,18 @@ def count_accuracy(true_adj: np.ndarray, est_adj: np.ndarray) -> dict[str, float
     return {"fdr": fdr, "tpr": tpr, "fpr": fpr, "shd": shd, "nnz": pred_size}
 
 
+#: key of ``Graph.extra`` (graph.json) saying that edges with a negative weight are undirected in a
+#: learned CPDAG (written in the direction of a consistent DAG extension); see xcausal.models.pipeline
+UNDIRECTED_KEY = "undirected_edges"
+
+
 def graph_accuracy(true: Graph, est: Graph) -> dict[str, float | int]:
     """:func:`count_accuracy` for two :class:`~xcausal.types.Graph` objects, matched by name.
 
     ``est`` is re-indexed to ``true``'s node order by node name; edge weights are ignored (any
-    edge counts as 1). A :class:`Graph` has no undirected edges: an edge present in both
+    edge counts as 1), except in a graph whose ``extra`` holds :data:`UNDIRECTED_KEY` (a CPDAG
+    written as a DAG): there an edge with a negative weight is undirected and scored favourably,
+    as :func:`count_accuracy` does with -1 entries. Otherwise an edge present in both
     directions is a 2-cycle, i.e. two directed predictions.
 
     Node sets may differ only in latent nodes, and only in the stricter direction:
@@ -197,4 +204,9 @@ def graph_accuracy(true: Graph, est: Graph) -> dict[str, float | int]:
     pos = {n: i for i, n in enumerate(e_full.node_names)}
     perm = np.array([pos[n] for n in order], dtype=int)
     est_adj = e_full.adjacency()[np.ix_(perm, perm)] if len(perm) else e_full.adjacency()
+    if est.extra.get(UNDIRECTED_KEY) and len(perm):
+        # a CPDAG written as a DAG (xcausal.models.pipeline): negative weights mark undirected edges
+        w = e_full.adjacency(weighted=True)[np.ix_(perm, perm)]
+        und = (w < 0) | (w.T < 0)
+        est_adj = np.where(und, -1, est_adj)
     return count_accuracy(t_full.adjacency(), est_adj)

@@ -39,6 +39,7 @@ import torch
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
+from xcausal.metrics.structure import UNDIRECTED_KEY
 from xcausal.models.cmcl import _resolve_device
 from xcausal.structure import bipartite_mask, fit_gs_ges, fit_notears, pdag_to_dag
 from xcausal.types import Edge, Graph, Node, VarType
@@ -260,17 +261,28 @@ class Pipeline:
             raise ValueError(f"rep_params must be a dict, got {type(self.rep_params).__name__}")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, ds: CrossModalDataset) -> "Pipeline":
-        """Fit the representation on ``ds``, then the structure over ``[u, latents]``; returns self."""
+    def fit(self, ds: CrossModalDataset, *, fitted_representation: Any = None) -> "Pipeline":
+        """Fit the representation on ``ds``, then the structure over ``[u, latents]``; returns self.
+
+        ``fitted_representation``: a representation learner of class ``representation`` already
+        fitted on ``ds`` (e.g. shared by ``betavae+notears`` and ``betavae+ges`` in a benchmark);
+        it is used as is and its fit time is not counted again.
+        """
         self._validate()
         rep_cls = self._rep_class()
         if len(ds.variables) == 0:
             raise ValueError(f"{ds.source}: the table has no structured variables; a pipeline needs at least one")
         dev = _resolve_device(self.device)
         t0 = time.perf_counter()
-        rep = rep_cls(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                      seed=self.seed, device=self.device, progress=self.progress, **dict(self.rep_params or {}))
-        rep.fit(ds)
+        if fitted_representation is not None:
+            if not isinstance(fitted_representation, rep_cls) or not hasattr(fitted_representation, "n_latents_"):
+                raise ValueError(f"fitted_representation must be a fitted {rep_cls.__name__}, "
+                                 f"got {type(fitted_representation).__name__}")
+            rep = fitted_representation
+        else:
+            rep = rep_cls(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                          seed=self.seed, device=self.device, progress=self.progress, **dict(self.rep_params or {}))
+            rep.fit(ds)
         t1 = time.perf_counter()
         z = np.asarray(rep.transform(ds), dtype=np.float64)
         cont = np.array([v.type is VarType.CONTINUOUS for v in ds.variables])
@@ -314,7 +326,7 @@ class Pipeline:
         nodes = [Node(n, "observed" if k < d else "latent") for k, n in enumerate(names)]
         edges = [Edge(names[i], names[j], float(weights[i, j]))
                  for i in range(len(names)) for j in range(len(names)) if weights[i, j] != 0]
-        extra = ({"undirected_edges": "weight -1.0: undirected in the learned CPDAG, written in the direction of "
+        extra = ({UNDIRECTED_KEY: "weight -1.0: undirected in the learned CPDAG, written in the direction of "
                                       "a consistent DAG extension"} if und.any() else {})
         self.graph_obj_ = Graph(nodes=nodes, edges=edges, method=self.method_name, extra=extra)
         if not self.graph_obj_.is_acyclic():  # threshold_to_dag / pdag_to_dag guarantee this

@@ -1,0 +1,16 @@
+"""Paper-reproduction suites (``xcausal bench``): :func:`run_paper_bench` for the CMCL paper's
+Figure 2, Table 1 and Table 2 on the Appendix-E simulator."""
+
+from xcausal.bench.paper import (
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    VARIANTS,
+    Cell,
+    PaperBenchConfig,
+    plan_cells,
+    run_cell,
+    run_paper_bench,
+)
+
+__all__ = ["PaperBenchConfig", "Cell", "run_paper_bench", "plan_cells", "run_cell", "VARIANTS", "PAPER_TABLE1",
+           "PAPER_TABLE2"]
