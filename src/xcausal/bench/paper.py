@@ -21,6 +21,7 @@ reproduced in :data:`PAPER_TABLE1` / :data:`PAPER_TABLE2` and printed beside our
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -216,29 +217,33 @@ def _machine() -> dict[str, Any]:
             "torch": torch.__version__, "xcausal": __version__, "commit": commit}
 
 
+@contextlib.contextmanager
 def _parallel(cfg: PaperBenchConfig):
-    """A joblib Parallel on the configured backend (ray/dask registered on demand)."""
+    """A joblib Parallel (unordered results) on the configured backend; Ray / Dask set up on demand."""
     from joblib import Parallel, parallel_config
 
+    client = None
     if cfg.backend == "ray":
         try:
             from ray.util.joblib import register_ray
         except ImportError:
             raise DataError("--backend ray needs Ray: pip install 'xcausal[ray]'") from None
         register_ray()
-        return Parallel(n_jobs=cfg.jobs), parallel_config(backend="ray")
-    if cfg.backend == "dask":
+    elif cfg.backend == "dask":
         try:
             from dask.distributed import Client
         except ImportError:
             raise DataError("--backend dask needs Dask: pip install 'xcausal[dask]'") from None
-        client = Client(cfg.scheduler) if cfg.scheduler else Client(processes=True, n_workers=cfg.jobs,
-                                                                     threads_per_worker=1)
+        # an existing cluster (--scheduler), or a local one with a process per job
+        client = (Client(cfg.scheduler) if cfg.scheduler
+                  else Client(processes=True, n_workers=cfg.jobs, threads_per_worker=1, dashboard_address=None))
         logger.info("dask client: %s", client)
-        return Parallel(n_jobs=cfg.jobs), parallel_config(backend="dask")
-    if cfg.backend != "loky":
-        raise DataError(f"--backend {cfg.backend}: must be loky, ray or dask")
-    return Parallel(n_jobs=cfg.jobs), parallel_config(backend="loky")
+    try:
+        with parallel_config(backend=cfg.backend):
+            yield Parallel(n_jobs=cfg.jobs, return_as="generator_unordered")
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _write_cell(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -292,9 +297,7 @@ def run_paper_bench(cfg: PaperBenchConfig, *, command: str | None = None,
         else:
             from joblib import delayed
 
-            par, ctx = _parallel(rc)
-            par.return_as = "generator_unordered"
-            with ctx:
+            with _parallel(rc) as par:
                 for p in par(delayed(_cached_job)(c, settings, str(paths[c]), threads, representations)
                              for c in todo):
                     done += 1

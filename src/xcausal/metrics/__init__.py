@@ -1,6 +1,8 @@
 """Evaluation metrics: structure recovery (NOTEARS ``count_accuracy``) and latent recovery
-(MIC, matched MCC / mean MIC) plus the latent matching used to align learned graphs."""
+(MIC, matched MCC / mean MIC) plus the latent matching used to align learned graphs, and
+counterfactual-image measurements by registration (rotation, vertical shift, L1 in 0-255)."""
 
+from xcausal.metrics.counterfactual import estimate_rotation, estimate_shift, l1_255
 from xcausal.metrics.matching import align_graph, latent_name_mapping
 from xcausal.metrics.representation import mcc, match_latents, mean_mic, mic, score_matrix
 from xcausal.metrics.structure import count_accuracy, graph_accuracy
@@ -15,4 +17,7 @@ __all__ = [
     "score_matrix",
     "latent_name_mapping",
     "align_graph",
+    "estimate_rotation",
+    "estimate_shift",
+    "l1_255",
 ]
