@@ -66,6 +66,8 @@ def test_convert_round_trip(sim_dir, tmp_path, capsys):
     (["info", "{tmp}/nothing"], "no such file or directory"),
     (["evaluate", "{tmp}/nothing", "--truth", "{tmp}"], "not a run directory"),
     (["bench", "--suite", "nope", "--out", "{tmp}/x"], "unknown suite"),
+    (["simulate", "--kind", "mnist-spin", "--out", "{tmp}/x"], "--kind mnist-spin"),
+    (["simulate", "--kind", "mnist-rotate", "--digits", "ten", "--out", "{tmp}/x"], "--digits ten"),
     (["bench", "--graphs", "3/1", "--out", "{tmp}/x"], "3/1"),
 ])
 def test_bad_input_one_line_exit_2(args, needle, tmp_path, capsys):
@@ -122,3 +124,13 @@ def test_bench_quick_writes_all_tables(tmp_path, capsys):
     for f in ("figure2.png", "table1.csv", "table2.csv", "timing.csv", "results.md"):
         assert (out / f).is_file()
     assert "Table 1" in stdout and "Table 2" in stdout
+
+
+def test_simulate_mnist_rotate_then_info(tmp_path, capsys):
+    d = tmp_path / "rot"
+    code, _, err = run_cli(["simulate", "--kind", "mnist-rotate", "--n", "50", "--seed", "2", "--out", str(d)], capsys)
+    assert code == 0 and "mnist-rotate" in err
+    truth = json.loads((d / "truth.json").read_text())
+    assert [(e["source"], e["target"]) for e in truth["edges"]] == [("angle", "rotation")]
+    code, out, _ = run_cli(["info", str(d)], capsys)
+    assert code == 0 and "angle" in out and "categorical" in out and "50 rows" in out

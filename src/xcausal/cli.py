@@ -52,21 +52,37 @@ def _split(s: str | None) -> list[str]:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
-    graph: Annotated[str, typer.Option("--graph", help="Graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
+    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3).")] = "appendix-e",
+    graph: Annotated[str, typer.Option("--graph", help="appendix-e: graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
     image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels.")] = 32,
+    digits: Annotated[str, typer.Option("--digits", help="mnist-*: number of distinct digit images (the paper: 10), or 'all'.")] = "10",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Simulate the CMCL paper's synthetic benchmark (Appendix E): variables, latents, images."""
+    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, or rotated / shifted MNIST."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
-    from xcausal.data.simulate import simulate_appendix_e
+    from xcausal.io import DataError
 
-    sim = simulate_appendix_e(graph, n, seed=seed, image_size=image_size)
+    if kind == "appendix-e":
+        from xcausal.data.simulate import simulate_appendix_e
+
+        sim = simulate_appendix_e(graph, n, seed=seed, image_size=image_size)
+        what = f"graph {graph}"
+    elif kind in ("mnist-rotate", "mnist-shift"):
+        from xcausal.data.mnist import simulate_mnist
+
+        if digits != "all" and not digits.isdigit():
+            raise DataError(f"--digits {digits}: give a number of digit images or 'all'")
+        sim = simulate_mnist(kind.split("-")[1], n, seed=seed, image_size=image_size,  # type: ignore[arg-type]
+                             digits="all" if digits == "all" else int(digits))
+        what = f"{kind} ({digits} digit images)"
+    else:
+        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate or mnist-shift")
     save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
     kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
     save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite, **kw)
-    err_console.print(f"wrote {n} samples of graph {graph} ({len(sim.truth.edges)} true edges) to {out}")
+    err_console.print(f"wrote {n} samples of {what} ({len(sim.truth.edges)} true edges) to {out}")
 
 
 # --------------------------------------------------------------------------- convert
