@@ -11,7 +11,7 @@ import pytest
 from xcausal import __version__
 from xcausal.cli import main
 
-VERBS = ["simulate", "convert", "info", "evaluate", "fit", "intervene", "bench"]
+VERBS = ["simulate", "convert", "info", "evaluate", "fit", "intervene", "bench", "counterfactual", "explain"]
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -134,3 +134,43 @@ def test_simulate_mnist_rotate_then_info(tmp_path, capsys):
     assert [(e["source"], e["target"]) for e in truth["edges"]] == [("angle", "rotation")]
     code, out, _ = run_cli(["info", str(d)], capsys)
     assert code == 0 and "angle" in out and "categorical" in out and "50 rows" in out
+
+
+@pytest.fixture(scope="module")
+def cmcl_run(tmp_path_factory):
+    """A tiny CMCL run on rotated MNIST (2 epochs: the workflow, not a result)."""
+    base = tmp_path_factory.mktemp("cf")
+    data, run = base / "rot", base / "run"
+    assert main(["simulate", "--kind", "mnist-rotate", "--n", "40", "--seed", "0", "--image-size", "16",
+                 "--out", str(data)]) == 0
+    assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--latent-dim", "2", "--image-size", "16",
+                 "--quiet"]) == 0
+    return data, run
+
+
+def test_counterfactual_writes_pairs(cmcl_run, tmp_path, capsys):
+    data, run = cmcl_run
+    out = tmp_path / "cf"
+    code, _, err = run_cli(["counterfactual", str(run), "--set", "angle=7", "--rows", "0,5,9", "--out", str(out)], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in (out / "images").iterdir())
+    assert names == sorted(f"{r}_{k}.png" for r in (0, 5, 9) for k in ("original", "counterfactual"))
+    import pandas as pd
+
+    rows = pd.read_csv(out / "counterfactuals.csv")
+    assert list(rows["row"]) == [0, 5, 9] and (rows["do_angle"] == 7).all() and "digit" in rows
+    assert (out / "counterfactuals.png").stat().st_size > 0
+    for args, needle in ((["--set", "speed=1"], "unknown variable 'speed'"), (["--set", "angle"], "VAR=VALUE"),
+                         (["--set", "angle=1", "--rows", "0,99"], "row 99 is out of range")):
+        code, _, err = run_cli(["counterfactual", str(run), *args, "--out", str(tmp_path / "bad")], capsys)
+        assert code == 2 and needle in err and not (tmp_path / "bad").exists(), err
+
+
+def test_explain_writes_a_heatmap_png(cmcl_run, tmp_path, capsys):
+    data, run = cmcl_run
+    out = tmp_path / "heat.png"
+    code, _, err = run_cli(["explain", str(run), "--latent", "z2", "--rows", "4", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run_cli(["explain", str(run), "--latent", "z7", "--out", str(tmp_path / "h2.png")], capsys)
+    assert code == 2 and "z7" in err and "z1, z2" in err

@@ -239,6 +239,52 @@ def intervene(
     err_console.print(f"wrote {out}")
 
 
+# --------------------------------------------------------------------------- counterfactual / explain
+@app.command()
+def counterfactual(
+    run: Annotated[Path, typer.Argument(help="Run directory (cmcl).")],
+    set_: Annotated[list[str], typer.Option("--set", help="VAR=VALUE, repeatable: the intervention do(VAR = VALUE).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    rows: Annotated[str, typer.Option("--rows", help="Comma-separated row numbers (table order), or a count.")] = "10",
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Each chosen image beside its counterfactual under do(VAR = VALUE) (PNG grid + per-row PNGs + CSV)."""
+    from xcausal.api import counterfactual_pairs
+    from xcausal.io import DataError
+
+    values: dict[str, str] = {}
+    for item in set_:
+        name, sep, val = item.partition("=")
+        if not sep or not name.strip() or not val.strip():
+            raise DataError(f"--set {item}: expected VAR=VALUE")
+        values[name.strip()] = val.strip()
+    r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
+    res = counterfactual_pairs(run, values, out, rows=r, data=data, overwrite=overwrite)
+    err_console.print(f"wrote {res}/counterfactuals.png, images/, counterfactuals.csv")
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run directory (cmcl or a VAE pipeline).")],
+    latent: Annotated[str, typer.Option("--latent", help="Latent to explain, e.g. z1.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")],
+    rows: Annotated[str, typer.Option("--rows", help="Number of images, or comma-separated row numbers.")] = "8",
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
+    negative: Annotated[bool, typer.Option("--negative", help="Explain -z (a latent's sign is arbitrary).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Grad-CAM++ heatmaps of one latent over input images: where in the image the latent lives."""
+    from xcausal.api import explain_latent
+    from xcausal.io import DataError
+
+    if out.exists() and not overwrite:
+        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
+    explain_latent(run, latent, out, rows=r, data=data, sign=-1 if negative else 1)
+    err_console.print(f"wrote {out}")
+
+
 # --------------------------------------------------------------------------- bench
 @app.command()
 def bench(
