@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from xcausal import __version__
@@ -174,3 +175,19 @@ def test_explain_writes_a_heatmap_png(cmcl_run, tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run_cli(["explain", str(run), "--latent", "z7", "--out", str(tmp_path / "h2.png")], capsys)
     assert code == 2 and "z7" in err and "z1, z2" in err
+
+
+def test_evaluate_counterfactual_reports_every_measure(cmcl_run, capsys):
+    data, run = cmcl_run
+    code, out, err = run_cli(["evaluate", str(run), "--truth", str(data), "--json", "--counterfactual",
+                              "--cf-rows", "12"], capsys)
+    assert code == 0, err
+    cf = json.loads(out)["counterfactual"]
+    assert set(cf) == {"angle", "digit"}
+    for var, d in cf.items():
+        assert {"composition_l1_1", "composition_l1_10", "reversibility_l1"} <= set(d), d
+        assert all(np.isfinite(v) and v >= 0 for k, v in d.items() if k != "effectiveness_r")
+    assert "effectiveness_r" in cf["angle"] and "effectiveness_mae" in cf["angle"]
+    assert "effectiveness_r" not in cf["digit"]
+    code, _, err = run_cli(["evaluate", str(run / "graph.json"), "--truth", str(data), "--counterfactual"], capsys)
+    assert code == 2 and "needs a run directory" in err

@@ -144,12 +144,25 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory, or a bare graph.json.")],
     truth: Annotated[Path, typer.Option("--truth", help="Dataset (directory/.npz) holding the ground truth, or a truth.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object on stdout.")] = False,
+    counterfactual: Annotated[bool, typer.Option("--counterfactual", help="Also measure counterfactual images: effectiveness, invariance, composition, reversibility.")] = False,
+    cf_rows: Annotated[int, typer.Option("--cf-rows", help="Samples used by --counterfactual.")] = 64,
 ) -> None:
     """Score a run against the ground truth: SHD/TPR/FPR/FDR, MCC/MIC, per-variable verdicts."""
     from xcausal.evaluate import evaluate_run
-    from xcausal.io import write_json
+    from xcausal.io import DataError, write_json
 
+    if counterfactual and not run.is_dir():
+        raise DataError(f"{run}: --counterfactual needs a run directory (with the model), not a graph.json")
     res = evaluate_run(run, truth)
+    if counterfactual:
+        from xcausal.api import load_model, load_run_dataset
+        from xcausal.evaluate import evaluate_counterfactuals, load_truth
+
+        model = load_model(run)
+        if not hasattr(model, "counterfactual"):
+            raise DataError(f"{run}: method '{model.method_name}' generates no counterfactual images")
+        res["counterfactual"] = evaluate_counterfactuals(model, load_run_dataset(run, truth), load_truth(truth)[0],
+                                                         rows=cf_rows)
     if run.is_dir():
         write_json(run / "metrics.json", res)
     if as_json:
@@ -169,6 +182,15 @@ def evaluate(
         v.add_row(name, tl, fl, "[green]yes[/]" if d["agree"] else "[red]no[/]")
     out_console.print(v)
     out_console.print(f"{res['n_agree']}/{res['n_variables']} variables agree with the truth")
+    if "counterfactual" in res:
+        keys = ["effectiveness_r", "effectiveness_mae", "invariance_l1", "composition_l1_1", "composition_l1_10",
+                "reversibility_l1"]
+        c = Table(title="counterfactual images (L1 in 0-255; '-' = not applicable)")
+        for k in ["variable"] + keys:
+            c.add_column(k)
+        for name, d in res["counterfactual"].items():
+            c.add_row(name, *[_fmt(d.get(k)) for k in keys])
+        out_console.print(c)
 
 
 # --------------------------------------------------------------------------- fit
