@@ -210,3 +210,24 @@ def test_init_and_refit_options_validated_and_switchable():
     b = CMCL(**opts).fit(ds)
     assert "anchor" not in a.history_.columns and "anchor" in b.history_.columns
     assert "dag_refit" in b.time_share_ and "dag_refit" not in a.time_share_
+
+
+def test_refit_orientation_mask_follows_the_anm_direction():
+    """orient='anm' restricts each continuous u–z pair of the refit to one direction, the ANM one
+    (a -> z1 and z2 -> a' here, both nonlinear), and leaves binary / categorical pairs open."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    ds = tiny()  # variables a (continuous), b (binary), c (categorical)
+    model = CMCL(**FAST).fit(ds)
+    a, z2 = rng.normal(size=n), rng.normal(size=n)
+    z1 = np.sin(2 * a) + 0.2 * rng.normal(size=n)
+    V = np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n), z1, z2])
+    mask = model._anm_orientation_mask(V, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    assert bool(mask[0, 3]) and not bool(mask[3, 0])  # a -> z1 only
+    assert bool(mask[0, 4]) != bool(mask[4, 0])  # an unrelated pair keeps one direction (L1 removes it)
+    assert mask[1, 3] and mask[3, 1] and mask[2, 4] and mask[4, 2]  # binary / categorical: both ways
+    assert not mask[:3, :3].any() and not mask[3:, 3:].any()  # still bipartite
+    V_rev = V.copy()
+    V_rev[:, 0] = np.sin(2 * z2) + 0.2 * rng.normal(size=n)  # now z2 -> a
+    mask = model._anm_orientation_mask(V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    assert bool(mask[4, 0]) and not bool(mask[0, 4])
