@@ -14,3 +14,19 @@ def test_demo_runs_with_tiny_arguments(tmp_path, capsys):
     assert "SHD" in out and "true vs found" in out
     assert (tmp_path / "o" / "run" / "graph.png").is_file()
     assert (tmp_path / "o" / "run" / "graph.json").is_file()
+
+
+import mnist_intervention  # noqa: E402
+
+
+def test_mnist_examples_run_with_tiny_arguments(tmp_path, capsys):
+    for kind, var in (("rotate", "angle"), ("shift", "v")):
+        out = tmp_path / kind
+        code = mnist_intervention.main(["--out", str(out), "--n", "60", "--epochs", "2", "--latent-dim", "3",
+                                        "--image-size", "16", "--cf-rows", "12", "--figures", str(tmp_path / "fig")],
+                                       kind=kind)
+        assert code == 0
+        printed = capsys.readouterr().out
+        assert f"do({var}): effectiveness r =" in printed and "reversibility" in printed
+        assert (out / "interventions.png").is_file() and (out / "run" / "graph.json").is_file()
+        assert (tmp_path / "fig" / f"mnist_{kind}_interventions.png").is_file()

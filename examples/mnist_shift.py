@@ -1,0 +1,14 @@
+"""Figure 6 of the CMCL paper: `examples/mnist_intervention.py --kind shift`.
+
+    python examples/mnist_shift.py --out mnist_shift_out [--n 1000] [--epochs E] [--seed 0] [--figures docs/figures]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mnist_intervention import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main(kind="shift"))
