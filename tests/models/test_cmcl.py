@@ -231,3 +231,21 @@ def test_refit_orientation_mask_follows_the_anm_direction():
     V_rev[:, 0] = np.sin(2 * z2) + 0.2 * rng.normal(size=n)  # now z2 -> a
     mask = model._anm_orientation_mask(V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
     assert bool(mask[4, 0]) and not bool(mask[0, 4])
+
+
+def test_ica_anchor_ignores_constant_pixels():
+    """A constant border (MNIST's) made FastICA's whitening return NaN; those pixels are left out
+    and get no weight, and the sources stay unit-variance."""
+    rng = np.random.default_rng(1)
+    n = 300
+    img = np.zeros((n, 1, 8, 8), np.float32)
+    img[:, 0, 2:6, 2:6] = rng.uniform(0.2, 0.8, size=(n, 4, 4)).astype(np.float32)  # border stays 0
+    ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=n)}))
+    model = CMCL(latent_dim=3, epochs=1, device="cpu").fit(ds)
+    mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
+    assert torch.isfinite(unmix).all() and torch.isfinite(mean).all()
+    border = np.ones((8, 8), bool)
+    border[2:6, 2:6] = False
+    assert float(unmix.numpy()[border.ravel()].__abs__().max()) == 0.0
+    src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+    np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)

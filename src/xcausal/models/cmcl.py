@@ -434,14 +434,27 @@ class CMCL:
         if m >= min(px.shape):
             logger.warning("init='ica' skipped: %d latents but only %d images × %d pixels", m, *px.shape)
             return None
+        # constant pixels (e.g. MNIST's empty border) make FastICA's whitening return NaN: leave them out
+        keep = px.std(0) > 1e-8
+        if m >= min(len(px), int(keep.sum())):
+            logger.warning("init='ica' skipped: %d latents but only %d non-constant pixels", m, int(keep.sum()))
+            return None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ica = FastICA(m, whiten="unit-variance", random_state=self.seed, max_iter=1000, tol=1e-4)
-            src = ica.fit_transform(px)
+            try:
+                src = ica.fit_transform(px[:, keep])
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                logger.warning("init='ica' skipped: FastICA failed (%s)", exc)
+                return None
+        if not np.isfinite(src).all() or not (src.std(0) > 0).all():
+            logger.warning("init='ica' skipped: FastICA returned non-finite or constant sources")
+            return None
         if any("converge" in str(w.message) for w in caught):
             logger.warning("init='ica': FastICA did not converge; using its last estimate")
-        unmix = ica.components_.T / src.std(0)[None, :]
-        return (torch.as_tensor(ica.mean_, dtype=torch.float32, device=dev),
+        unmix = np.zeros((px.shape[1], m))
+        unmix[keep] = ica.components_.T / src.std(0)[None, :]
+        return (torch.as_tensor(px.mean(0), dtype=torch.float32, device=dev),
                 torch.as_tensor(unmix, dtype=torch.float32, device=dev))
 
     def _train(self, ds: CrossModalDataset, epochs: int, dev: torch.device) -> None:
