@@ -15,12 +15,13 @@ def test_entropy_of_known_distributions():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("f", [lambda x: 2 * np.tanh(1.5 * x), lambda x: 0.5 * x ** 2 + 0.5 * x, np.sin])
-def test_orients_nonlinear_additive_noise_both_ways(seed, f):
+@pytest.mark.parametrize("method", ["hsic", "entropy"])
+def test_orients_nonlinear_additive_noise_both_ways(seed, f, method):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=1000)
     y = f(x) + 0.4 * rng.normal(size=1000)
-    assert anm_direction(x, y)[0] == 1
-    assert anm_direction(y, x)[0] == -1
+    assert anm_direction(x, y, method=method)[0] == 1
+    assert anm_direction(y, x, method=method)[0] == -1
 
 
 def test_scale_invariant():
@@ -33,3 +34,18 @@ def test_scale_invariant():
 def test_constant_input_rejected():
     with pytest.raises(ValueError, match="constant"):
         anm_score(np.ones(50), np.arange(50.0))
+
+
+def test_hsic_near_zero_for_independent_and_large_for_dependent():
+    from xcausal.structure.anm import hsic
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=600), rng.normal(size=600)
+    indep = hsic(a, b)
+    dep = hsic(a, a ** 2 + 0.1 * rng.normal(size=600))  # uncorrelated but dependent
+    assert indep < 0.005 and dep > 10 * indep, (indep, dep)
+    assert hsic(a, b) == hsic(a, b)  # deterministic, also when subsampling
+    big = rng.normal(size=2000)
+    assert hsic(big, big ** 2) == hsic(big, big ** 2)
+    with pytest.raises(ValueError, match="method='x'"):
+        anm_direction(a, b, method="x")

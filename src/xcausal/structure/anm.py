@@ -7,6 +7,19 @@ H(y) + H(x - g(y)) is larger (Hoyer et al. 2008; the likelihood form of Mooij et
 standardised first, so the score does not depend on their scales (unlike least-squares DAG
 scores, see DESIGN.md §5 on varsortability), and the regression is a k-nearest-neighbour smoother,
 so f may be any smooth function.
+
+Two scores of the direction x -> y are offered (:func:`anm_direction`, ``method=``):
+
+* ``"hsic"`` (default): the dependence between the input and the regression residual, measured by
+  the (biased) Hilbert-Schmidt independence criterion with Gaussian kernels (median-heuristic
+  widths) on a fixed subsample of at most 800 rows; the direction whose residual is *more*
+  independent of its input wins (Hoyer et al. 2008). Measured on the true (u, z) pairs of the
+  Appendix-E simulator (5/10, 20 datasets, n = 2000, 100 pairs): 95% oriented right, against 90%
+  for ``"entropy"`` and 87% for NOTEARS-MLP's Gaussian score on the same standardised data
+  (``benchmarks/anm_orientation.py``). causal-learn's ``ANM`` does the same with Gaussian-process
+  regression and a kernel test's p-value: O(n^3) per pair, too slow for CMCL, which orients every
+  variable-latent pair several times during training.
+* ``"entropy"``: H(cause) + H(residual) with Vasicek's estimator (the likelihood form).
 """
 
 from __future__ import annotations
@@ -14,7 +27,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import KNeighborsRegressor
 
-__all__ = ["entropy_1d", "anm_score", "anm_direction"]
+__all__ = ["entropy_1d", "anm_score", "anm_direction", "hsic"]
+
+HSIC_MAX_ROWS = 800
+"""HSIC is O(n^2) in memory and time: at most this many rows (a fixed, seeded subsample) enter it."""
 
 
 def entropy_1d(x: np.ndarray) -> float:
@@ -62,13 +78,59 @@ def anm_score(cause: np.ndarray, effect: np.ndarray, *, n_neighbors: int | None 
     return entropy_1d(c) + entropy_1d(e - f.predict(c[:, None]))
 
 
-def anm_direction(x: np.ndarray, y: np.ndarray, *, n_neighbors: int | None = None) -> tuple[int, float, float]:
+def hsic(a: np.ndarray, b: np.ndarray) -> float:
+    """Biased HSIC statistic (1/n^2) tr(K H L H) of two 1-D samples, Gaussian kernels with the
+    median-heuristic width; 0 for independent samples (in the limit), larger for dependent ones.
+    Rows beyond :data:`HSIC_MAX_ROWS` are subsampled with a fixed seed (deterministic)."""
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"hsic: lengths differ ({len(a)} vs {len(b)})")
+    if len(a) > HSIC_MAX_ROWS:
+        keep = np.sort(np.random.default_rng(0).choice(len(a), HSIC_MAX_ROWS, replace=False))
+        a, b = a[keep], b[keep]
+    n = len(a)
+
+    def gram(x: np.ndarray) -> np.ndarray:
+        d2 = (x[:, None] - x[None, :]) ** 2
+        pos = d2[d2 > 0]
+        width = np.median(pos) if len(pos) else 1.0
+        return np.exp(-d2 / width)
+
+    k, l_ = gram(a), gram(b)
+    kc = k - k.mean(0, keepdims=True) - k.mean(1, keepdims=True) + k.mean()  # H K H
+    return float(np.sum(kc * l_)) / n ** 2
+
+
+def _residual(cause: np.ndarray, effect: np.ndarray, n_neighbors: int | None) -> np.ndarray:
+    k = min(n_neighbors or max(10, len(cause) // 25), len(cause) - 1)
+    return effect - KNeighborsRegressor(n_neighbors=k).fit(cause[:, None], effect).predict(cause[:, None])
+
+
+def anm_direction(x: np.ndarray, y: np.ndarray, *, n_neighbors: int | None = None,
+                  method: str = "hsic") -> tuple[int, float, float]:
     """Orient the pair (x, y).
+
+    Parameters
+    ----------
+    x, y : (n,) arrays
+    n_neighbors : k of the k-NN regression; default ``max(10, n // 25)``.
+    method : "hsic" (default) or "entropy", see the module docstring.
 
     Returns
     -------
-    (direction, score_xy, score_yx) with direction +1 for x -> y, -1 for y -> x.
+    (direction, score_xy, score_yx) with direction +1 for x -> y, -1 for y -> x; the scores are
+    lower for the more plausible direction (HSIC of input and residual, or the entropy score).
     """
-    sxy = anm_score(x, y, n_neighbors=n_neighbors)
-    syx = anm_score(y, x, n_neighbors=n_neighbors)
+    if method == "entropy":
+        sxy = anm_score(x, y, n_neighbors=n_neighbors)
+        syx = anm_score(y, x, n_neighbors=n_neighbors)
+    elif method == "hsic":
+        xs, ys = _standardise(x), _standardise(y)
+        if len(xs) != len(ys):
+            raise ValueError(f"anm_direction: lengths differ ({len(xs)} vs {len(ys)})")
+        sxy = hsic(xs, _residual(xs, ys, n_neighbors))
+        syx = hsic(ys, _residual(ys, xs, n_neighbors))
+    else:
+        raise ValueError(f"method='{method}': must be 'hsic' or 'entropy'")
     return (1 if sxy <= syx else -1), sxy, syx
