@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 import xcausal.bench.paper as paper
 from xcausal.bench import Cell, PaperBenchConfig, plan_cells, run_paper_bench
@@ -16,14 +15,7 @@ from xcausal.models.linear import ICA
 REPS = {"ica": ICA}  # a real, fast representation learner; the VAE baselines are tested in tests/models
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(out, **kw) -> PaperBenchConfig:

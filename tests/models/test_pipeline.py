@@ -74,16 +74,7 @@ class PixelRep:
 REPS = {"pixel": PixelRep}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread (restored afterwards): NOTEARS here is tiny, and torch's thread pool on a
-    shared 2-core machine made one fit ~10x slower (measured: 27 s vs 3 s at n=60)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pixel_images(z: np.ndarray, size: int = 4) -> np.ndarray:

@@ -28,16 +28,7 @@ from xcausal.models.representation import (
 from xcausal.nn.blocks import MLP
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread (restored afterwards): the networks here are tiny and a shared 2-core
-    machine makes torch's thread pool the bottleneck."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(n: int = 40, seed: int = 0, size: int = 8):

@@ -20,15 +20,7 @@ from xcausal.viz.gradcam import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: torch's thread pool only adds cost (the machine's other core is busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # =============================================================================== hand-built networks
