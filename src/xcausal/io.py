@@ -80,3 +80,20 @@ def read_json(path: str | Path) -> Any:
         raise DataError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> dict[str, Any]:
+    """The JSON sidecar (``path.json``) of a model checkpoint, checked to be ``method``'s, in
+    ``format_version``; ValueError naming the file otherwise (the checkpoints of every method
+    are ``path`` (tensors only) + ``path.json`` (config))."""
+    path = Path(path)
+    mp = path.with_suffix(path.suffix + ".json")
+    if not path.is_file() or not mp.is_file():
+        raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
+    meta = json.loads(mp.read_text())
+    if meta.get("method") != method:
+        raise ValueError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{method}'")
+    if meta.get("format") != format_version:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')} (xcausal {meta.get('xcausal_version')}) "
+                         f"is not readable by this version (format {format_version})")
+    return meta

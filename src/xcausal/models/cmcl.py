@@ -931,16 +931,10 @@ class CMCL:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "CMCL":
+        from xcausal.io import read_checkpoint_meta
+
         path = Path(path)
-        mp = path.with_suffix(path.suffix + ".json")
-        if not path.is_file() or not mp.is_file():
-            raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
-        meta = json.loads(mp.read_text())
-        if meta.get("method") != cls.method_name:
-            raise ValueError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{cls.method_name}'")
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: checkpoint format {meta.get('format')} (xcausal {meta.get('xcausal_version')}) "
-                             f"is not readable by this version (format {FORMAT_VERSION})")
+        meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         params = dict(meta["params"])
         params["device"] = device
         params["dag_hidden"] = tuple(params["dag_hidden"])

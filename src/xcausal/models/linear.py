@@ -147,16 +147,10 @@ class ICA:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "ICA":
+        from xcausal.io import read_checkpoint_meta
+
         path = Path(path)
-        mp = path.with_suffix(path.suffix + ".json")
-        if not path.is_file() or not mp.is_file():
-            raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
-        meta = json.loads(mp.read_text())
-        if meta.get("method") != cls.method_name:
-            raise ValueError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{cls.method_name}'")
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not readable by this version "
-                             f"(format {FORMAT_VERSION})")
+        meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         obj = cls(**{**meta["params"], "device": device})
         state = torch.load(path, map_location="cpu", weights_only=True)
         obj.mean_ = state["mean"].numpy()
