@@ -368,12 +368,12 @@ def _md(frame: pd.DataFrame, index: bool = False) -> str:
 
 
 def _figure2(fig2: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig = Figure(figsize=(16, 3.8))  # no pyplot state, no global backend switch
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 4)
     for meth, g in fig2.groupby("method"):
         style = {"lw": 2.5, "color": "black", "zorder": 5} if meth == "cmcl" else {"lw": 1.2, "alpha": 0.85}
         for ax, k in zip(axes, METRICS):
@@ -387,7 +387,6 @@ def _figure2(fig2: pd.DataFrame, path: Path) -> None:
     fig.suptitle("Figure 2 (CMCL paper) reproduced: structure recovery against edge count")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_tables(out: Path, df: pd.DataFrame, cfg: PaperBenchConfig, *, command: str | None = None) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import networkx as nx
 
-matplotlib.use("Agg")  # headless; never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-
-from xcausal.types import Graph  # noqa: E402
+from xcausal.types import Graph
 
 __all__ = ["draw_graph"]
 
@@ -24,7 +22,7 @@ def _column_positions(names: list[str], x: float) -> dict[str, tuple[float, floa
 
 
 def draw_graph(graph: Graph, path: str | Path | None = None, *, title: str | None = None,
-               show_isolated: bool = True) -> plt.Figure:
+               show_isolated: bool = True) -> Figure:
     """Draw ``graph`` and optionally save it as PNG.
 
     Observed nodes are orange boxes in the left column, latent nodes blue circles in the right
@@ -40,7 +38,10 @@ def draw_graph(graph: Graph, path: str | Path | None = None, *, title: str | Non
     lat = [n for n in graph.latent if n in names]
     pos = {**_column_positions(obs, 0.0), **_column_positions(lat, 1.0)}
     height = max(3.0, 0.45 * max(len(obs), len(lat), 1) + 1.0)
-    fig, ax = plt.subplots(figsize=(6.0, height))
+    # a Figure of its own with the Agg canvas: no pyplot state, no global backend switch
+    fig = Figure(figsize=(6.0, height))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     sub = g.subgraph(names)
     nx.draw_networkx_nodes(sub, pos, nodelist=obs, node_shape="s", node_color=_OBS, node_size=900, ax=ax)
     nx.draw_networkx_nodes(sub, pos, nodelist=lat, node_shape="o", node_color=_LAT, node_size=900, ax=ax)
@@ -66,5 +67,4 @@ def draw_graph(graph: Graph, path: str | Path | None = None, *, title: str | Non
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
-        plt.close(fig)
     return fig

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import numpy as np
 
 __all__ = ["image_grid"]
 
@@ -24,11 +22,14 @@ def _show(ax, img: np.ndarray) -> None:
 
 
 def image_grid(columns: Sequence[np.ndarray], col_titles: Sequence[str], path: str | Path | None = None, *,
-               row_titles: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
+               row_titles: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """Draw a grid; ``columns[k]`` is an (R, C, H, W) array in [0, 1] shown as column k."""
     rows = len(columns[0])
     ncol = len(columns)
-    fig, axes = plt.subplots(rows, ncol, figsize=(1.1 * ncol + 0.6, 1.1 * rows + 0.6), squeeze=False)
+    # a Figure of its own with the Agg canvas: no pyplot state, no global backend switch
+    fig = Figure(figsize=(1.1 * ncol + 0.6, 1.1 * rows + 0.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, ncol, squeeze=False)
     for c, (imgs, t) in enumerate(zip(columns, col_titles)):
         for r in range(rows):
             _show(axes[r, c], imgs[r])
@@ -41,5 +42,4 @@ def image_grid(columns: Sequence[np.ndarray], col_titles: Sequence[str], path: s
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
-        plt.close(fig)
     return fig
