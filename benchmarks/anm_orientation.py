@@ -94,6 +94,9 @@ def main() -> None:
     ap.add_argument("--skip-cmcl", action="store_true", help="part 1 only")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    # one intra-op thread: the fits here are small, and torch's thread pool makes them many times
+    # slower on a shared 2-core machine (a script may set this; the library never does)
+    torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     res = {"command": "python benchmarks/anm_orientation.py " + " ".join(__import__("sys").argv[1:]),
