@@ -597,7 +597,7 @@ class CMCL:
 
         Why: the refit's NOTEARS score (Gaussian NLL per node) barely separates the two directions
         of a near-linear pair. On the true latents of simulated 5/10 (100 pairs) it orients 87% of
-        the pairs it finds right, the HSIC-based ANM score 95%; on CMCL's own final latents
+        the pairs it finds right, the ANM entropy score 90%; on CMCL's own final latents
         (5/10, seed 0) the NOTEARS refit reversed one of five edges and the ANM-masked refit none
         (``benchmarks/anm_orientation.py``).
         """
