@@ -113,6 +113,11 @@ def test_fit_a_pipeline_then_evaluate(tmp_path, capsys):
     code, _, err = run_cli(["intervene", str(run), "--var", "u1", "--values", "0", "--out", str(tmp_path / "g.png")],
                            capsys)
     assert code == 2 and "cannot regenerate images" in err and not (tmp_path / "g.png").exists()
+    for args in (["counterfactual", str(run), "--set", "u1=0", "--out", str(tmp_path / "cf")],
+                 ["evaluate", str(run), "--truth", str(data), "--counterfactual"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "cannot regenerate images" in err, err
+    assert not (tmp_path / "cf").exists()
     code, _, err = run_cli(["fit", str(data), "--method", "pca+ges", "--out", str(tmp_path / "r2")], capsys)
     assert code == 2 and "unknown method 'pca+ges'" in err and "ivae+notears" in err
 

@@ -15,7 +15,7 @@ from xcausal.io import DataError
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
 __all__ = ["FitConfig", "fit", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
-           "method_entry", "explain_latent", "counterfactual_pairs"]
+           "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,15 @@ def load_model(run: str | Path, *, device: str = "cpu"):
     return cls.load(Path(run) / CHECKPOINT_NAME, device=device)
 
 
+def load_generative_model(run: str | Path, *, device: str = "cpu"):
+    """:func:`load_model`, refusing (DataError) a method that cannot generate images under do()."""
+    model = load_model(run, device=device)
+    if not hasattr(model, "counterfactual"):
+        raise DataError(f"{run}: method '{model.method_name}' cannot regenerate images under interventions "
+                        "(a two-stage pipeline has no model from the variables to the image); use cmcl")
+    return model
+
+
 def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossModalDataset:
     """The dataset a run was fitted on (or ``data``), loaded with the run's data options."""
     rd = read_run(run)
@@ -140,10 +149,7 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
     """Figure 4/6 layout: rows = samples, columns = do(var = value); first column the original."""
     from xcausal.viz.grid import image_grid
 
-    model = load_model(run, device=device)
-    if not hasattr(model, "intervene"):
-        raise DataError(f"{run}: method '{model.method_name}' cannot regenerate images under interventions "
-                        "(a two-stage pipeline has no model from the variables to the image); use cmcl")
+    model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
     rng_rows = list(np.linspace(0, len(ds) - 1, num=min(rows, len(ds))).round().astype(int))
     cols = [ds.images(rng_rows)]
@@ -211,10 +217,7 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
     from xcausal.io import atomic_output_dir
     from xcausal.viz.grid import image_grid
 
-    model = load_model(run, device=device)
-    if not hasattr(model, "counterfactual"):
-        raise DataError(f"{run}: method '{model.method_name}' cannot generate counterfactual images "
-                        "(a two-stage pipeline has no model from the variables to the image); use cmcl")
+    model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
     idx = _parse_rows(rows, len(ds), "--rows")
     try:

@@ -155,12 +155,10 @@ def evaluate(
         raise DataError(f"{run}: --counterfactual needs a run directory (with the model), not a graph.json")
     res = evaluate_run(run, truth)
     if counterfactual:
-        from xcausal.api import load_model, load_run_dataset
+        from xcausal.api import load_generative_model, load_run_dataset
         from xcausal.evaluate import evaluate_counterfactuals, load_truth
 
-        model = load_model(run)
-        if not hasattr(model, "counterfactual"):
-            raise DataError(f"{run}: method '{model.method_name}' generates no counterfactual images")
+        model = load_generative_model(run)
         res["counterfactual"] = evaluate_counterfactuals(model, load_run_dataset(run, truth), load_truth(truth)[0],
                                                          rows=cf_rows)
     if run.is_dir():

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xcausal.io import DataError, read_json
-from xcausal.metrics import align_graph, graph_accuracy, match_latents, mcc
+from xcausal.metrics import align_graph, graph_accuracy, match_latents, matched_mean, mcc
 from xcausal.run import read_run
 from xcausal.types import Graph
 
@@ -81,8 +81,7 @@ def evaluate_graph(est: Graph, truth: Graph, *, est_latents: np.ndarray | None =
                                                                                   score="mic")
         aligned = align_graph(est, true_latents, est_latents, truth, score="mic", matched=matched)
         out["mcc"] = float(mcc(true_latents, est_latents))
-        # mean MIC over the true latents, unmatched ones counting 0 (as xcausal.metrics.mean_mic)
-        out["mic"] = float(sum(scores[j, i] for j, i in enumerate(matched) if i >= 0) / max(1, len(matched)))
+        out["mic"] = matched_mean(matched, scores)  # = xcausal.metrics.mean_mic, without a second MIC matrix
     else:
         unknown = [z for z in est.latent if z not in truth.latent]
         if unknown:

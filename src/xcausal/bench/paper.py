@@ -189,10 +189,10 @@ def run_cell(cell: Cell, settings: Mapping[str, Any], *, threads: int | None = N
     rep_secs = time.perf_counter() - t0
     z = np.asarray(rep.transform(ds), dtype=np.float64)
     match = match_latents(sim.latents, z, score="mic")
-    from xcausal.metrics import mcc
+    from xcausal.metrics import matched_mean, mcc
 
     rows.append({**base, "method": cell.name, "mcc": float(mcc(sim.latents, z)),
-                 "mic": float(sum(match[1][j, i] for j, i in enumerate(match[0]) if i >= 0) / m),
+                 "mic": matched_mean(*match),
                  "fit_seconds": rep_secs})
     for struct in settings["structures"]:
         p = Pipeline(representation=cell.name, structure=struct, latent_dim=m, epochs=epochs, seed=cell.seed,
@@ -297,12 +297,13 @@ def run_paper_bench(cfg: PaperBenchConfig, *, command: str | None = None,
         else:
             from joblib import delayed
 
+            cell_of = {str(paths[c]): c for c in todo}
             with _parallel(rc) as par:
                 for p in par(delayed(_cached_job)(c, settings, str(paths[c]), threads, representations)
                              for c in todo):
                     done += 1
                     if on_cell:
-                        on_cell(next(c for c in todo if str(paths[c]) == p), done, len(cells))
+                        on_cell(cell_of[p], done, len(cells))
     rows = [r for c in cells for r in json.loads(paths[c].read_text())]
     write_tables(out, pd.DataFrame(rows), rc, command=command)
     return out

@@ -4,7 +4,7 @@ counterfactual-image measurements by registration (rotation, vertical shift, L1 
 
 from xcausal.metrics.counterfactual import estimate_rotation, estimate_shift, l1_255
 from xcausal.metrics.matching import align_graph, latent_name_mapping
-from xcausal.metrics.representation import mcc, match_latents, mean_mic, mic, score_matrix
+from xcausal.metrics.representation import matched_mean, mcc, match_latents, mean_mic, mic, score_matrix
 from xcausal.metrics.structure import count_accuracy, graph_accuracy
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "mcc",
     "mean_mic",
     "match_latents",
+    "matched_mean",
     "score_matrix",
     "latent_name_mapping",
     "align_graph",

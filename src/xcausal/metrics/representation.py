@@ -366,10 +366,14 @@ def match_latents(z_true: np.ndarray, z_est: np.ndarray, *,
     return matched, s
 
 
+def matched_mean(matched: list[int], scores: np.ndarray) -> float:
+    """Mean matched score over the true latents, from :func:`match_latents`' output (an unmatched
+    true latent counts 0): MCC / mean MIC once the matching is known."""
+    return sum(float(scores[j, i]) for j, i in enumerate(matched) if i >= 0) / max(1, len(matched))
+
+
 def _matched_mean(z_true: np.ndarray, z_est: np.ndarray, score: Score) -> float:
-    matched, s = match_latents(z_true, z_est, score=score)
-    total = sum(float(s[j, i]) for j, i in enumerate(matched) if i >= 0)
-    return total / len(matched)
+    return matched_mean(*match_latents(z_true, z_est, score=score))
 
 
 def mcc(z_true: np.ndarray, z_est: np.ndarray, *,
