@@ -5,13 +5,15 @@ acyclicity functions (:func:`h_expm`, :func:`h_logdet`), the augmented Lagrangia
 (:class:`AugmentedLagrangian`), post-processing (:func:`threshold_to_dag`), edge masks
 (:func:`bipartite_mask`) and a standalone full-batch learner (:func:`fit_notears`); GES with the
 generalized score (:func:`fit_gs_ges`, :class:`GeneralizedScore`) and causal-learn's endpoint
-matrices converted to our CPDAG convention (:func:`endpoints_to_adjacency`, :func:`pdag_to_dag`).
+matrices converted to our CPDAG convention (:func:`endpoints_to_adjacency`, :func:`pdag_to_dag`);
+the graph-gradient DAG over binary nodes of causalPIMA (:class:`GraphGradientDAG`).
 """
 
 from xcausal.structure._acyclicity import h_expm, h_logdet
 from xcausal.structure._graph import bipartite_mask, threshold_to_dag
 from xcausal.structure._lagrangian import AugmentedLagrangian
 from xcausal.structure.ges import GeneralizedScore, GSScore, endpoints_to_adjacency, fit_gs_ges, pdag_to_dag
+from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
 from xcausal.structure.anm import anm_direction, anm_score, entropy_1d
 from xcausal.structure.notears import (
     HFunc,
@@ -26,6 +28,9 @@ from xcausal.structure.notears import (
 )
 
 __all__ = [
+    "GraphGradientDAG",
+    "binary_outcomes",
+    "sample_outcomes",
     "anm_direction",
     "anm_score",
     "entropy_1d",
