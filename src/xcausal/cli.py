@@ -52,15 +52,16 @@ def _split(s: str | None) -> list[str]:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
-    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3).")] = "appendix-e",
+    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), or circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality).")] = "appendix-e",
     graph: Annotated[str, typer.Option("--graph", help="appendix-e: graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
     image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels.")] = 32,
     digits: Annotated[str, typer.Option("--digits", help="mnist-*: number of distinct digit images (the paper: 10), or 'all'.")] = "10",
+    circles_dag: Annotated[str, typer.Option("--circles-dag", help="circles: DAG over hue, radius, shift: v-structure, chain or independent.")] = "v-structure",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, or rotated / shifted MNIST."""
+    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, or circles."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
     from xcausal.io import DataError
 
@@ -77,11 +78,19 @@ def simulate(
         sim = simulate_mnist(kind.split("-")[1], n, seed=seed, image_size=image_size,  # type: ignore[arg-type]
                              digits="all" if digits == "all" else int(digits))
         what = f"{kind} ({digits} digit images)"
+    elif kind == "circles":
+        from xcausal.data.circles import CIRCLE_DAGS, simulate_circles
+
+        if circles_dag not in CIRCLE_DAGS:
+            raise DataError(f"--circles-dag {circles_dag}: must be {', '.join(CIRCLE_DAGS[:-1])} or {CIRCLE_DAGS[-1]}")
+        sim = simulate_circles(n, seed=seed, image_size=image_size, dag=circles_dag)  # type: ignore[arg-type]
+        what = f"circles ({circles_dag}; modalities: {', '.join(sim.modalities)})"
     else:
-        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate or mnist-shift")
+        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift or circles")
     save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
     kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
-    save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite, **kw)
+    save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite,
+         modalities=sim.modalities, **kw)
     err_console.print(f"wrote {n} samples of {what} ({len(sim.truth.edges)} true edges) to {out}")
 
 

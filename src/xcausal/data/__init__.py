@@ -1,5 +1,6 @@
 """Datasets: the on-disk contract (directory or npz), validation, lazy loading, simulators."""
 
+from xcausal.data.circles import simulate_circles, strain_hardening_curve
 from xcausal.data.dataset import (
     CrossModalDataset,
     Variable,
@@ -25,6 +26,8 @@ __all__ = [
     "SimulatedData",
     "parse_graph_spec",
     "simulate_appendix_e",
+    "simulate_circles",
+    "strain_hardening_curve",
     "simulate_er_dag",
     "simulate_mlp_sem",
 ]

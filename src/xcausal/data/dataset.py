@@ -8,16 +8,26 @@ Directory form::
       images/        PNG or JPEG, grayscale or RGB, any size
       truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
       latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
+      modalities/    optional further modalities, one ``<name>.npy`` each (see below)
+
+A table with no variable columns (only ``image`` and optionally ``id``) is valid: ``d = 0``.
+
+Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
+array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
+finite; ``<name>`` matches ``[A-Za-z0-9_-]+``. Rows are counted before ``missing="drop"`` removes
+rows, which then drops the same rows of every modality. Loaded eagerly as float32.
 
 NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float in [0, 1]),
 ``table`` (N, d) (float, or str when a column is text), ``columns`` (d,), optional ``ids`` (N,),
-``truth`` (a JSON string) and ``latents`` (N, m). Loaded with ``allow_pickle=False``.
+``truth`` (a JSON string), ``latents`` (N, m) and ``modality_<name>`` (N, L), validated like the
+files above. Loaded with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -39,11 +49,17 @@ __all__ = [
     "save_dataset_npz",
     "infer_variables",
     "MIN_ROWS",
+    "MODALITY_DIR",
 ]
 
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = 10
+MODALITY_DIR = "modalities"
+"""Subdirectory of a dataset directory holding one ``<name>.npy`` per modality."""
+_MODALITY_PREFIX = "modality_"  # npz form: array ``modality_<name>``
+_MODALITY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_MIN_MODALITY_LEN = 2
 _RESERVED = ("image", "id")
 _MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1,
                   "P": 3, "RGB": 3, "RGBA": 3, "CMYK": 3, "YCbCr": 3}
@@ -200,6 +216,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     variables : list of Variable, in column order
     u : ndarray (N, d) float64 — encoded variables
     truth : Graph or None;  true_latents : ndarray (N, m) or None
+    modalities : dict of name -> ndarray (N, L) float32, rows in table order (may be empty)
     """
 
     table: pd.DataFrame
@@ -215,6 +232,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     true_latents: np.ndarray | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    modalities: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.u)
@@ -254,11 +272,13 @@ class CrossModalDataset(torch.utils.data.Dataset):
             image_array=None if self.image_array is None else self.image_array[idx],
             ids=None if self.ids is None else self.ids[idx], truth=self.truth,
             true_latents=None if self.true_latents is None else self.true_latents[idx],
-            source=self.source, extra=dict(self.extra))
+            source=self.source, extra=dict(self.extra),
+            modalities={k: v[idx] for k, v in self.modalities.items()})
 
     def summary(self) -> dict:
         return {"source": self.source, "rows": len(self), "image_size": self.image_size,
                 "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
+                "modalities": {k: int(v.shape[1]) for k, v in self.modalities.items()},
                 "has_truth": self.truth is not None}
 
 
@@ -271,13 +291,15 @@ def dataset_from_arrays(
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
     source: str = "memory",
+    modalities: Mapping[str, np.ndarray] | None = None,
 ) -> CrossModalDataset:
     """An in-memory dataset from arrays, validated like a loaded one.
 
     Parameters
     ----------
     images : (N, C, H, W) or (N, H, W), float in [0, 1] or uint8; square
-    table : (N, d) DataFrame of variables (optional ``id`` column)
+    table : (N, d) DataFrame of variables (optional ``id`` column); d may be 0
+    modalities : optional ``{name: (N, L) numeric array}``, rows in table order (see module doc)
     """
     images = np.asarray(images)
     if images.ndim == 3:
@@ -293,10 +315,11 @@ def dataset_from_arrays(
     _check_cells(table, source)
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=source)
     lat = None if latents is None or truth is None else _check_latents(latents, len(table), truth, source)
+    mods = _check_modalities(modalities, len(table), lambda name: f"{source}: modality '{name}'")
     return CrossModalDataset(table=table, variables=variables, u=_encode(table, variables, source),
                              image_size=arr.shape[-1], channels=arr.shape[1], image_array=arr,
                              ids=table["id"].to_numpy() if "id" in table.columns else None,
-                             truth=truth, true_latents=lat, source=source)
+                             truth=truth, true_latents=lat, source=source, modalities=mods)
 
 
 def load_dataset(
@@ -358,7 +381,10 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
     table.columns = [str(c).strip() for c in table.columns]
     if "image" not in table.columns:
         raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
-    table = _drop_or_fail(table, str(csv), missing).reset_index(drop=True)
+    n_raw = len(table)
+    table = _drop_or_fail(table, str(csv), missing)
+    keep = table.index.to_numpy()  # positions of the kept rows among the n_raw data rows
+    table = table.reset_index(drop=True)
     if len(table) < MIN_ROWS:
         raise DataError(f"{csv}: {len(table)} row(s); at least {MIN_ROWS} are needed")
     rootr = root.resolve()
@@ -388,12 +414,13 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
         paths.append(p)
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv))
     u = _encode(table, variables, str(csv))
-    truth, latents = _load_truth_dir(root, len(table))
+    truth, latents = _load_truth_dir(root, n_raw, keep)
+    modalities = _load_modalities_dir(root, n_raw, keep)
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels or int(found_channels or 1), root=root, image_paths=paths,
         ids=table["id"].to_numpy() if "id" in table.columns else None,
-        truth=truth, true_latents=latents, source=str(root))
+        truth=truth, true_latents=latents, source=str(root), modalities=modalities)
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
@@ -409,7 +436,8 @@ def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.
     return latents
 
 
-def _load_truth_dir(root: Path, n: int) -> tuple[Graph | None, np.ndarray | None]:
+def _load_truth_dir(root: Path, n: int, keep: np.ndarray) -> tuple[Graph | None, np.ndarray | None]:
+    """truth.json and its latents; ``n`` rows before dropping, ``keep`` = indices of kept rows."""
     tj = root / "truth.json"
     if not tj.is_file():
         return None, None
@@ -423,7 +451,65 @@ def _load_truth_dir(root: Path, n: int) -> tuple[Graph | None, np.ndarray | None
     lp = root / str(lat)
     if not lp.is_file():
         raise DataError(f"{tj}: latents file '{lat}' not found")
-    return truth, _check_latents(np.load(lp, allow_pickle=False), n, truth, str(lp))
+    return truth, _check_latents(np.load(lp, allow_pickle=False), n, truth, str(lp))[keep]
+
+
+def _check_modality(arr: np.ndarray, n: int, where: str) -> np.ndarray:
+    """Validate one modality array, (n, L) numeric, finite, L >= 2; returns it as float32."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iuf":
+        raise DataError(f"{where}: dtype {arr.dtype} is not numeric (expected integer or float)")
+    if arr.ndim != 2:
+        raise DataError(f"{where}: expected a 2-D array (rows, length), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise DataError(f"{where}: {arr.shape[0]} row(s) but the table has {n} data row(s)")
+    if arr.shape[1] < _MIN_MODALITY_LEN:
+        raise DataError(f"{where}: length {arr.shape[1]} per row; at least {_MIN_MODALITY_LEN} are needed")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float32)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where} row {i + 1}: NaN, inf or a value beyond float32 range "
+                        f"({int(bad.sum())} such row(s))")
+    return out
+
+
+def _check_modality_name(name: str, where: str) -> None:
+    if not _MODALITY_NAME.match(name):
+        raise DataError(f"{where}: modality name '{name}' must match [A-Za-z0-9_-]+")
+
+
+def _check_modalities(modalities: Mapping[str, np.ndarray] | None, n: int,
+                      where: Callable[[str], str]) -> dict[str, np.ndarray]:
+    """Validate in-memory modalities; ``where(name)`` gives the error prefix of each."""
+    out: dict[str, np.ndarray] = {}
+    for name, arr in (modalities or {}).items():
+        _check_modality_name(str(name), where(name))
+        out[str(name)] = _check_modality(arr, n, where(name))
+    return out
+
+
+def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """``modalities/<name>.npy``, ``n`` rows before dropping, ``keep`` = indices of kept rows."""
+    mdir = root / MODALITY_DIR
+    if not mdir.exists():
+        return {}
+    if not mdir.is_dir():
+        raise DataError(f"{mdir}: expected a directory of <name>.npy files")
+    out: dict[str, np.ndarray] = {}
+    for p in sorted(mdir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.suffix != ".npy" or not p.is_file():
+            raise DataError(f"{p}: {MODALITY_DIR}/ may hold only <name>.npy files")
+        _check_modality_name(p.stem, str(p))
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{p}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        out[p.stem] = _check_modality(arr, n, str(p))[keep]
+    return out
 
 
 def _load_npz(path, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
@@ -439,6 +525,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         ids = z["ids"] if "ids" in z.files else None
         truth_s = str(z["truth"]) if "truth" in z.files else None
         latents = z["latents"] if "latents" in z.files else None
+        raw_mods = {k[len(_MODALITY_PREFIX):]: z[k] for k in z.files if k.startswith(_MODALITY_PREFIX)}
     if tab.ndim == 1 and len(cols) == 1:
         tab = tab[:, None]
     if tab.ndim != 2 or tab.shape[1] != len(cols):
@@ -453,7 +540,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         raise DataError(f"{path}: row-count mismatch: 'ids' has {len(ids)} rows, 'table' has {tab.shape[0]}")
     if images.shape[1] not in (1, 3):
         raise DataError(f"{path}: 'images' has {images.shape[1]} channels; expected 1 or 3")
-    table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)})
+    table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)}, index=pd.RangeIndex(len(tab)))
     if tab.dtype.kind in "US":
         table = table.replace({"": np.nan, "nan": np.nan})
     if ids is not None and "id" not in table.columns:
@@ -468,6 +555,11 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
     table = table.reset_index(drop=True)
     if len(table) < MIN_ROWS:
         raise DataError(f"{path}: {len(table)} row(s); at least {MIN_ROWS} are needed")
+    modalities = {}
+    for name, arr in raw_mods.items():
+        where = f"{path}: array '{_MODALITY_PREFIX}{name}'"
+        _check_modality_name(name, where)
+        modalities[name] = _check_modality(arr, len(keep), where)[keep]
     images = images[keep]
     if images.dtype == np.uint8:
         arr = images.astype(np.float32) / 255.0
@@ -499,7 +591,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size, channels=arr.shape[1],
         image_array=arr, ids=None if ids is None else np.asarray(ids)[: len(table)],
-        truth=truth, true_latents=lat, source=str(path))
+        truth=truth, true_latents=lat, source=str(path), modalities=modalities)
 
 
 # --------------------------------------------------------------------------- writers
@@ -528,6 +620,7 @@ def save_dataset_dir(
     latents: np.ndarray | None = None,
     overwrite: bool = False,
     extra_files: dict[str, dict] | None = None,
+    modalities: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write the directory form atomically.
 
@@ -536,12 +629,15 @@ def save_dataset_dir(
     images : (N, C, H, W) or (N, H, W), float in [0, 1] or uint8
     table : (N, d) DataFrame of variables (and optionally ``id``); an ``image`` column is replaced
     extra_files : optional ``{filename: json-able dict}`` written beside truth.json
+    modalities : optional ``{name: (N, L) numeric array}``, written as ``modalities/<name>.npy``
+        (float32); validated like on loading
     """
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[:, None]
     if len(images) != len(table):
         raise DataError(f"row-count mismatch: {len(images)} images, {len(table)} table rows")
+    mods = _check_modalities(modalities, len(table), lambda name: f"modality '{name}'")
     u8 = images if images.dtype == np.uint8 else np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
     out = Path(out)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
@@ -557,6 +653,10 @@ def save_dataset_dir(
         tab.insert(0, "image", names)
         tab.to_csv(tmp / "table.csv", index=False)
         _write_truth(tmp, truth, latents)
+        if mods:
+            (tmp / MODALITY_DIR).mkdir()
+            for name, arr in mods.items():
+                np.save(tmp / MODALITY_DIR / f"{name}.npy", arr)
         for fname, obj in (extra_files or {}).items():
             write_json(tmp / fname, obj)
     return out
@@ -570,14 +670,22 @@ def save_dataset_npz(
     truth: Graph | None = None,
     latents: np.ndarray | None = None,
     overwrite: bool = False,
+    modalities: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the npz form (images stored as uint8) atomically."""
+    """Write the npz form (images stored as uint8) atomically.
+
+    ``modalities`` (optional ``{name: (N, L) numeric array}``) are stored as float32 arrays
+    ``modality_<name>``, validated like on loading.
+    """
     out = Path(out)
     if out.suffix != ".npz":
         raise DataError(f"{out}: npz output must end in .npz")
     if out.exists() and not overwrite:
         raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
     images = np.asarray(images)
+    if len(images) != len(table):
+        raise DataError(f"row-count mismatch: {len(images)} images, {len(table)} table rows")
+    mods = _check_modalities(modalities, len(table), lambda name: f"modality '{name}'")
     u8 = images if images.dtype == np.uint8 else np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
     tab = _table_for_output(table).reset_index(drop=True)
     ids = np.array([str(v) for v in tab.pop("id")], dtype=str) if "id" in tab.columns else None
@@ -593,6 +701,7 @@ def save_dataset_npz(
         arrays["truth"] = np.asarray(t.to_json())
         if latents is not None:
             arrays["latents"] = np.asarray(latents, dtype=np.float64)
+    arrays.update({f"{_MODALITY_PREFIX}{name}": arr for name, arr in mods.items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -631,8 +740,10 @@ def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None 
         images = ds.images()
     table = ds.table.copy()
     if str(out).endswith(".npz"):
-        return save_dataset_npz(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite)
-    return save_dataset_dir(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite)
+        return save_dataset_npz(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite,
+                                modalities=ds.modalities)
+    return save_dataset_dir(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite,
+                            modalities=ds.modalities)
 
 
 def _native_npz_images(src: str | Path, channels: int | None) -> np.ndarray:

@@ -83,8 +83,8 @@ class SimulatedData:
 
     Attributes
     ----------
-    images : ndarray, shape (N, 1, H, W), float32
-        Images in ``[0, 1]``.
+    images : ndarray, shape (N, C, H, W), float32
+        Images in ``[0, 1]`` (``C = 1`` here; 3 for the circles simulator).
     table : DataFrame, shape (N, E)
         Structured variables, columns ``u1..uE``, float64, not standardised.
     latents : ndarray, shape (N, m), float64
@@ -95,6 +95,9 @@ class SimulatedData:
     info : dict
         JSON-serialisable description of how the data were generated (spec, seed, pairs, cell
         positions, empirical standard deviations, image-function parameters, ...).
+    modalities : dict of str to ndarray, shape (N, L) each
+        Further modalities, rows in table order (empty here; ``"curve"`` for the circles
+        simulator); written as ``modalities/<name>.npy`` by ``save_dataset_dir``.
     """
 
     images: np.ndarray
@@ -102,6 +105,7 @@ class SimulatedData:
     latents: np.ndarray
     truth: Graph
     info: dict[str, Any] = field(default_factory=dict)
+    modalities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def parse_graph_spec(spec: str) -> tuple[int, int, int]:

@@ -1,7 +1,9 @@
 """Evaluation metrics: structure recovery (NOTEARS ``count_accuracy``) and latent recovery
 (MIC, matched MCC / mean MIC) plus the latent matching used to align learned graphs, and
-counterfactual-image measurements by registration (rotation, vertical shift, L1 in 0-255)."""
+counterfactual-image measurements by registration (rotation, vertical shift, L1 in 0-255), and
+pixel measurements of the circles images (hue, radius, centre)."""
 
+from xcausal.metrics.circles import circle_features, measure_circles
 from xcausal.metrics.counterfactual import estimate_rotation, estimate_shift, l1_255
 from xcausal.metrics.matching import align_graph, latent_name_mapping
 from xcausal.metrics.representation import matched_mean, mcc, match_latents, mean_mic, mic, score_matrix
@@ -21,4 +23,6 @@ __all__ = [
     "estimate_rotation",
     "estimate_shift",
     "l1_255",
+    "measure_circles",
+    "circle_features",
 ]
