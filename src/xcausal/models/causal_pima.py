@@ -342,6 +342,12 @@ class CausalPIMA:
         |w_ij| (logit units) below which a hardened edge is dropped.
     em_restarts : int
         Random restarts of the EM that initialises the mixture on the pre-trained embedding.
+    dag_restarts : int
+        After training, the DAG is re-learned this many times from random node scores on the
+        final expected outcome counts (the same annealed objective, cheap: it sees only the 2^n
+        counts); the hardened graph with the best penalized likelihood is kept, the jointly
+        trained one included. The score order is a non-convex search: one run can settle on a
+        wrong order and pay with an extra edge (measured on circles: 2 of 3 seeds without it).
     """
 
     method_name = "causal-pima"
@@ -351,7 +357,7 @@ class CausalPIMA:
                  means: Literal["additive", "free"] = "additive", pretrain_epochs: int = 20, epochs: int = 40,
                  batch_size: int = 64, lr: float = 1e-3, dag_lr: float = 0.05, dag_steps: int = 50,
                  tau_start: float = 1.0, tau_end: float = 0.05, lambda1: float = 0.01, w_threshold: float = 0.5,
-                 em_restarts: int = 10, channel_plan: str | Sequence[int] = "synthetic", seed: int = 0,
+                 em_restarts: int = 10, dag_restarts: int = 10, channel_plan: str | Sequence[int] = "synthetic", seed: int = 0,
                  device: str = "auto", progress: bool = False) -> None:
         self.n_nodes = n_nodes
         self.latent_dim = latent_dim
@@ -370,6 +376,7 @@ class CausalPIMA:
         self.lambda1 = lambda1
         self.w_threshold = w_threshold
         self.em_restarts = em_restarts
+        self.dag_restarts = dag_restarts
         self.channel_plan = channel_plan
         self.seed = seed
         self.device = device
@@ -377,7 +384,7 @@ class CausalPIMA:
 
     _PARAMS = ("n_nodes", "latent_dim", "modalities", "physics", "prior", "means", "pretrain_epochs", "epochs",
                "batch_size", "lr", "dag_lr", "dag_steps", "tau_start", "tau_end", "lambda1", "w_threshold",
-               "em_restarts", "channel_plan", "seed", "device", "progress")
+               "em_restarts", "dag_restarts", "channel_plan", "seed", "device", "progress")
 
     def get_params(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self._PARAMS}
@@ -449,6 +456,7 @@ class CausalPIMA:
         if len(ds) < 2 ** self.n_nodes:
             raise ValueError(f"{ds.source}: {len(ds)} rows for {2 ** self.n_nodes} mixture components")
         data = self._arrays(ds)
+        self.n_samples_ = len(ds)
         with torch.random.fork_rng(devices=[self.device_] if self.device_.type == "cuda" else []):
             torch.manual_seed(self.seed)
             self.net_ = self._build_net().to(self.device_)
@@ -499,7 +507,149 @@ class CausalPIMA:
                 bar.update(rows[-1])
         if bar is not None:
             bar.close()
+        if net.dag is not None and self.dag_restarts > 0:
+            self._restart_dag()
         self.history_ = pd.DataFrame(rows)
+
+    def _refit_structure(self, mask: np.ndarray, init: GraphGradientDAG | None = None,
+                         steps: int = 300) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """Maximum-likelihood bias and weights for a fixed acyclic edge set on the expected counts.
+
+        Returns (BIC in nats per sample, weights (n, n), bias (n,)); BIC = −Σ_c π̂_c log π_c +
+        log(N)/(2N) · (n + #edges): the parameters of the logistic conditionals.
+        """
+        dev = self.net_.mu.device
+        target = self._dag_target.to(dev).double()
+        m = torch.as_tensor(mask, dtype=torch.float64, device=dev)
+        w = (init.weights.detach().double().clone() if init is not None else torch.zeros_like(m)).requires_grad_(True)
+        b = (init.bias.detach().double().clone() if init is not None else torch.zeros(self.n_nodes, dtype=torch.float64,
+                                                                                       device=dev)).requires_grad_(True)
+        outcomes = self.net_.outcomes.double()
+        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+        def nll() -> torch.Tensor:
+            logits = b[None, :] + outcomes @ (w * m)
+            logc = outcomes * F.logsigmoid(logits) + (1 - outcomes) * F.logsigmoid(-logits)
+            return -(target * torch.log_softmax(logc.sum(1), 0)).sum()
+
+        def closure():
+            opt.zero_grad()
+            loss = nll()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            val = float(nll())
+        n_obs = max(int(self.n_samples_), 2)
+        bic = val + math.log(n_obs) / (2 * n_obs) * (self.n_nodes + float(m.sum()))
+        return bic, (w * m).detach().float(), b.detach().float()
+
+    def _select_structure(self, candidates: list[np.ndarray]) -> tuple[np.ndarray, float, torch.Tensor, torch.Tensor]:
+        """Refine each candidate DAG by hill climbing on BIC (delete, reverse or add one edge, keeping
+        the graph acyclic); equal-score moves (Markov-equivalent graphs) are taken tabu-style for a
+        few steps, since a dense DAG in a wrong order reaches a sparser true one only through its
+        equivalence class. Returns the best graph found."""
+        import networkx as nx
+
+        seen: dict[bytes, tuple[float, torch.Tensor, torch.Tensor]] = {}
+
+        def score(mask: np.ndarray):
+            key = mask.astype(bool).tobytes()
+            if key not in seen:
+                seen[key] = self._refit_structure(mask)
+            return seen[key]
+
+        def acyclic(mask: np.ndarray) -> bool:
+            g = nx.DiGraph()
+            g.add_nodes_from(range(len(mask)))
+            g.add_edges_from(zip(*np.nonzero(mask)))
+            return nx.is_directed_acyclic_graph(g)
+
+        def neighbours(mask: np.ndarray):
+            n = len(mask)
+            for i in range(n):
+                for j in range(n):
+                    if i == j:
+                        continue
+                    if mask[i, j]:
+                        t = mask.copy()
+                        t[i, j] = 0
+                        yield t  # delete
+                        t = t.copy()
+                        t[j, i] = 1
+                        if acyclic(t):
+                            yield t  # reverse
+                    elif not mask[j, i]:
+                        t = mask.copy()
+                        t[i, j] = 1
+                        if acyclic(t):
+                            yield t  # add
+
+        best_mask, best = None, None
+        for cand in candidates:
+            mask = (cand != 0).astype(float)
+            cur = score(mask)
+            visited = {mask.astype(bool).tobytes()}
+            local_mask, local = mask, cur
+            sideways = 0
+            while True:
+                moves = [(score(t), t) for t in neighbours(mask) if t.astype(bool).tobytes() not in visited]
+                if not moves:
+                    break
+                r, t = min(moves, key=lambda mv: (mv[0][0], int(mv[1].sum())))
+                if r[0] < local[0] - 1e-9:
+                    sideways = 0
+                elif r[0] <= local[0] + 1e-6 and sideways < 4 * self.n_nodes:
+                    sideways += 1  # a Markov-equivalent graph (equal score): walk the class, tabu-style
+                else:
+                    break
+                mask, cur = t, r
+                visited.add(mask.astype(bool).tobytes())
+                if cur[0] < local[0] - 1e-9 or (cur[0] <= local[0] + 1e-9 and mask.sum() < local_mask.sum()):
+                    local_mask, local = mask, cur
+            if best is None or local[0] < best[0] - 1e-9:
+                best_mask, best = local_mask, local
+        assert best is not None and best_mask is not None
+        return best_mask, best[0], best[1], best[2]
+
+    def _restart_dag(self) -> None:
+        """Re-learn the DAG from random scores on the final counts; keep the best hardened graph.
+
+        Every run (the jointly trained DAG and ``dag_restarts`` fresh ones) gives a hardened DAG;
+        each is refined by hill climbing on BIC (one-edge deletions, reversals and additions, the
+        weights refitted by maximum likelihood on the expected counts). L1 alone cannot choose between them: it charges edge *magnitudes*, and a
+        denser DAG in a wrong order can have a smaller total weight than the true one (measured
+        on circles: a 3-edge triangle with |w| summing to 4.1 beat the true v-structure's 5.0).
+        """
+        net = self.net_
+        candidates = [net.dag.hard_adjacency(self.w_threshold)]
+        stages = max(2, min(self.epochs, 20))
+        for _ in range(self.dag_restarts):
+            cand = GraphGradientDAG(self.n_nodes).to(net.mu.device)
+            opt = torch.optim.Adam(cand.parameters(), lr=self.dag_lr)
+            saved, net.dag = net.dag, cand
+            try:
+                for k in range(stages):
+                    self._dag_mstep(opt, self.tau_start * (self.tau_end / self.tau_start) ** (k / (stages - 1)))
+            finally:
+                net.dag = saved
+            candidates.append(cand.hard_adjacency(self.w_threshold))
+        mask, bic, w, b = self._select_structure(candidates)
+        # scores that realise the chosen DAG's order, weights/bias at their maximum likelihood
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(range(self.n_nodes))
+        g.add_edges_from(zip(*np.nonzero(mask)))
+        order = list(nx.lexicographical_topological_sort(g))
+        with torch.no_grad():
+            for rank, node in enumerate(order):
+                net.dag.scores[node] = float(rank)
+            net.dag.weights.copy_(w.to(net.dag.weights.device))
+            net.dag.bias.copy_(b.to(net.dag.bias.device))
+            net.dag.set_tau(self.tau_end)
+        self.dag_bic_ = bic
 
     def _epoch(self, data, n, gen, opt, *, pretrain: bool) -> dict[str, float]:
         net = self.net_
@@ -522,7 +672,7 @@ class CausalPIMA:
             loss.backward()
             nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 100.0)
             opt.step()
-            sums["loss"] += float(loss)
+            sums["loss"] += float(loss.detach())
             sums["rec"] += float(rec.mean())
             sums["kl"] += float(kl.mean())
             nb += 1
