@@ -35,6 +35,47 @@ def _cmcl_loader():
     return CMCL
 
 
+def _pima_kwargs(cfg: "FitConfig") -> dict[str, Any]:
+    physics = {}
+    for item in cfg.physics:
+        name, _, form = item.partition("=")
+        if not name or not form:
+            raise DataError(f"--physics {item}: expected NAME=FORM, e.g. curve=strain-hardening")
+        physics[name.strip()] = form.strip()
+    kw: dict[str, Any] = {"n_nodes": cfg.n_nodes, "latent_dim": cfg.latent_dim, "batch_size": cfg.batch_size,
+                          "lr": cfg.lr, "seed": cfg.seed, "device": cfg.device, "channel_plan": cfg.channel_plan,
+                          "progress": cfg.progress, "modalities": cfg.modalities or None, "physics": physics or None}
+    if cfg.epochs is not None:
+        kw["epochs"] = cfg.epochs
+    if cfg.pretrain_epochs is not None:
+        kw["pretrain_epochs"] = cfg.pretrain_epochs
+    return kw
+
+
+def _causal_pima_factory(cfg: "FitConfig"):
+    from xcausal.models.causal_pima import CausalPIMA
+
+    return CausalPIMA(**_pima_kwargs(cfg))
+
+
+def _pima_factory(cfg: "FitConfig"):
+    from xcausal.models.causal_pima import PIMA
+
+    return PIMA(**_pima_kwargs(cfg))
+
+
+def _causal_pima_loader():
+    from xcausal.models.causal_pima import CausalPIMA
+
+    return CausalPIMA
+
+
+def _pima_loader():
+    from xcausal.models.causal_pima import PIMA
+
+    return PIMA
+
+
 def _pipeline_loader():
     from xcausal.models.pipeline import Pipeline
 
@@ -42,7 +83,9 @@ def _pipeline_loader():
 
 
 #: method name -> (factory from FitConfig, class with .load); pipelines are resolved by :func:`method_entry`
-METHODS: dict[str, tuple[Any, Any]] = {"cmcl": (_cmcl_factory, _cmcl_loader)}
+METHODS: dict[str, tuple[Any, Any]] = {"cmcl": (_cmcl_factory, _cmcl_loader),
+                                        "causal-pima": (_causal_pima_factory, _causal_pima_loader),
+                                        "pima": (_pima_factory, _pima_loader)}
 
 
 def method_names() -> list[str]:
@@ -90,6 +133,10 @@ class FitConfig:
     h_func: Literal["logdet", "expm"] = "logdet"
     w_threshold: float = 0.3
     channel_plan: str = "synthetic"
+    n_nodes: int = 3
+    modalities: list[str] = field(default_factory=list)
+    physics: list[str] = field(default_factory=list)
+    pretrain_epochs: int | None = None
     overwrite: bool = False
     progress: bool = False
 
@@ -157,9 +204,13 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
     for v in values:
         cols.append(model.intervene({var: v}, ds, rows=rng_rows))
         titles.append(f"do({var}={v})")
-    rel = model.graph_obj_.relation(var).value
-    image_grid(cols, titles, out, row_titles=[f"row {r}" for r in rng_rows],
-               title=f"interventions on {var} ({rel} in the learned graph)")
+    g = model.graph_obj_
+    if var in g.latent:  # a discovered feature node (causal-pima): name its children instead
+        kids = [e.target for e in g.edges if e.source == var]
+        what = f"children: {', '.join(kids)}" if kids else "no children"
+    else:
+        what = f"{g.relation(var).value} in the learned graph"
+    image_grid(cols, titles, out, row_titles=[f"row {r}" for r in rng_rows], title=f"interventions on {var} ({what})")
     return Path(out)
 
 

@@ -157,12 +157,15 @@ def evaluate(
     cf_rows: Annotated[int, typer.Option("--cf-rows", help="Samples used by --counterfactual.")] = 64,
 ) -> None:
     """Score a run against the ground truth: SHD/TPR/FPR/FDR, MCC/MIC, per-variable verdicts."""
-    from xcausal.evaluate import evaluate_run
+    from xcausal.evaluate import FEATURE_METHODS, evaluate_run
     from xcausal.io import DataError, write_json
 
     if counterfactual and not run.is_dir():
         raise DataError(f"{run}: --counterfactual needs a run directory (with the model), not a graph.json")
     res = evaluate_run(run, truth)
+    if res.get("method") in FEATURE_METHODS:
+        _evaluate_features_out(run, truth, res, as_json=as_json, counterfactual=counterfactual, rows=cf_rows)
+        return
     if counterfactual:
         from xcausal.api import load_generative_model, load_run_dataset
         from xcausal.evaluate import evaluate_counterfactuals, load_truth
@@ -200,12 +203,52 @@ def evaluate(
         out_console.print(c)
 
 
+def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, counterfactual: bool, rows: int) -> None:
+    """evaluate for causal-pima / pima runs: feature recovery, structure up to equivalence, do() checks."""
+    from xcausal.io import write_json
+
+    if counterfactual:
+        from xcausal.api import load_model, load_run_dataset
+        from xcausal.evaluate import evaluate_feature_interventions, load_truth
+
+        res["interventions"] = evaluate_feature_interventions(load_model(run), load_run_dataset(run, truth),
+                                                              load_truth(truth)[0], res["matching"], rows=rows)
+    if run.is_dir():
+        write_json(run / "metrics.json", res)
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    keys = ("cluster_accuracy", "joint_accuracy", "node_accuracy", "skeleton_shd", "cpdag_shd", "shd")
+    t = Table(title=f"{res['method']}: discovered features vs truth")
+    for k in keys:
+        t.add_column(k)
+    t.add_row(*[_fmt(res[k]) for k in keys])
+    out_console.print(t)
+    m = Table(title="feature -> learned node")
+    for c in ("feature", "node", "flipped", "accuracy"):
+        m.add_column(c)
+    for f, (node, flipped) in res["matching"].items():
+        m.add_row(f, node, "yes" if flipped else "no", _fmt(res["node_accuracies"][f]))
+    out_console.print(m)
+    out_console.print("learned edges: " + (", ".join(f"{a} -> {b}" for a, b, _ in res["edges"]) or "none"))
+    if "interventions" in res:
+        c = Table(title="do(feature) measured from the regenerated images' pixels")
+        for col in ("feature", "target_accuracy", "others_unchanged", "descendant_effect (data)"):
+            c.add_column(col)
+        for f, d in res["interventions"].items():
+            others = ", ".join(f"{o} {_fmt(v)}" for o, v in d["others_unchanged"].items()) or "-"
+            de = ", ".join(f"{k} {d['descendant_effect'][k]:+.2f} ({d.get('descendant_effect_data', {}).get(k, float('nan')):+.2f})"
+                           for k in d["descendant_effect"]) or "-"
+            c.add_row(f, _fmt(d["target_accuracy"]), others, de)
+        out_console.print(c)
+
+
 # --------------------------------------------------------------------------- fit
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    method: Annotated[str, typer.Option("--method", help="cmcl, or a pipeline <representation>+<structure>: betavae|factorvae|tcvae|ivae|ica + notears|ges (e.g. ivae+notears).")] = "cmcl",
+    method: Annotated[str, typer.Option("--method", help="cmcl; causal-pima or pima (unsupervised binary features, multimodal); or a pipeline <representation>+<structure>: betavae|factorvae|tcvae|ivae|ica + notears|ges (e.g. ivae+notears).")] = "cmcl",
     latent_dim: Annotated[Optional[int], typer.Option("--latent-dim", help="Number of image latents (default: from the number of variables).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (default: from the data size).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -223,6 +266,10 @@ def fit(
     h_func: Annotated[str, typer.Option("--h-func", help="Acyclicity function: logdet or expm.")] = "logdet",
     w_threshold: Annotated[float, typer.Option("--w-threshold", help="Report edges with |W| above this.")] = 0.3,
     channel_plan: Annotated[str, typer.Option("--channel-plan", help="Conv widths: synthetic, mnist or xray.")] = "synthetic",
+    nodes: Annotated[int, typer.Option("--nodes", help="causal-pima / pima: number of binary feature nodes n (2^n mixture components).")] = 3,
+    modalities: Annotated[Optional[str], typer.Option("--modalities", help="causal-pima / pima: modalities to use, e.g. image,curve (default: all in the dataset).")] = None,
+    physics: Annotated[Optional[str], typer.Option("--physics", help="causal-pima / pima: physics decoders NAME=FORM, comma-separated; FORM linear or strain-hardening (e.g. curve=strain-hardening).")] = None,
+    pretrain_epochs: Annotated[Optional[int], typer.Option("--pretrain-epochs", help="causal-pima / pima: plain-VAE pre-training epochs (default 20).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -234,7 +281,8 @@ def fit(
                     device=device, batch_size=batch_size, lr=lr, image_size=image_size, channels=channels,
                     categorical=_split(categorical), continuous=_split(continuous), missing=missing,  # type: ignore[arg-type]
                     no_cm=no_cm, no_cr=no_cr, allow_all_edges=allow_all_edges, h_func=h_func,  # type: ignore[arg-type]
-                    w_threshold=w_threshold, channel_plan=channel_plan, overwrite=overwrite, progress=not quiet)
+                    w_threshold=w_threshold, channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities),
+                    physics=_split(physics), pretrain_epochs=pretrain_epochs, overwrite=overwrite, progress=not quiet)
     run = api_fit(cfg)
     from xcausal.run import read_run
 

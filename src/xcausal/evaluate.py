@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from xcausal.io import DataError, read_json
-from xcausal.metrics import align_graph, graph_accuracy, match_latents, matched_mean, mcc
+from xcausal.metrics import align_graph, count_accuracy, graph_accuracy, match_latents, matched_mean, mcc
 from xcausal.run import read_run
 from xcausal.types import Graph
 
-__all__ = ["load_truth", "evaluate_graph", "evaluate_run"]
+__all__ = ["load_truth", "evaluate_graph", "evaluate_run", "evaluate_features", "evaluate_feature_interventions",
+           "FEATURE_METHODS"]
 
 
 def load_truth(path: str | Path) -> tuple[Graph, np.ndarray | None]:
@@ -107,6 +108,13 @@ def evaluate_run(run: str | Path, truth_path: str | Path) -> dict[str, Any]:
     """Evaluate a run directory or a bare graph.json against ``truth_path``."""
     rd = read_run(run)
     truth, true_latents = load_truth(truth_path)
+    if rd.graph.method in FEATURE_METHODS:
+        if true_latents is None or rd.latents is None:
+            raise DataError(f"{run}: scoring discovered features needs the run's latents.csv and the true feature "
+                            "values (latents.npy)")
+        res = evaluate_features(rd.graph, rd.latents, truth, true_latents)
+        res["method"] = rd.graph.method
+        return res
     res = evaluate_graph(rd.graph, truth, est_latents=rd.latents, true_latents=true_latents)
     res["method"] = rd.graph.method
     return res
@@ -187,4 +195,129 @@ def evaluate_counterfactuals(model: Any, ds: Any, truth: Graph | None, *, rows: 
             res["effectiveness_r"] = float(r)
             res["effectiveness_mae"] = float(np.mean(np.abs(m[ok] - t_[ok])))
         out[name] = res
+    return out
+
+
+# --------------------------------------------------------------------------- discovered binary features
+#: methods whose nodes are discovered binary features f1..fn (no structured variables)
+FEATURE_METHODS = ("causal-pima", "pima")
+
+
+def evaluate_features(est: Graph, est_probs: np.ndarray, truth: Graph, true_features: np.ndarray) -> dict[str, Any]:
+    """Score discovered binary feature nodes against the true features (causalPIMA, PIMA).
+
+    Parameters
+    ----------
+    est : learned graph over nodes f1..fn
+    est_probs : (N, n) p(f_j = 1 | sample) (a run's latents.csv); outcomes = probability > 1/2
+    truth : true feature DAG (nodes = features, in the column order of ``true_features``)
+    true_features : (N, m) 0/1
+
+    Returns
+    -------
+    dict with ``cluster_accuracy`` (Hungarian map of learned joint outcomes to true ones),
+    ``joint_accuracy`` (every feature right after node matching), ``node_accuracy`` (mean over
+    features of the matched node's agreement, flips allowed) and ``node_accuracies``,
+    ``matching`` {feature: [node, flipped]}, ``skeleton_shd``, ``cpdag_shd`` (orientation
+    compared only where the Markov equivalence class fixes it), ``shd`` (directed, NOTEARS
+    convention) and ``edges`` (learned edges renamed to features).
+    """
+    from xcausal.metrics.features import clustering_accuracy, cpdag_shd, match_features, skeleton_shd
+
+    tf = np.asarray(true_features)
+    if not np.isin(tf, (0, 1)).all():
+        raise DataError("true latents are not binary features (0/1): this run's nodes are binary features")
+    probs = np.asarray(est_probs, dtype=float)
+    if len(probs) != len(tf):
+        raise DataError(f"latents.csv has {len(probs)} rows but the truth has {len(tf)}")
+    bits = (probs > 0.5).astype(int)
+    if bits.shape[1] < tf.shape[1]:
+        raise DataError(f"{bits.shape[1]} learned node(s) for {tf.shape[1]} true feature(s)")
+    match = match_features(tf, bits)
+    names = truth.latent or truth.node_names
+    aligned = bits[:, list(match.nodes)] ^ np.asarray(match.flipped, dtype=int)[None, :]
+    powers = 2 ** np.arange(bits.shape[1])
+    out: dict[str, Any] = {
+        "cluster_accuracy": clustering_accuracy(tf @ powers[:tf.shape[1]], bits @ powers),
+        "joint_accuracy": float((aligned == tf).all(1).mean()),
+        "node_accuracy": float(np.mean(match.accuracy)),
+        "node_accuracies": {n: a for n, a in zip(names, match.accuracy)},
+        "matching": {n: [est.latent[j], f] for n, j, f in zip(names, match.nodes, match.flipped)},
+    }
+    est_names = est.node_names
+    node_of = {est.latent[j]: names[k] for k, j in enumerate(match.nodes)}
+    m = len(names)
+    est_adj = np.zeros((m, m))
+    t_adj = (truth.adjacency() != 0).astype(float)
+    t_order = truth.node_names
+    t_idx = [t_order.index(n) for n in names]
+    t_adj = t_adj[np.ix_(t_idx, t_idx)]
+    extra_edges = 0
+    edges = []
+    for e in est.edges:
+        a, b = node_of.get(e.source), node_of.get(e.target)
+        if a is None or b is None:
+            extra_edges += 1  # an edge touching an unmatched node
+            continue
+        est_adj[names.index(a), names.index(b)] = 1.0
+        edges.append([a, b, float(e.weight)])
+    out["skeleton_shd"] = skeleton_shd(t_adj, est_adj) + extra_edges
+    out["cpdag_shd"] = cpdag_shd(t_adj, est_adj) + extra_edges
+    out["shd"] = int(count_accuracy(t_adj, est_adj)["shd"]) + extra_edges
+    out["edges"] = edges
+    out["n_nodes"] = len(est_names)
+    return out
+
+
+def evaluate_feature_interventions(model: Any, ds: Any, truth: Graph, matching: dict[str, list], *,
+                                   rows: int = 200, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """do(feature) on a causalPIMA model, measured from the regenerated images' pixels (circles).
+
+    For each true feature k and value v ∈ {0, 1}, the matched node is set to v (through its flip)
+    on ``rows`` evenly spaced samples; the circle's hue, radius and shift are measured from the
+    counterfactual images (:func:`xcausal.metrics.circle_features`). Reports per feature:
+
+    * ``target_accuracy``: share of images whose measured feature equals v (both values pooled);
+    * ``others_unchanged``: for every feature that is not a descendant of k in the *true* graph,
+      the share equal to its value measured on the model's reconstruction of the same sample;
+    * ``descendant_effect``: for each true descendant d, P(d = 1 | do(k = 1)) − P(d = 1 | do(k = 0))
+      measured in the images, beside ``descendant_effect_data``, the same contrast of the data's
+      conditionals P(d = 1 | k) (equal to the interventional one when k has no parents, as for
+      every feature with descendants in the circles DAGs).
+    """
+    import networkx as nx
+
+    from xcausal.data.circles import CIRCLE_FEATURES
+    from xcausal.metrics.circles import circle_features
+
+    names = list(truth.latent or truth.node_names)
+    if set(names) != set(CIRCLE_FEATURES):
+        raise DataError("the interventional check measures circles images (features hue, radius, shift); "
+                        f"this truth has features {', '.join(names)}")
+    col = {f: i for i, f in enumerate(CIRCLE_FEATURES)}
+    idx = np.linspace(0, len(ds) - 1, num=min(rows, len(ds))).round().astype(int)
+    g = truth.to_networkx()
+    base = model.counterfactual(ds, {}, rows=idx, seed=seed)
+    base_feat = circle_features(base["reconstruction"])
+    true_feat = np.asarray(ds.true_latents)[:, [names.index(f) for f in CIRCLE_FEATURES]] if ds.true_latents is not None else None
+    out: dict[str, dict[str, Any]] = {}
+    for f in names:
+        node, flipped = matching[f]
+        desc = nx.descendants(g, f)
+        hits, same, p1 = [], {o: [] for o in names if o != f and o not in desc}, {}
+        for v in (0, 1):
+            cf = model.counterfactual(ds, {node: v ^ int(flipped)}, rows=idx, seed=seed)
+            meas = circle_features(cf["counterfactual"])
+            hits.append(meas[:, col[f]] == v)
+            for o in same:
+                same[o].append(meas[:, col[o]] == base_feat[:, col[o]])
+            p1[v] = {d: float(meas[:, col[d]].mean()) for d in desc}
+        res: dict[str, Any] = {"target_accuracy": float(np.concatenate(hits).mean()),
+                               "others_unchanged": {o: float(np.concatenate(s).mean()) for o, s in same.items()},
+                               "descendant_effect": {d: p1[1][d] - p1[0][d] for d in desc}}
+        if true_feat is not None and desc:
+            tf = true_feat
+            res["descendant_effect_data"] = {
+                d: float(tf[tf[:, col[f]] == 1, col[d]].mean() - tf[tf[:, col[f]] == 0, col[d]].mean()) for d in desc}
+        out[f] = res
     return out

@@ -1,4 +1,4 @@
-"""Methods: CMCL, the two-stage ``<representation>+<structure>`` pipelines and their representation
+"""Methods: CMCL, causalPIMA (and its PIMA baseline), the two-stage ``<representation>+<structure>`` pipelines and their representation
 learners (the four VAE baselines of the CMCL paper and a linear ICA).
 
 Imports are lazy (PEP 562): ``from xcausal.models import CMCL`` loads only what it names.
@@ -11,6 +11,8 @@ from typing import Any
 
 _WHERE = {
     "CMCL": "xcausal.models.cmcl",
+    "CausalPIMA": "xcausal.models.causal_pima",
+    "PIMA": "xcausal.models.causal_pima",
     "Pipeline": "xcausal.models.pipeline",
     "ICA": "xcausal.models.linear",
     "BetaVAE": "xcausal.models.representation",
