@@ -124,3 +124,21 @@ def test_linear_expert_recovers_slope_and_expert_module_matches_formula():
     assert ll.shape == (2, 2) and ll[0, 1] > ll[0, 0] and ll[1, 0] > ll[1, 1]
     with pytest.raises(ValueError, match="physics form"):
         fit_expert("cubic", t, y)
+
+
+def test_physics_log_lik_is_the_full_covariance_gaussian():
+    from scipy.stats import multivariate_normal
+
+    g = torch.Generator().manual_seed(0)
+    ex = PhysicsExpert("linear", 6, 3)
+    ex.params.copy_(torch.tensor([[0.5], [1.0], [2.0]]))
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    cov = a @ a.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    ex.chol.copy_(torch.linalg.cholesky(cov).float())
+    y = torch.randn(4, 6, generator=g)
+    ll = ex.log_lik(y).double().numpy()
+    e = ex.curves().double().numpy()
+    for b in range(4):
+        for c in range(3):
+            want = multivariate_normal(mean=e[c], cov=cov.numpy()).logpdf(y[b].double().numpy())
+            assert ll[b, c] == pytest.approx(want, rel=1e-4)

@@ -143,18 +143,28 @@ class PhysicsExpert(nn.Module):
             init[:, 0] = 0.3
         self.register_buffer("t", torch.linspace(0.0, 1.0, length))
         self.register_buffer("params", init)
-        self.register_buffer("log_sigma", torch.zeros(()))
+        self.register_buffer("chol", torch.eye(length))  # Cholesky factor of the residual covariance
 
     def curves(self) -> torch.Tensor:
         """(K, L) curves of every component, in data units."""
         return _expert_curves(self.form, self.t, self.params)
 
     def log_lik(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, K): Σ_t log N(y_t; E_c(t), σ²) for curves y (B, L)."""
+        """(B, K): log N(y; E_c, Σ) for curves y (B, L), Σ = chol·cholᵀ shared by the components.
+
+        Σ is a full covariance, not σ²I: a sample's own parameters scatter around its
+        component's, so its residual is a smooth curve, correlated across t. With independent
+        points the curve outvotes the image (measured on circles: shift accuracy 0.90–0.91);
+        a residual-variance-weighted count of points (participation ratio) under-weights it
+        instead (the discriminative directions have small residual variance).
+        """
         e = self.curves()
-        var = torch.exp(2 * self.log_sigma)
-        sq = (y[:, None, :] - e[None, :, :]).pow(2).sum(-1)
-        return -0.5 * sq / var - 0.5 * y.shape[1] * (_LOG2PI + 2 * self.log_sigma)
+        r = (y[:, None, :] - e[None, :, :])  # (B, K, L)
+        b, k, length = r.shape
+        w = torch.linalg.solve_triangular(self.chol, r.reshape(b * k, length).T, upper=False)  # (L, B·K)
+        maha = w.pow(2).sum(0).reshape(b, k)
+        logdet = 2 * torch.log(torch.diagonal(self.chol)).sum()
+        return -0.5 * (maha + logdet + length * _LOG2PI)
 
 
 # =============================================================================== mixture
@@ -341,7 +351,10 @@ class CausalPIMA:
     w_threshold : float
         |w_ij| (logit units) below which a hardened edge is dropped.
     em_restarts : int
-        Random restarts of the EM that initialises the mixture on the pre-trained embedding.
+        Random restarts of the EM that initialises the mixture on the pre-trained embedding; the
+        one with the highest likelihood is kept. A restart can settle on a wrong assignment of
+        clusters to joint outcomes (one node mixing two features); measured on circles seed 2:
+        10 restarts gave radius accuracy 0.74, 40 gave 1.0.
     dag_restarts : int
         After training, the DAG is re-learned this many times from random node scores on the
         final expected outcome counts (the same annealed objective, cheap: it sees only the 2^n
@@ -357,7 +370,7 @@ class CausalPIMA:
                  means: Literal["additive", "free"] = "additive", pretrain_epochs: int = 20, epochs: int = 40,
                  batch_size: int = 64, lr: float = 1e-3, dag_lr: float = 0.05, dag_steps: int = 50,
                  tau_start: float = 1.0, tau_end: float = 0.05, lambda1: float = 0.01, w_threshold: float = 0.5,
-                 em_restarts: int = 10, dag_restarts: int = 10, channel_plan: str | Sequence[int] = "synthetic", seed: int = 0,
+                 em_restarts: int = 40, dag_restarts: int = 10, channel_plan: str | Sequence[int] = "synthetic", seed: int = 0,
                  device: str = "auto", progress: bool = False) -> None:
         self.n_nodes = n_nodes
         self.latent_dim = latent_dim
@@ -747,8 +760,14 @@ class CausalPIMA:
             keep = (g.sum(0) > 1e-6).cpu()
             ex.params[keep] = params[keep].to(ex.params.device)
             e = ex.curves().double()
-            sq = (g * (y[:, None, :] - e[None]).pow(2).sum(-1)).sum()
-            ex.log_sigma.fill_(0.5 * math.log(max(float(sq) / (y.shape[0] * y.shape[1]), 1e-8)))
+            cov = torch.zeros(y.shape[1], y.shape[1], dtype=torch.float64, device=y.device)
+            for c in range(e.shape[0]):
+                r = y - e[c]
+                cov += (r * g[:, c:c + 1]).T @ r
+            cov /= len(y)
+            ridge = 1e-3 * float(torch.diagonal(cov).mean()) + 1e-10
+            cov += ridge * torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+            ex.chol.copy_(torch.linalg.cholesky(cov).float())
 
     @torch.no_grad()
     def _em_step(self, data) -> None:
