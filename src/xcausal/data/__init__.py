@@ -13,6 +13,7 @@ from xcausal.data.dataset import (
 )
 from xcausal.data.tabular import simulate_er_dag, simulate_mlp_sem
 from xcausal.data.simulate import SimulatedData, parse_graph_spec, simulate_appendix_e
+from xcausal.data.xray import simulate_xray_phantom
 
 __all__ = [
     "CrossModalDataset",
@@ -30,4 +31,5 @@ __all__ = [
     "strain_hardening_curve",
     "simulate_er_dag",
     "simulate_mlp_sem",
+    "simulate_xray_phantom",
 ]

@@ -5,7 +5,7 @@ Directory form::
     DATA/
       table.csv      one row per sample; column ``image`` = path relative to DATA; optional ``id``;
                      every other column is a structured variable
-      images/        PNG or JPEG, grayscale or RGB, any size
+      images/        PNG or JPEG, grayscale or RGB, any size (see "Images" below)
       truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
       latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
@@ -16,6 +16,21 @@ Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds o
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
 finite; ``<name>`` matches ``[A-Za-z0-9_-]+``. Rows are counted before ``missing="drop"`` removes
 rows, which then drops the same rows of every modality. Loaded eagerly as float32.
+
+Images (directory form) are decoded to float32 in ``[0, 1]``:
+
+* EXIF orientation (JPEG ``Orientation`` tag) is applied first, so images are upright before
+  resizing;
+* 16-bit grayscale (PIL modes ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``, and ``I``, which is read
+  as 16-bit) is divided by 65535, its full range, and resized in float without 8-bit rounding;
+  ``I`` values outside ``0..65535`` are clipped; 32-bit float ``F`` is taken as already in
+  ``[0, 1]`` and clipped;
+* transparency is composited on black (``colour * alpha``: a fully transparent pixel is
+  black): ``RGBA``, ``PA`` and palette images with a transparent colour count as 3 channels,
+  ``LA`` as 1;
+* palette (``P``) images are converted to RGB (3 channels);
+* with ``channels=1`` colour is converted to luma ``0.299 R + 0.587 G + 0.114 B`` (PIL ``L``);
+  with ``channels=3`` gray is repeated in all three channels.
 
 NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float in [0, 1]),
 ``table`` (N, d) (float, or str when a column is text), ``columns`` (d,), optional ``ids`` (N,),
@@ -35,7 +50,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from xcausal.io import DataError, atomic_output_dir, read_json, write_json
 from xcausal.types import Graph, VarType
@@ -61,8 +76,13 @@ _MODALITY_PREFIX = "modality_"  # npz form: array ``modality_<name>``
 _MODALITY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _MIN_MODALITY_LEN = 2
 _RESERVED = ("image", "id")
-_MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1,
-                  "P": 3, "RGB": 3, "RGBA": 3, "CMYK": 3, "YCbCr": 3}
+_MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1, "F": 1,
+                  "P": 3, "PA": 3, "RGB": 3, "RGBA": 3, "RGBX": 3, "CMYK": 3, "YCbCr": 3}
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # grayscale, scaled by 1 / 65535
+_ALPHA_MODES = ("RGBA", "LA", "PA")  # composited on black
+_SIXTEEN_BIT_MAX = 65535.0
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -180,16 +200,52 @@ def _check_cells(table: pd.DataFrame, where: str) -> None:
 
 # --------------------------------------------------------------------------- images
 def _to_chw(img: Image.Image, channels: int, size: int) -> np.ndarray:
-    """Decode a PIL image to float32 (C, size, size) in [0, 1]."""
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else (1.0 if img.mode == "F" else 255.0)
-        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    """Decode a PIL image to float32 (C, size, size) in [0, 1].
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+        Any supported mode (see the module docstring, "Images"); not modified.
+    channels : {1, 3}
+        Output channels: colour becomes luma, gray is repeated.
+    size : int
+        Output side; bilinear when enlarging, box filter when shrinking.
+
+    Returns
+    -------
+    ndarray, shape (channels, size, size), float32
+    """
+    img = ImageOps.exif_transpose(img)  # a copy, upright; the same pixels when there is no tag
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)  # handles big-endian I;16B
+        if img.mode != "F":
+            arr = arr / _SIXTEEN_BIT_MAX
+        gray = Image.fromarray(np.clip(arr, 0.0, 1.0).astype(np.float32))  # mode "F": no 8-bit rounding
+        if gray.size != (size, size):
+            gray = gray.resize((size, size), _resample(gray.size, size))
+        out = np.clip(np.asarray(gray, dtype=np.float32), 0.0, 1.0)[None]
+        return out if channels == 1 else np.repeat(out, 3, axis=0)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _ALPHA_MODES:
+        black = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, img.convert("RGBA")).convert("RGB")
     img = img.convert("L" if channels == 1 else "RGB")
     if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR if max(img.size) <= size else Image.Resampling.BOX)
+        img = img.resize((size, size), _resample(img.size, size))
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+def _resample(current: tuple[int, int], size: int) -> Image.Resampling:
+    """Bilinear when enlarging (or keeping the larger side), box filter when shrinking."""
+    return Image.Resampling.BILINEAR if max(current) <= size else Image.Resampling.BOX
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` after the EXIF orientation is applied, without decoding pixels."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS else (w, h)
 
 
 def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
@@ -721,13 +777,17 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
     sizes = set()
     for p in ds.image_paths:
         with Image.open(p) as img:
-            sizes.add(img.size)
+            sizes.add(_upright_size(img))
     if len(sizes) != 1:
         raise DataError(f"{ds.source}: images have {len(sizes)} different sizes; pass --image-size to resize them")
     (w, h), = sizes
     if w != h:
         raise DataError(f"{ds.source}: images are {w}×{h}; pass --image-size to make them square")
-    return np.stack([_to_chw(Image.open(p), ds.channels, w) for p in ds.image_paths])
+    out = np.empty((len(ds.image_paths), ds.channels, w, w), dtype=np.float32)
+    for i, p in enumerate(ds.image_paths):
+        with Image.open(p) as img:
+            out[i] = _to_chw(img, ds.channels, w)
+    return out
 
 
 def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None = None,
