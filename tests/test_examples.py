@@ -30,3 +30,17 @@ def test_mnist_examples_run_with_tiny_arguments(tmp_path, capsys):
         assert f"do({var}): effectiveness r =" in printed and "reversibility" in printed
         assert (out / "interventions.png").is_file() and (out / "run" / "graph.json").is_file()
         assert (tmp_path / "fig" / f"mnist_{kind}_interventions.png").is_file()
+
+
+import circles_causal_pima  # noqa: E402
+
+
+def test_circles_example_runs_with_tiny_arguments(tmp_path, capsys):
+    code = circles_causal_pima.main(["--out", str(tmp_path / "c"), "--n", "60", "--image-size", "16", "--epochs", "1",
+                                     "--pretrain-epochs", "1", "--rows", "10", "--physics",
+                                     "--figures", str(tmp_path / "fig")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "cluster accuracy" in out and "do(hue)" in out
+    assert (tmp_path / "c" / "interventions.png").is_file()
+    assert (tmp_path / "fig" / "circles_causal_pima_interventions.png").is_file()

@@ -14,7 +14,7 @@ from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
-__all__ = ["FitConfig", "fit", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
+__all__ = ["FitConfig", "fit", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
            "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,9 @@ class FitConfig:
     modalities: list[str] = field(default_factory=list)
     physics: list[str] = field(default_factory=list)
     pretrain_epochs: int | None = None
+    bootstrap: int = 0
+    jobs: int = 1
+    command: str | None = None
     overwrite: bool = False
     progress: bool = False
 
@@ -145,18 +148,123 @@ class FitConfig:
                 "continuous": list(self.continuous), "missing": self.missing}
 
 
+_LIST_KEYS = ("categorical", "continuous", "modalities", "physics")
+
+
+def _check_type(val: Any, hint: Any, what: str) -> Any:
+    """``val`` converted to ``hint`` (int, float, str, bool, Literal, Optional of these) or DataError."""
+    import types
+    import typing
+
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if val is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(val, inner[0], what) if len(inner) == 1 else val
+    if origin is typing.Literal:
+        if val not in args:
+            raise DataError(f"{what} must be one of {', '.join(map(str, args))}, got {val!r}")
+        return val
+    if hint is bool:
+        if not isinstance(val, bool):
+            raise DataError(f"{what} must be true or false, got {val!r}")
+        return val
+    if hint is int:
+        if isinstance(val, bool) or not isinstance(val, int):
+            raise DataError(f"{what} must be int, got {val!r}")
+        return val
+    if hint is float:
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise DataError(f"{what} must be a number, got {val!r}")
+        return float(val)
+    if hint is str:
+        if not isinstance(val, (str, int, float)) or isinstance(val, bool):
+            raise DataError(f"{what} must be text, got {val!r}")
+        return str(val)
+    return val
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Options for ``xcausal fit`` from a YAML (or JSON) file: keys are the option names, with
+    dashes or underscores (``image-size`` = ``image_size``); list options take a list or a
+    comma-separated string. DataError naming the file and key for anything unknown or mistyped."""
+    import dataclasses
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a mapping of option: value, got {type(raw).__name__}")
+    import typing
+
+    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
+    fields.pop("command", None)
+    hints = typing.get_type_hints(FitConfig)
+    out: dict[str, Any] = {}
+    for key, val in raw.items():
+        name = str(key).replace("-", "_")
+        if name == "quiet":
+            out["progress"] = not bool(val)
+            continue
+        if name not in fields:
+            raise DataError(f"{path}: unknown option '{key}' (options: {', '.join(sorted(k.replace('_', '-') for k in fields))})")
+        if name in _LIST_KEYS:
+            if isinstance(val, str):
+                val = [t.strip() for t in val.split(",") if t.strip()]
+            elif isinstance(val, dict) and name == "physics":
+                val = [f"{k}={v}" for k, v in val.items()]
+            elif not (isinstance(val, list) and all(isinstance(v, (str, int, float)) for v in val)):
+                raise DataError(f"{path}: option '{key}' takes a list or a comma-separated string")
+            val = [str(v) for v in val]
+        else:
+            val = _check_type(val, hints[name], f"{path}: option '{key}'")
+        out[name] = val
+    return out
+
+
 def fit(cfg: FitConfig) -> Path:
     """Load the data, fit the method, write the run directory; returns its path."""
     factory = method_entry(cfg.method)[0]
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    if cfg.bootstrap < 0:
+        raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
+    if cfg.jobs < 1:
+        raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
     ds = load_dataset(cfg.data, **cfg.data_options())
+    if cfg.bootstrap and not ds.variables:
+        raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     model = factory(cfg)
     model.fit(ds)
     conf = asdict(cfg)
     conf["data"] = str(Path(cfg.data).resolve())
-    result = model.run_result(ds, extra_config={"fit_config": conf})
+    extra: dict[str, Any] = {"fit_config": conf}
+    if cfg.command:
+        extra["command"] = cfg.command
+    result = model.run_result(ds, extra_config=extra)
+    if cfg.bootstrap:
+        import dataclasses
+
+        from xcausal.bootstrap import bootstrap_edges, with_support
+
+        def refit_factory(seed: int, _cfg=cfg, _factory=factory):
+            return _factory(dataclasses.replace(_cfg, seed=seed, progress=False))
+
+        table = bootstrap_edges(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
+                                n_jobs=cfg.jobs)
+        result.graph = with_support(result.graph, table)
+        result.tables["edges.csv"] = table
     return write_run(out, result, overwrite=cfg.overwrite)
 
 

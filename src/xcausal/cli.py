@@ -52,21 +52,19 @@ def _split(s: str | None) -> list[str]:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
-    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality), or xray-phantom (chest-radiograph-like phantoms with infected, age, opacity_score, site).")] = "appendix-e",
+    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), or circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality).")] = "appendix-e",
     graph: Annotated[str, typer.Option("--graph", help="appendix-e: graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Image side in pixels (default: 128 for xray-phantom, 32 otherwise).")] = None,
+    image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels.")] = 32,
     digits: Annotated[str, typer.Option("--digits", help="mnist-*: number of distinct digit images (the paper: 10), or 'all'.")] = "10",
     circles_dag: Annotated[str, typer.Option("--circles-dag", help="circles: DAG over hue, radius, shift: v-structure, chain or independent.")] = "v-structure",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, circles, or x-ray phantoms."""
+    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, or circles."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
     from xcausal.io import DataError
 
-    if image_size is None:
-        image_size = 128 if kind == "xray-phantom" else 32
     if kind == "appendix-e":
         from xcausal.data.simulate import simulate_appendix_e
 
@@ -87,15 +85,8 @@ def simulate(
             raise DataError(f"--circles-dag {circles_dag}: must be {', '.join(CIRCLE_DAGS[:-1])} or {CIRCLE_DAGS[-1]}")
         sim = simulate_circles(n, seed=seed, image_size=image_size, dag=circles_dag)  # type: ignore[arg-type]
         what = f"circles ({circles_dag}; modalities: {', '.join(sim.modalities)})"
-    elif kind == "xray-phantom":
-        from xcausal.data.xray import MIN_IMAGE_SIZE, simulate_xray_phantom
-
-        if image_size < MIN_IMAGE_SIZE:
-            raise DataError(f"--image-size {image_size}: xray-phantom needs at least {MIN_IMAGE_SIZE}")
-        sim = simulate_xray_phantom(n, seed=seed, image_size=image_size)
-        what = f"x-ray phantoms ({image_size} px; infected, age, opacity_score, site)"
     else:
-        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift, circles or xray-phantom")
+        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift or circles")
     save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
     kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
     save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite,
@@ -255,8 +246,12 @@ def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, 
 # --------------------------------------------------------------------------- fit
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+    ctx: typer.Context,
+    data: Annotated[Optional[Path], typer.Argument(help="Dataset directory or .npz file (or `data:` in --config).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write (or `out:` in --config).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of options (keys = option names, e.g. `epochs: 60`, `image-size: 64`); options given on the command line win.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Refit on B bootstrap resamples and write edges.csv (edge frequencies); 0 = off.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Parallel bootstrap refits (processes).")] = 1,
     method: Annotated[str, typer.Option("--method", help="cmcl; causal-pima or pima (unsupervised binary features, multimodal); or a pipeline <representation>+<structure>: betavae|factorvae|tcvae|ivae|ica + notears|ges (e.g. ivae+notears).")] = "cmcl",
     latent_dim: Annotated[Optional[int], typer.Option("--latent-dim", help="Number of image latents (default: from the number of variables).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (default: from the data size).")] = None,
@@ -283,15 +278,33 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Fit a method and write the run directory (graph.json, latents, checkpoint, graph.png, ...)."""
-    from xcausal.api import FitConfig
-    from xcausal.api import fit as api_fit
+    import shlex
 
-    cfg = FitConfig(data=str(data), out=str(out), method=method, latent_dim=latent_dim, epochs=epochs, seed=seed,
-                    device=device, batch_size=batch_size, lr=lr, image_size=image_size, channels=channels,
-                    categorical=_split(categorical), continuous=_split(continuous), missing=missing,  # type: ignore[arg-type]
-                    no_cm=no_cm, no_cr=no_cr, allow_all_edges=allow_all_edges, h_func=h_func,  # type: ignore[arg-type]
-                    w_threshold=w_threshold, channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities),
-                    physics=_split(physics), pretrain_epochs=pretrain_epochs, overwrite=overwrite, progress=not quiet)
+    from xcausal.api import FitConfig, read_config_file
+    from xcausal.api import fit as api_fit
+    from xcausal.io import DataError
+
+    given = dict(data=None if data is None else str(data), out=None if out is None else str(out), method=method,
+                 latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr,
+                 image_size=image_size, channels=channels, categorical=_split(categorical),
+                 continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
+                 allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, channel_plan=channel_plan,
+                 n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
+                 pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
+                 progress=not quiet)
+    if config is not None:
+        cli_name = {"n_nodes": "nodes", "progress": "quiet"}
+        for key, val in read_config_file(config).items():
+            src = ctx.get_parameter_source(cli_name.get(key, key))
+            # typer vendors its own click: compare the enum by name, not identity
+            if src is None or getattr(src, "name", "") in ("DEFAULT", "DEFAULT_MAP"):
+                given[key] = val
+    for need in ("data", "out"):
+        if not given.get(need):
+            raise DataError(f"fit: no {'dataset' if need == 'data' else '--out run directory'} given "
+                            f"(pass it on the command line or as `{need}:` in --config)")
+    given["data"], given["out"] = str(given["data"]), str(given["out"])
+    cfg = FitConfig(**given, command=shlex.join(["xcausal", *_ARGV]))  # type: ignore[arg-type]
     run = api_fit(cfg)
     from xcausal.run import read_run
 
@@ -415,11 +428,16 @@ def bench(
 
 
 # --------------------------------------------------------------------------- entry point
+_ARGV: list[str] = []  # the arguments of the current main() call, recorded in a run's config.json
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; maps bad input to a one-line error and exit status 2."""
     from xcausal.io import DataError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    global _ARGV
+    _ARGV = list(argv)
     debug = "--debug" in argv
     try:
         app(args=argv, prog_name="xcausal", standalone_mode=False)

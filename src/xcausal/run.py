@@ -11,12 +11,15 @@
       history.csv     loss terms per epoch
       model.pt        the checkpoint (state_dict only; loaded with weights_only=True)
       graph.png       the DAG drawn with observed and latent nodes styled differently
+      edges.csv       with --bootstrap B: per variable–latent pair the frequency of u→z, z→u and
+                      no edge over B refits, and the median |weight|; graph.json edges then carry
+                      "support" (their direction's frequency)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ class RunResult:
     config: dict[str, Any]
     history: pd.DataFrame
     save_checkpoint: Callable[[Path], None] | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # extra CSVs, e.g. {"edges.csv": ...}
 
 
 def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) -> Path:
@@ -63,6 +67,8 @@ def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) ->
         config = {"xcausal_version": __version__, **result.config}
         write_json(tmp / "config.json", config)
         result.history.to_csv(tmp / "history.csv", index=False, float_format="%.6g")
+        for name, table in result.tables.items():
+            table.to_csv(tmp / name, index=False, float_format="%.6g")
         if result.save_checkpoint is not None:
             result.save_checkpoint(tmp / CHECKPOINT_NAME)
         draw_graph(graph, tmp / "graph.png")

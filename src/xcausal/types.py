@@ -46,9 +46,12 @@ class Node:
 
 @dataclass(frozen=True)
 class Edge:
+    """A directed edge; ``support`` is its bootstrap frequency (0..1) when the fit was bootstrapped."""
+
     source: str
     target: str
     weight: float = 1.0
+    support: float | None = None
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Graph:
         m = lambda s: mapping.get(s, s)  # noqa: E731
         return Graph(
             nodes=[Node(m(n.name), n.kind) for n in self.nodes],
-            edges=[Edge(m(e.source), m(e.target), e.weight) for e in self.edges],
+            edges=[Edge(m(e.source), m(e.target), e.weight, e.support) for e in self.edges],
             method=self.method,
             extra=dict(self.extra),
         )
@@ -169,6 +172,7 @@ class Graph:
         d["nodes"] = [{"name": n.name, "kind": n.kind} for n in self.nodes]
         d["edges"] = [
             {"source": e.source, "target": e.target, "weight": round(float(e.weight), 6)}
+            | ({} if e.support is None else {"support": round(float(e.support), 6)})
             for e in self.edges
         ]
         d.update(self.extra)
@@ -184,7 +188,8 @@ class Graph:
                     raise ValueError(f"{where}: node '{n['name']}' has unknown kind '{kind}'")
                 nodes.append(Node(str(n["name"]), kind))
             edges = [
-                Edge(str(e["source"]), str(e["target"]), float(e.get("weight", 1.0)))
+                Edge(str(e["source"]), str(e["target"]), float(e.get("weight", 1.0)),
+                     None if e.get("support") is None else float(e["support"]))
                 for e in d.get("edges", [])
             ]
         except (KeyError, TypeError) as exc:

@@ -1,0 +1,67 @@
+"""fit --bootstrap (edges.csv, support on graph.json edges) and fit --config (YAML options)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xcausal.bootstrap import bootstrap_seeds, edge_table
+from xcausal.cli import main
+from xcausal.types import Edge, Graph, Node
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_edge_table_counts_directions_and_median_weight():
+    ref = Graph([Node("u1", "observed"), Node("z1", "latent"), Node("z2", "latent")], [Edge("u1", "z1", 0.8)])
+    refits = [Graph(ref.nodes, [Edge("u1", "z1", 0.5)]), Graph(ref.nodes, [Edge("u1", "z1", -0.9)]),
+              Graph(ref.nodes, [Edge("z1", "u1", 0.4)]), Graph(ref.nodes, [])]
+    t = edge_table(ref, refits).set_index(["variable", "latent"])
+    assert t.loc[("u1", "z1")].tolist() == [0.5, 0.25, 0.25, pytest.approx(0.5)]
+    assert t.loc[("u1", "z2")].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert bootstrap_seeds(0, 3) == bootstrap_seeds(0, 3) and len(set(bootstrap_seeds(0, 3))) == 3
+
+
+def test_fit_bootstrap_writes_edges_csv_and_support(tmp_path, capsys):
+    data, run = tmp_path / "d", tmp_path / "run"
+    assert main(["simulate", "--graph", "first", "--n", "120", "--seed", "0", "--out", str(data)]) == 0
+    assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--bootstrap", "2", "--device", "cpu",
+                 "-q"]) == 0
+    t = pd.read_csv(run / "edges.csv")
+    assert list(t.columns) == ["variable", "latent", "p_u_to_z", "p_z_to_u", "p_none", "median_weight"]
+    g = json.loads((run / "graph.json").read_text())
+    n_u = sum(n["kind"] == "observed" for n in g["nodes"])
+    n_z = sum(n["kind"] == "latent" for n in g["nodes"])
+    assert len(t) == n_u * n_z
+    assert np.allclose(t[["p_u_to_z", "p_z_to_u", "p_none"]].sum(axis=1), 1.0)
+    assert set(np.unique(t[["p_u_to_z", "p_z_to_u", "p_none"]].to_numpy())) <= {0.0, 0.5, 1.0}
+    for e in g["edges"]:
+        assert 0.0 <= e["support"] <= 1.0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["fit_config"]["bootstrap"] == 2 and cfg["command"].startswith("xcausal fit ")
+
+
+def test_fit_config_file_and_command_line_precedence(tmp_path, capsys):
+    data = tmp_path / "d"
+    assert main(["simulate", "--graph", "first", "--n", "60", "--seed", "0", "--out", str(data)]) == 0
+    conf = tmp_path / "run.yaml"
+    conf.write_text(f"data: {data}\nout: {tmp_path / 'r1'}\nepochs: 1\nlatent-dim: 3\nseed: 4\nquiet: true\n"
+                    "device: cpu\n")
+    assert main(["fit", "--config", str(conf), "--seed", "7"]) == 0
+    cfg = json.loads((tmp_path / "r1" / "config.json").read_text())
+    fc = cfg["fit_config"]
+    assert fc["epochs"] == 1 and fc["latent_dim"] == 3 and fc["seed"] == 7  # the command line wins
+    capsys.readouterr()
+    conf.write_text("epochs: lots\n")
+    code = main(["fit", str(data), "--out", str(tmp_path / "r2"), "--config", str(conf)])
+    err = capsys.readouterr().err
+    assert code == 2 and "run.yaml" in err and "'epochs' must be int" in err
+    conf.write_text("epoch: 3\n")
+    code = main(["fit", str(data), "--out", str(tmp_path / "r2"), "--config", str(conf)])
+    assert code == 2 and "unknown option 'epoch'" in capsys.readouterr().err
+    code = main(["fit", "--out", str(tmp_path / "r2")])
+    assert code == 2 and "no dataset given" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
