@@ -52,19 +52,21 @@ def _split(s: str | None) -> list[str]:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
-    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), or circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality).")] = "appendix-e",
+    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality), or xray-phantom (chest-radiograph-like phantoms with infected, age, opacity_score, site).")] = "appendix-e",
     graph: Annotated[str, typer.Option("--graph", help="appendix-e: graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
-    image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels.")] = 32,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Image side in pixels (default: 128 for xray-phantom, 32 otherwise).")] = None,
     digits: Annotated[str, typer.Option("--digits", help="mnist-*: number of distinct digit images (the paper: 10), or 'all'.")] = "10",
     circles_dag: Annotated[str, typer.Option("--circles-dag", help="circles: DAG over hue, radius, shift: v-structure, chain or independent.")] = "v-structure",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, or circles."""
+    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, circles, or x-ray phantoms."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
     from xcausal.io import DataError
 
+    if image_size is None:
+        image_size = 128 if kind == "xray-phantom" else 32
     if kind == "appendix-e":
         from xcausal.data.simulate import simulate_appendix_e
 
@@ -85,8 +87,15 @@ def simulate(
             raise DataError(f"--circles-dag {circles_dag}: must be {', '.join(CIRCLE_DAGS[:-1])} or {CIRCLE_DAGS[-1]}")
         sim = simulate_circles(n, seed=seed, image_size=image_size, dag=circles_dag)  # type: ignore[arg-type]
         what = f"circles ({circles_dag}; modalities: {', '.join(sim.modalities)})"
+    elif kind == "xray-phantom":
+        from xcausal.data.xray import MIN_IMAGE_SIZE, simulate_xray_phantom
+
+        if image_size < MIN_IMAGE_SIZE:
+            raise DataError(f"--image-size {image_size}: xray-phantom needs at least {MIN_IMAGE_SIZE}")
+        sim = simulate_xray_phantom(n, seed=seed, image_size=image_size)
+        what = f"x-ray phantoms ({image_size} px; infected, age, opacity_score, site)"
     else:
-        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift or circles")
+        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift, circles or xray-phantom")
     save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
     kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
     save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite,
