@@ -122,7 +122,7 @@ class FitConfig:
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
-    image_size: int = 32
+    image_size: int | None = None  # None: the stored size, at most 128
     channels: int | None = None
     categorical: list[str] = field(default_factory=list)
     continuous: list[str] = field(default_factory=list)
@@ -296,6 +296,8 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
     if not src:
         raise DataError(f"{run}: config.json does not record the data; pass --data")
     opts = {k: fc[k] for k in ("image_size", "channels", "categorical", "continuous", "missing") if k in fc}
+    if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
+        opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
     return load_dataset(src, **opts)
 
 

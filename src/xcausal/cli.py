@@ -123,7 +123,7 @@ def convert(
 @app.command()
 def info(
     data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
-    image_size: Annotated[int, typer.Option("--image-size")] = 32,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize to this side (default: stored size, at most 128).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Comma-separated columns forced categorical.")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
 ) -> None:
@@ -268,7 +268,7 @@ def fit(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
-    image_size: Annotated[int, typer.Option("--image-size", help="Images are resized to this side.")] = 32,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Images are resized to this side (default: their stored size, at most 128).")] = None,
     channels: Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: as stored).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Columns forced categorical (comma-separated).")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Columns forced continuous (comma-separated).")] = None,

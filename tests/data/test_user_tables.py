@@ -86,3 +86,21 @@ def test_missing_drop_below_the_minimum_is_an_error(tmp_path):
     age[0] = age[1] = age[2] = ""
     with pytest.raises(DataError, match=r"table\.csv: 9 row\(s\); at least 10 are needed"):
         load_dataset(_write(tmp_path, _rows(age=age)), missing="drop")
+
+
+def test_image_size_defaults_to_the_stored_size_capped_at_128(tmp_path):
+    from PIL import Image
+
+    from xcausal.data.dataset import MAX_AUTO_SIZE, load_dataset
+
+    for side, want in ((48, 48), (200, MAX_AUTO_SIZE)):
+        d = tmp_path / f"s{side}"
+        (d / "images").mkdir(parents=True)
+        rows = []
+        for i in range(12):
+            Image.fromarray(np.full((side, side), i * 10, np.uint8), mode="L").save(d / "images" / f"{i}.png")
+            rows.append({"image": f"images/{i}.png", "x": float(i)})
+        pd.DataFrame(rows).to_csv(d / "table.csv", index=False)
+        ds = load_dataset(d, image_size=None)
+        assert ds.image_size == want and ds.images([0]).shape == (1, 1, want, want)
+        assert load_dataset(d, image_size=16).image_size == 16

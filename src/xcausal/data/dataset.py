@@ -65,6 +65,8 @@ __all__ = [
     "infer_variables",
     "MIN_ROWS",
     "MODALITY_DIR",
+    "MAX_AUTO_SIZE",
+    "auto_image_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -381,7 +383,7 @@ def dataset_from_arrays(
 def load_dataset(
     path: str | Path,
     *,
-    image_size: int = 32,
+    image_size: int | None = 32,
     channels: int | None = None,
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
@@ -390,7 +392,9 @@ def load_dataset(
     """Load and validate a dataset directory or ``.npz`` file.
 
     Images are not decoded here for the directory form (only their headers are read, to check
-    readability and channel counts); ``ds[i]`` decodes on access.
+    readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
+    stored size up to :data:`MAX_AUTO_SIZE` (larger images are downscaled to it): the longer side
+    of the most common image size.
 
     Raises
     ------
@@ -398,7 +402,7 @@ def load_dataset(
         With a one-line message naming the file, row and/or column of the first problem.
     """
     path = Path(path)
-    if image_size < 4:
+    if image_size is not None and image_size < 4:
         raise DataError(f"--image-size {image_size}: must be at least 4")
     if channels not in (None, 1, 3):
         raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
@@ -411,6 +415,15 @@ def load_dataset(
     if path.suffix == ".npz":
         return _load_npz(path, image_size, channels, categorical, continuous, missing)
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
+
+
+MAX_AUTO_SIZE = 128
+"""Largest image side kept when no --image-size is given (larger images are downscaled to it)."""
+
+
+def auto_image_size(stored_side: int) -> int:
+    """The side images are used at without --image-size: the stored one, at most MAX_AUTO_SIZE."""
+    return int(max(4, min(MAX_AUTO_SIZE, stored_side)))
 
 
 def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame:
@@ -446,6 +459,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
     rootr = root.resolve()
     paths: list[Path] = []
     found_channels: int | None = None
+    sizes: dict[int, int] = {}
     for i, rel in enumerate(table["image"].astype(str)):
         relp = Path(rel)
         if relp.is_absolute() or ".." in relp.parts:
@@ -456,8 +470,10 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
         try:
             with Image.open(p) as img:
                 c = _MODE_CHANNELS.get(img.mode)
+                side = max(img.size)
         except (OSError, UnidentifiedImageError):
             raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1})") from None
+        sizes[side] = sizes.get(side, 0) + 1
         if c is None:
             raise DataError(f"{p}: unsupported image mode '{img.mode}' (row {i + 1})")
         if found_channels is None:
@@ -472,6 +488,8 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
     u = _encode(table, variables, str(csv))
     truth, latents = _load_truth_dir(root, n_raw, keep)
     modalities = _load_modalities_dir(root, n_raw, keep)
+    if image_size is None:
+        image_size = auto_image_size(max(sizes, key=lambda k: (sizes[k], k)))
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels or int(found_channels or 1), root=root, image_paths=paths,
@@ -629,6 +647,8 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         raise DataError(f"{path}: 'images' dtype {images.dtype} not supported (uint8 or float in [0, 1])")
     if channels is not None and channels != arr.shape[1]:
         arr = arr.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(arr, 3, axis=1)
+    if image_size is None:
+        image_size = auto_image_size(max(arr.shape[-2:]))
     arr = _resize_array(arr, image_size)
     if "id" in table.columns:
         ids = table["id"].to_numpy()
