@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sys
+
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     # name: (class, options)
@@ -32,16 +34,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "causal-pima image-only": ("CausalPIMA", {"modalities": ["image"]}),
     "pima": ("PIMA", {}),
 }
-
-
-def machine() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        commit = "?"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"python {platform.python_version()}, commit {commit}")
 
 
 def run_cell(variant: str, seed: int, n: int, dag: str, epochs: int | None, pretrain: int | None,

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
+import sys
+
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
 
 from xcausal.data import dataset_from_arrays
 from xcausal.data.simulate import simulate_appendix_e
@@ -31,17 +33,6 @@ PAPER_ABLATION = {  # Table 2, 20/40: (SHD, TPR, FPR, FDR)
     "cr": (11.75, 0.36, 0.022, 0.51), "none": (12.32, 0.32, 0.028, 0.56),
 }
 VARIANTS = {"cm+cr": (True, True), "cm": (True, False), "cr": (False, True), "none": (False, False)}
-
-
-def machine() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        commit = "?"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}, "
-            f"commit {commit}")
 
 
 def run_cell(graph: str, seed: int, n: int, variant: str, epochs: int | None, latent_extra: int,

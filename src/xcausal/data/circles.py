@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from xcausal.data.simulate import MIN_SAMPLES, SimulatedData
+from xcausal.data.simulate import MIN_SAMPLES, SimulatedData, check_int
 from xcausal.types import Edge, Graph, Node
 
 __all__ = [
@@ -204,15 +204,9 @@ def simulate_circles(
         On ``n < 10``, a negative seed, ``image_size < 16``, ``curve_length < 2`` or an unknown
         ``dag``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_SAMPLES:
-        raise ValueError(f"n must be an integer >= {MIN_SAMPLES}, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
-            or image_size < MIN_IMAGE_SIZE):
-        raise ValueError(f"image_size must be an integer >= {MIN_IMAGE_SIZE}, got {image_size!r}")
-    if isinstance(curve_length, bool) or not isinstance(curve_length, (int, np.integer)) or curve_length < 2:
-        raise ValueError(f"curve_length must be an integer >= 2, got {curve_length!r}")
+    n, seed = check_int("n", n, MIN_SAMPLES), check_int("seed", seed, 0)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
+    curve_length = check_int("curve_length", curve_length, 2)
     if dag not in CIRCLE_DAGS:
         raise ValueError(f"dag must be one of {', '.join(map(repr, CIRCLE_DAGS))}, got {dag!r}")
     n, seed, size, length = int(n), int(seed), int(image_size), int(curve_length)

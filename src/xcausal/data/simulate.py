@@ -108,6 +108,14 @@ class SimulatedData:
     modalities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int if it is an integer (not a bool) >= ``minimum``; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
 def parse_graph_spec(spec: str) -> tuple[int, int, int]:
     """Parse a graph spec of Appendix E.2.
 
@@ -234,13 +242,8 @@ def simulate_appendix_e(
     Nothing in ``table``/``latents`` is standardised.
     """
     n_obs, n_lat, n_edges = parse_graph_spec(graph)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_SAMPLES:
-        raise ValueError(f"n must be an integer >= {MIN_SAMPLES}, got {n!r}")
-    if (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
-            or image_size < GRID_SIZE):
-        raise ValueError(f"image_size must be an integer >= {GRID_SIZE}, got {image_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    n, image_size, seed = check_int("n", n, MIN_SAMPLES), check_int("image_size", image_size, GRID_SIZE), check_int(
+        "seed", seed, 0)
     if not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}")
     if not np.isfinite(gp_length_scale) or gp_length_scale <= 0:

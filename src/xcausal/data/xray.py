@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xcausal.data.simulate import MIN_SAMPLES, SimulatedData
+from xcausal.data.simulate import MIN_SAMPLES, SimulatedData, check_int
 from xcausal.types import Edge, Graph, Node
 
 __all__ = [
@@ -188,13 +188,8 @@ def simulate_xray_phantom(n: int, *, seed: int, image_size: int = 128) -> Simula
     scale with them, the score depends on ``z2`` only weakly (partial correlation given ``z1``
     about -0.03 at n = 1000).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_SAMPLES:
-        raise ValueError(f"n must be an integer >= {MIN_SAMPLES}, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
-            or image_size < MIN_IMAGE_SIZE):
-        raise ValueError(f"image_size must be an integer >= {MIN_IMAGE_SIZE}, got {image_size!r}")
+    n, seed = check_int("n", n, MIN_SAMPLES), check_int("seed", seed, 0)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
     n, seed, size = int(n), int(seed), int(image_size)
 
     rng = np.random.default_rng(seed)

@@ -47,6 +47,8 @@ from torch.nn import functional as F
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
+from xcausal._runtime import fit_progress
+from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
 from xcausal.types import Graph, Node
@@ -319,14 +321,6 @@ class CausalPIMANet(nn.Module):
 
 
 # =============================================================================== estimator
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return torch.device(device)
-
-
 class CausalPIMA:
     """causalPIMA (and its PIMA / single-modality baselines by option).
 
@@ -493,7 +487,7 @@ class CausalPIMA:
         params = [p for name, p in net.named_parameters() if not name.startswith("dag.")]
         opt = torch.optim.Adam(params, lr=self.lr)
         rows: list[dict[str, Any]] = []
-        bar = _Bar(self.pretrain_epochs + self.epochs) if self.progress else None
+        bar = fit_progress(self.progress, self.pretrain_epochs + self.epochs, "fit causal-pima", _describe)
         for epoch in range(self.pretrain_epochs):
             sums = self._epoch(data, n, gen, opt, pretrain=True)
             rows.append({"phase": "pretrain", "epoch": epoch + 1, **sums})
@@ -989,25 +983,11 @@ def _check_finite(row: Mapping[str, Any]) -> None:
                                  "try a smaller --lr")
 
 
-class _Bar:
-    """A rich progress bar showing the phase, the loss and the edge count."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("fit causal-pima"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), transient=False)
-        self._p.start()
-        self._t = self._p.add_task("fit", total=total, info="")
-
-    def update(self, row: Mapping[str, Any]) -> None:
-        info = f"{row['phase']} loss={row['loss']:.4g}"
-        if "edges" in row:
-            info += f" tau={row['tau']:.3g} edges={row['edges']}"
-        self._p.update(self._t, advance=1, info=info)
-
-    def close(self) -> None:
-        self._p.stop()
+def _describe(row: Mapping[str, Any]) -> str:
+    info = f"{row['phase']} loss={row['loss']:.4g}"
+    if "edges" in row:
+        info += f" tau={row['tau']:.3g} edges={row['edges']}"
+    return info
 
 
 class PIMA(CausalPIMA):

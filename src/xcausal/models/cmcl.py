@@ -41,6 +41,8 @@ from torch.nn import functional as F
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset, Variable
+from xcausal._runtime import fit_progress
+from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.structure import (
     AugmentedLagrangian,
@@ -180,14 +182,6 @@ class _Encoding:
     @classmethod
     def from_dict(cls, d: dict) -> "_Encoding":
         return cls([Variable.from_dict(v) for v in d["variables"]], np.asarray(d["mean"], float), np.asarray(d["std"], float))
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return torch.device(device)
 
 
 class CMCL:
@@ -486,7 +480,7 @@ class CMCL:
         n = len(ds)
         rows = []
         gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
-        bar = _progress(self.progress, epochs)
+        bar = fit_progress(self.progress, epochs, "fit", _describe)
         t_parts = {"vae": 0.0, "dag": 0.0, "cr": 0.0}
         for epoch in range(epochs):
             net.train()
@@ -533,7 +527,7 @@ class CMCL:
                    "rho": alm.rho, "alpha": alm.alpha, "edges": int((np.abs(w) > self.w_threshold).sum())}
             rows.append(row)
             if bar is not None:
-                bar.update(1, desc=row)
+                bar.update(row)
             if not all(math.isfinite(v) for k, v in row.items() if isinstance(v, float)):
                 bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
                 raise FloatingPointError(f"loss term {', '.join(bad)} became NaN/inf at epoch {epoch + 1}; "
@@ -969,27 +963,6 @@ class CMCL:
                          history=self.history_, save_checkpoint=self.save)
 
 
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return None
-    return _Bar(total)
-
-
-class _Bar:
-    """A rich progress bar that shows the latest loss terms, h(W) and the edge count."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), transient=False)
-        self._p.start()
-        self._t = self._p.add_task("fit", total=total, info="")
-
-    def update(self, n: int, desc: dict) -> None:
-        keys = [k for k in ("rec", "rec0", "dag_nll", "cr") if k in desc]
-        info = " ".join(f"{k}={desc[k]:.3g}" for k in keys) + f" h={desc['h']:.2e} edges={desc['edges']}"
-        self._p.update(self._t, advance=n, info=info)
-
-    def close(self) -> None:
-        self._p.stop()
+def _describe(row: Mapping[str, Any]) -> str:
+    keys = [k for k in ("rec", "rec0", "dag_nll", "cr") if k in row]
+    return " ".join(f"{k}={row[k]:.3g}" for k in keys) + f" h={row['h']:.2e} edges={row['edges']}"

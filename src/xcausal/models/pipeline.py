@@ -40,7 +40,7 @@ import torch
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.metrics.structure import UNDIRECTED_KEY
-from xcausal.models.cmcl import _resolve_device
+from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.structure import bipartite_mask, fit_gs_ges, fit_notears, pdag_to_dag
 from xcausal.types import Edge, Graph, Node, VarType
 

@@ -41,6 +41,7 @@ from torch import nn
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.linear import ICA
+from xcausal._runtime import fit_progress, resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.types import VarType
 
@@ -274,7 +275,7 @@ class _ConvVAEBase:
         ``history_`` (one row per epoch: ``loss``, ``rec`` and the method's terms, batch means),
         ``device_``, ``image_size_``, ``channels_``, ``u_encoding_`` (iVAE).
         """
-        from xcausal.models.cmcl import _Encoding, _resolve_device, default_epochs, default_latent_dim
+        from xcausal.models.cmcl import _Encoding, default_epochs, default_latent_dim
 
         self._validate()
         if self.uses_u and len(ds.variables) == 0:
@@ -282,7 +283,7 @@ class _ConvVAEBase:
                              "least one (it conditions on u)")
         m = self.latent_dim or (default_latent_dim(len(ds.variables)) if ds.variables else 8)
         epochs = self.epochs or default_epochs(len(ds))
-        dev = _resolve_device(self.device)
+        dev = resolve_device(self.device)
         self.n_latents_ = int(m)
         self.epochs_ = int(epochs)
         self.image_size_ = int(ds.image_size)
@@ -324,7 +325,7 @@ class _ConvVAEBase:
             x_all, u_all = self._tensors(ds, np.arange(n), dev)
         opt = torch.optim.Adam(net.vae_parameters(), lr=self.lr)
         self._start(net)
-        bar = _progress(self.progress, epochs, self.method_name)
+        bar = fit_progress(self.progress, epochs, self.method_name, _describe)
         rows = []
         for epoch in range(epochs):
             net.train()
@@ -413,7 +414,7 @@ class _ConvVAEBase:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "_ConvVAEBase":
         """Rebuild a model written by :meth:`save`; ValueError for another method's checkpoint."""
-        from xcausal.models.cmcl import _Encoding, _resolve_device
+        from xcausal.models.cmcl import _Encoding
 
         from xcausal.io import read_checkpoint_meta
 
@@ -427,7 +428,7 @@ class _ConvVAEBase:
         obj.image_size_ = int(meta["image_size"])
         obj.channels_ = int(meta["channels"])
         obj.u_encoding_ = _Encoding.from_dict(meta["u_encoding"]) if meta.get("u_encoding") else None
-        obj.device_ = _resolve_device(device)
+        obj.device_ = resolve_device(device)
         obj.history_ = pd.DataFrame(meta.get("history", []))
         net = obj._build_net()
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -437,27 +438,8 @@ class _ConvVAEBase:
         return obj
 
 
-def _progress(enabled: bool, total: int, name: str) -> "_Bar | None":
-    return _Bar(total, name) if enabled else None
-
-
-class _Bar:
-    """A rich progress bar showing the latest epoch's loss and reconstruction term."""
-
-    def __init__(self, total: int, name: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), transient=False)
-        self._p.start()
-        self._t = self._p.add_task(name, total=total, info="")
-
-    def update(self, row: dict) -> None:
-        info = " ".join(f"{k}={row[k]:.3g}" for k in ("loss", "rec") if k in row)
-        self._p.update(self._t, advance=1, info=info)
-
-    def close(self) -> None:
-        self._p.stop()
+def _describe(row) -> str:
+    return " ".join(f"{k}={row[k]:.3g}" for k in ("loss", "rec") if k in row)
 
 
 # =============================================================================== the four methods
