@@ -436,6 +436,30 @@ def bench(
     err_console.print(f"wrote {res}/results.md, figure2.png, table1.csv, table2.csv, timing.csv")
 
 
+# --------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory (any method).")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default: RUN/report.html).")] = None,
+    rows: Annotated[int, typer.Option("--rows", help="Samples (rows) in each image grid and heatmap.")] = 6,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the report if it exists.")] = False,
+) -> None:
+    """Write one self-contained HTML report of a run: verdicts, data, graph, interventions, traversals, heatmaps, training curves, provenance."""
+    from xcausal.io import DataError
+    from xcausal.viz.report import write_report
+
+    if not run.is_dir():
+        raise DataError(f"{run}: not a run directory" if run.exists() else f"{run}: no such run directory")
+    target = out if out is not None else run / "report.html"
+    if target.exists() and not overwrite:
+        raise DataError(f"{target}: output already exists (pass --overwrite to replace it)")
+    if rows < 1:
+        raise DataError(f"--rows {rows}: must be at least 1")
+    res = write_report(run, data=data, out=target, rows=rows)
+    err_console.print(f"wrote {res}", highlight=False)
+
+
 # --------------------------------------------------------------------------- entry point
 _ARGV: list[str] = []  # the arguments of the current main() call, recorded in a run's config.json
 
