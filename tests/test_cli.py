@@ -12,7 +12,7 @@ import pytest
 from xcausal import __version__
 from xcausal.cli import main
 
-VERBS = ["simulate", "convert", "info", "evaluate", "fit", "intervene", "bench", "counterfactual", "explain"]
+VERBS = ["simulate", "convert", "info", "evaluate", "fit", "intervene", "bench", "counterfactual", "explain", "report"]
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
