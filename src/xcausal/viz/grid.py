@@ -9,10 +9,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
-__all__ = ["image_grid"]
+__all__ = ["image_grid", "show_image"]
 
 
-def _show(ax, img: np.ndarray) -> None:
+def show_image(ax, img: np.ndarray) -> None:
+    """Draw one (C, H, W) image in [0, 1] on ``ax`` (grey or RGB), without ticks."""
     if img.shape[0] == 1:
         ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
@@ -32,7 +33,7 @@ def image_grid(columns: Sequence[np.ndarray], col_titles: Sequence[str], path: s
     axes = fig.subplots(rows, ncol, squeeze=False)
     for c, (imgs, t) in enumerate(zip(columns, col_titles)):
         for r in range(rows):
-            _show(axes[r, c], imgs[r])
+            show_image(axes[r, c], imgs[r])
         axes[0, c].set_title(t, fontsize=7)
     if row_titles is not None:
         for r, t in enumerate(row_titles):

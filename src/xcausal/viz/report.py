@@ -54,6 +54,7 @@ from matplotlib.figure import Figure
 from xcausal import __version__
 from xcausal.io import DataError
 from xcausal.types import Edge, Graph, VarType
+from xcausal.viz.grid import show_image
 
 __all__ = ["write_report"]
 
@@ -716,13 +717,7 @@ def _traversals_section(r: _Run) -> str:
     for i, (name, row) in enumerate(zip(order, imgs)):
         for k in range(len(steps)):
             ax = axes[i, k]
-            im = row[k]
-            if im.shape[0] == 1:
-                ax.imshow(im[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(np.clip(im.transpose(1, 2, 0), 0, 1), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_image(ax, row[k])
             if i == 0:
                 ax.set_title(f"{steps[k]:+g} sd", fontsize=7)
         axes[i, 0].set_ylabel(name + (" *" if name in _edge_latents(g) else ""), fontsize=7, rotation=0,
