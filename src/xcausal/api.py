@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
@@ -14,7 +18,7 @@ from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
-__all__ = ["FitConfig", "fit", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
+__all__ = ["FitConfig", "fit", "partial_dir", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
            "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
 
 logger = logging.getLogger(__name__)
@@ -142,6 +146,8 @@ class FitConfig:
     command: str | None = None
     overwrite: bool = False
     progress: bool = False
+    checkpoint_every: int = 10  # epochs between training checkpoints in OUT.partial (cmcl); 0 = none
+    resume: bool = False  # continue the fit checkpointed in OUT.partial
 
     def data_options(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "channels": self.channels, "categorical": list(self.categorical),
@@ -232,8 +238,146 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return out
 
 
+#: methods whose training writes resumable checkpoints (``--checkpoint-every``, ``--resume``)
+RESUMABLE_METHODS = ("cmcl",)
+#: FitConfig fields a resumed fit may change: they do not alter what the checkpoint holds (``lr``
+#: applies to the remaining steps, e.g. after a NaN; the model checks the device it resolves to)
+_RESUME_MAY_CHANGE = ("out", "overwrite", "progress", "command", "resume", "checkpoint_every", "lr", "jobs", "device")
+_FIT_CONFIG_FILE = "fit_config.json"
+
+
+def partial_dir(out: str | Path) -> Path:
+    """The work directory ``OUT.partial`` beside a run directory, where training checkpoints live
+    until the run directory is written (the run directory itself only ever appears complete)."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _has_checkpoint(work: Path) -> bool:
+    from xcausal.models.cmcl import TRAINING_CHECKPOINT_META
+
+    return (work / TRAINING_CHECKPOINT_META).is_file()
+
+
+def _conf_dict(cfg: FitConfig) -> dict[str, Any]:
+    conf = asdict(cfg)
+    conf["data"] = str(Path(cfg.data).resolve())
+    return conf
+
+
+def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
+    """Check ``work`` against ``cfg`` (DataError when it cannot be used); returns the checkpoint's
+    meta when resuming, else None after clearing (with --overwrite) a stale checkpoint."""
+    from xcausal.io import read_json
+    from xcausal.models.cmcl import read_training_checkpoint_meta
+
+    try:
+        meta = read_training_checkpoint_meta(work) if work.is_dir() else None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if cfg.resume:
+        if meta is None:
+            raise DataError(f"--resume: {work} holds no training checkpoint to continue "
+                            f"(run without --resume to start the fit)")
+        saved = read_json(work / _FIT_CONFIG_FILE) if (work / _FIT_CONFIG_FILE).is_file() else {}
+        now = _conf_dict(cfg)
+        diff = sorted(k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k))
+        if diff:
+            raise DataError(f"--resume: the options differ from the checkpointed fit's in {work}: "
+                            + "; ".join(f"{k} = {now.get(k)!r} (checkpoint: {saved.get(k)!r})" for k in diff))
+        return meta
+    if work.exists():
+        if meta is not None and not cfg.overwrite:
+            raise DataError(f"{work}: holds the checkpoint of an unfinished fit (epoch {meta.get('epoch')} of "
+                            f"{meta.get('epochs')}); pass --resume to continue it, or --overwrite to start over")
+        ours = {_FIT_CONFIG_FILE, f"{_FIT_CONFIG_FILE}.tmp"}
+        foreign = [p.name for p in work.iterdir() if meta is None and p.name not in ours
+                   and not p.name.startswith("checkpoint")] if work.is_dir() else [work.name]
+        if foreign:
+            raise DataError(f"{work}: exists and is not a training checkpoint directory; move it away")
+        shutil.rmtree(work)
+    return None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, received: list[int], work: Path):
+    """While active, SIGINT and SIGTERM set ``stop`` (training then checkpoints at the next step and
+    raises FitInterrupted); a second signal raises FitInterrupted at once. The previous handlers are
+    restored on exit. Outside the main thread (where Python cannot install handlers) it does nothing."""
+    from xcausal.models.cmcl import FitInterrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        if stop.is_set():
+            exc = FitInterrupted(f"{signal.Signals(signum).name} received twice: stopped at once; {work} keeps the "
+                                 "last checkpoint written", checkpoint_dir=work, epoch=-1, step=-1)
+            exc.signum = signum
+            raise exc
+        logger.info("%s received: stopping after the current step (send it again to stop at once)",
+                       signal.Signals(signum).name)
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) -> dict[str, Any] | None:
+    """``model.fit`` with checkpoints in ``work`` and SIGINT/SIGTERM as a clean stop; returns the
+    meta of the checkpoint it resumed from (None for a fresh fit)."""
+    from xcausal.io import write_json
+    from xcausal.models.cmcl import FitInterrupted
+
+    resumed = _prepare_partial(cfg, work)
+    if resumed is None:
+        work.mkdir(parents=True)
+        write_json(work / _FIT_CONFIG_FILE, _conf_dict(cfg))
+    stop = threading.Event()
+    received: list[int] = []
+    try:
+        with _stop_on_signals(stop, received, work):
+            model.fit(ds, checkpoint_dir=work, checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, stop=stop)
+        if stop.is_set():  # a signal after the model's last look at ``stop``
+            raise FitInterrupted(f"stopped after training; the finished training is checkpointed in {work}",
+                                 checkpoint_dir=work, epoch=model.epochs_, step=0)
+    except FitInterrupted as exc:
+        if exc.signum is None and received:
+            exc.signum = received[0]
+        raise
+    except BaseException:
+        if resumed is None and not _has_checkpoint(work):  # failed before its first checkpoint: leave nothing
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    return resumed
+
+
 def fit(cfg: FitConfig) -> Path:
-    """Load the data, fit the method, write the run directory; returns its path."""
+    """Load the data, fit the method, write the run directory; returns its path.
+
+    For the methods in :data:`RESUMABLE_METHODS`, with ``cfg.checkpoint_every > 0`` training
+    checkpoints go to :func:`partial_dir` (``OUT.partial``) every that many epochs, and SIGINT /
+    SIGTERM stop training after the current step with a checkpoint (the previous signal handlers
+    are restored afterwards); ``cfg.resume`` continues from it. ``OUT.partial`` is removed once
+    ``OUT`` is written.
+
+    Raises
+    ------
+    DataError
+        Bad options or data; with ``resume``, no checkpoint or one from a fit with other options.
+    FitInterrupted
+        A signal stopped training (``.signum``; the checkpoint is in ``OUT.partial``).
+    FloatingPointError
+        Training diverged (NaN/inf); the last good checkpoint stays in ``OUT.partial``.
+    """
     factory = method_entry(cfg.method)[0]
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
@@ -242,14 +386,32 @@ def fit(cfg: FitConfig) -> Path:
         raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
     if cfg.jobs < 1:
         raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
+    if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
+        raise DataError(f"--checkpoint-every {cfg.checkpoint_every}: must be 0 (no checkpoints) or a number of epochs")
+    checkpointed = cfg.method in RESUMABLE_METHODS and cfg.checkpoint_every > 0
+    if cfg.resume and cfg.method not in RESUMABLE_METHODS:
+        raise DataError(f"--resume: method '{cfg.method}' writes no training checkpoints "
+                        f"(resumable: {', '.join(RESUMABLE_METHODS)})")
+    if cfg.resume and not checkpointed:
+        raise DataError("--resume needs checkpoints: drop --checkpoint-every 0")
+    work = partial_dir(out)
+    if cfg.resume and not _has_checkpoint(work):  # before the (possibly slow) data loading
+        raise DataError(f"--resume: {work} holds no training checkpoint to continue "
+                        "(run without --resume to start the fit)")
     ds = load_dataset(cfg.data, **cfg.data_options())
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     model = factory(cfg)
-    model.fit(ds)
-    conf = asdict(cfg)
-    conf["data"] = str(Path(cfg.data).resolve())
+    resumed = None
+    if checkpointed:
+        resumed = _fit_checkpointed(cfg, model, ds, work)
+    else:
+        model.fit(ds)
+    conf = _conf_dict(cfg)
     extra: dict[str, Any] = {"fit_config": conf}
+    if resumed is not None:
+        extra["resumed_from"] = {"epoch": resumed.get("epoch"), "step": resumed.get("step"),
+                                 "written": resumed.get("written"), "lr": resumed.get("params", {}).get("lr")}
     if cfg.command:
         extra["command"] = cfg.command
     result = model.run_result(ds, extra_config=extra)
@@ -265,7 +427,10 @@ def fit(cfg: FitConfig) -> Path:
                                 n_jobs=cfg.jobs)
         result.graph = with_support(result.graph, table)
         result.tables["edges.csv"] = table
-    return write_run(out, result, overwrite=cfg.overwrite)
+    path = write_run(out, result, overwrite=cfg.overwrite)
+    if checkpointed:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
 
 
 def load_model(run: str | Path, *, device: str = "cpu"):

@@ -285,8 +285,14 @@ def fit(
     pretrain_epochs: Annotated[Optional[int], typer.Option("--pretrain-epochs", help="causal-pima / pima: plain-VAE pre-training epochs (default 20).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="cmcl: write a training checkpoint to OUT.partial every K epochs (and on Ctrl-C / SIGTERM); 0 = none.")] = 10,
+    resume: Annotated[bool, typer.Option("--resume", help="cmcl: continue the interrupted fit checkpointed in OUT.partial (same options; --lr may change).")] = False,
 ) -> None:
-    """Fit a method and write the run directory (graph.json, latents, checkpoint, graph.png, ...)."""
+    """Fit a method and write the run directory (graph.json, latents, checkpoint, graph.png, ...).
+
+    cmcl checkpoints its training in OUT.partial (every --checkpoint-every epochs, and when stopped by
+    Ctrl-C or SIGTERM); `--resume` continues from there. OUT appears only when the fit is complete.
+    """
     import shlex
 
     from xcausal.api import FitConfig, read_config_file
@@ -300,7 +306,7 @@ def fit(
                  allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, channel_plan=channel_plan,
                  n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
                  pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
-                 progress=not quiet)
+                 progress=not quiet, checkpoint_every=checkpoint_every, resume=resume)
     if config is not None:
         cli_name = {"n_nodes": "nodes", "progress": "quiet"}
         for key, val in read_config_file(config).items():
@@ -474,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         app(args=argv, prog_name="xcausal", standalone_mode=False)
-    except (DataError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (DataError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -485,8 +491,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except Exception as exc:  # click usage errors and anything unexpected
+    except Exception as exc:  # a stopped fit, click usage errors and anything unexpected
         import click
+
+        cmcl = sys.modules.get("xcausal.models.cmcl")  # (not imported: no fit ran, torch stays unloaded)
+        if cmcl is not None and isinstance(exc, cmcl.FitInterrupted) and not debug:
+            import signal
+
+            name = signal.Signals(exc.signum).name if exc.signum else "a stop request"
+            hint = " (continue with the same command and --resume)" if exc.checkpoint_dir is not None else ""
+            err_console.print(f"interrupted by {name}: {str(exc).splitlines()[0]}{hint}", markup=False,
+                              highlight=False, soft_wrap=True)
+            return 128 + exc.signum if exc.signum else 130
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()

@@ -22,9 +22,13 @@ Departures from the paper, each for a measured or documented reason:
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
 import math
+import os
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -55,11 +59,115 @@ from xcausal.structure import (
 )
 from xcausal.types import Graph, Node, VarType
 
-__all__ = ["CMCL", "CMCLNet", "default_latent_dim", "default_epochs"]
+__all__ = ["CMCL", "CMCLNet", "default_latent_dim", "default_epochs", "FitInterrupted",
+           "read_training_checkpoint_meta", "TRAINING_CHECKPOINT_META"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+#: the commit point of a training checkpoint directory: JSON naming the tensor file it goes with
+TRAINING_CHECKPOINT_META = "checkpoint.json"
+TRAINING_FORMAT_VERSION = 1
+_TRAINING_KIND = "xcausal-training-checkpoint"
+#: CMCL parameters a resumed fit may change (they do not alter the state a checkpoint holds)
+_RESUMABLE_CHANGES = ("lr", "progress", "device")
+
+
+class FitInterrupted(Exception):
+    """Training stopped on request (``stop`` was set, e.g. by SIGINT/SIGTERM in :func:`xcausal.api.fit`).
+
+    Attributes
+    ----------
+    checkpoint_dir : Path or None
+        Directory holding the checkpoint written at the stop (None: training ran without checkpoints).
+    epoch, step : int
+        Completed epochs, and steps of the next epoch, that the checkpoint holds.
+    signum : int or None
+        The signal that asked for the stop, when the caller records it.
+    """
+
+    def __init__(self, message: str, *, checkpoint_dir: Path | None, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = epoch
+        self.step = step
+        self.signum: int | None = None
+
+
+def _json_float(x: float) -> float | str:
+    """JSON has no inf/NaN: non-finite floats as the strings "inf", "-inf", "nan"."""
+    return x if math.isfinite(x) else repr(float(x))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_training_checkpoint_meta(directory: str | Path) -> dict[str, Any] | None:
+    """The JSON half of the training checkpoint in ``directory`` (None when there is none).
+
+    Raises
+    ------
+    ValueError
+        If ``directory/checkpoint.json`` exists but is not a readable xcausal training checkpoint.
+    """
+    mp = Path(directory) / TRAINING_CHECKPOINT_META
+    if not mp.is_file():
+        return None
+    try:
+        meta = json.loads(mp.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{mp}: unreadable training checkpoint ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != _TRAINING_KIND:
+        raise ValueError(f"{mp}: not an xcausal training checkpoint")
+    if meta.get("format") != TRAINING_FORMAT_VERSION:
+        raise ValueError(f"{mp}: training checkpoint format {meta.get('format')} (xcausal "
+                         f"{meta.get('xcausal_version')}) is not readable by this version "
+                         f"(format {TRAINING_FORMAT_VERSION})")
+    return meta
+
+
+def _read_training_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    meta = read_training_checkpoint_meta(directory)
+    if meta is None:
+        raise ValueError(f"{directory}: no training checkpoint ({TRAINING_CHECKPOINT_META}) to resume from")
+    tp = directory / str(meta.get("tensors", ""))
+    if not tp.is_file():
+        raise ValueError(f"{directory}: the checkpoint's tensor file {tp.name} is missing")
+    if _sha256(tp) != meta.get("sha256"):
+        raise ValueError(f"{tp}: does not match its {TRAINING_CHECKPOINT_META} (sha256 differs)")
+    tensors = torch.load(tp, map_location="cpu", weights_only=True)
+    return meta, tensors
+
+
+def _write_training_checkpoint(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Tensor file first, then ``checkpoint.json`` (naming it, with its sha256) by an atomic rename,
+    then the older tensor files: at any instant the directory holds one complete checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = read_training_checkpoint_meta(directory) if (directory / TRAINING_CHECKPOINT_META).is_file() else None
+    serial = int(previous.get("serial", 0)) + 1 if previous else 1
+    name = f"checkpoint-{serial:06d}.pt"
+    tmp = directory / (name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(tensors, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / name)
+    meta = {**meta, "serial": serial, "tensors": name, "sha256": _sha256(directory / name)}
+    tmp_meta = directory / (TRAINING_CHECKPOINT_META + ".tmp")
+    with open(tmp_meta, "w") as f:
+        f.write(json.dumps(meta, indent=1) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_meta, directory / TRAINING_CHECKPOINT_META)
+    for old in directory.glob("checkpoint-*.pt*"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def default_latent_dim(n_variables: int) -> int:
@@ -182,6 +290,28 @@ class _Encoding:
     @classmethod
     def from_dict(cls, d: dict) -> "_Encoding":
         return cls([Variable.from_dict(v) for v in d["variables"]], np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+
+@dataclass
+class _Checkpointing:
+    """Where :meth:`CMCL.fit` writes training checkpoints, how often, and the state it resumes from."""
+
+    directory: Path
+    every: int
+    loaded: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
+
+    def write(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        _write_training_checkpoint(self.directory, meta, tensors)
+        logger.info("checkpoint (%s) after epoch %d, step %d written to %s", meta["reason"], meta["epoch"],
+                    meta["step"], self.directory)
+
+    def last_epoch(self) -> int | None:
+        """Epochs held by the checkpoint on disk (None: none written yet)."""
+        try:
+            meta = read_training_checkpoint_meta(self.directory)
+        except ValueError:
+            return None
+        return None if meta is None else int(meta["epoch"])
 
 
 class CMCL:
@@ -352,11 +482,46 @@ class CMCL:
             raise ValueError(f"dag_warmup={self.dag_warmup}: must be in [0, 1)")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, ds: CrossModalDataset) -> "CMCL":
-        """Train on ``ds``; returns self. Learned state: ``net_``, ``adjacency_``, ``graph_``, ``history_``."""
+    def fit(self, ds: CrossModalDataset, *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 10,
+            resume: bool = False, stop: threading.Event | None = None) -> "CMCL":
+        """Train on ``ds``; returns self. Learned state: ``net_``, ``adjacency_``, ``graph_``, ``history_``.
+
+        Parameters
+        ----------
+        ds : CrossModalDataset
+        checkpoint_dir : path, optional
+            Write a resumable training checkpoint here (see :meth:`_checkpoint_state`): every
+            ``checkpoint_every`` epochs, when training ends (before the DAG refit) and when ``stop``
+            is set. The directory then holds ``checkpoint.json`` and one ``checkpoint-NNNNNN.pt``.
+        checkpoint_every : int
+            Epochs between checkpoints (>= 1).
+        resume : bool
+            Continue from the checkpoint in ``checkpoint_dir``. The result is bit-identical to an
+            uninterrupted fit with the same parameters on the same device (CPU; CUDA kernels may
+            be non-deterministic). Only ``lr``, ``progress`` and the spelling of ``device`` may differ
+            from the checkpoint's parameters.
+        stop : threading.Event, optional
+            Polled after every gradient step and after the DAG refit; when set, training writes a
+            checkpoint (with ``checkpoint_dir``) and raises :class:`FitInterrupted`. Setting it is how
+            a caller (e.g. a signal handler) stops training cleanly; the library installs no handler.
+
+        Raises
+        ------
+        FloatingPointError
+            A loss term, the gradient or the epoch summary became NaN/inf; the message names the term,
+            epoch and step. The last checkpoint written before it is left in ``checkpoint_dir``.
+        FitInterrupted
+            ``stop`` was set.
+        ValueError
+            Bad parameters, an empty table, or (``resume``) a missing or incompatible checkpoint.
+        """
         self._validate()
         if len(ds.variables) == 0:
             raise ValueError(f"{ds.source}: the table has no structured variables; CMCL needs at least one")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 1")
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs the checkpoint_dir to resume from")
         d = len(ds.variables)
         m = self.latent_dim or default_latent_dim(d)
         k0 = self.embed_dim or max(2 * m, 16)
@@ -375,14 +540,138 @@ class CMCL:
         self.channels_ = ds.channels
         self.device_ = dev
         self._anm_pairs: set[tuple[int, int]] = set()
+        ckpt = None
+        if checkpoint_dir is not None:
+            ckpt = _Checkpointing(Path(checkpoint_dir), checkpoint_every)
+            if resume:
+                ckpt.loaded = _read_training_checkpoint(ckpt.directory)
+                self._check_resumable(ckpt.loaded[0], ds)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(self.seed)
             self.net_ = self._build_net().to(dev)
-            self._train(ds, epochs, dev)
+            self._train(ds, epochs, dev, ckpt, stop)
+            self._stop_point(stop, ckpt, "after training")
             if self.dag_refit:
                 self._refit_dag(ds)
+            self._stop_point(stop, ckpt, "after the DAG refit")
         self._finalise()
         return self
+
+    # ------------------------------------------------------------------ checkpoints
+    def _stop_point(self, stop: threading.Event | None, ckpt: "_Checkpointing | None", where: str) -> None:
+        """Raise FitInterrupted when ``stop`` is set after training (the final checkpoint is written)."""
+        if stop is None or not stop.is_set():
+            return
+        where_ckpt = f"; the finished training is checkpointed in {ckpt.directory}" if ckpt else ""
+        raise FitInterrupted(f"stopped {where} (epoch {self.epochs_} of {self.epochs_}){where_ckpt}",
+                             checkpoint_dir=ckpt.directory if ckpt else None, epoch=self.epochs_, step=0)
+
+    @staticmethod
+    def _data_fingerprint(ds: CrossModalDataset) -> dict[str, Any]:
+        """What identifies the training data in a checkpoint: its summary without the path, and a hash
+        of the structured variables (the images are not hashed: decoding them all can be slow)."""
+        summ = {k: v for k, v in ds.summary().items() if k != "source"}
+        u = np.ascontiguousarray(ds.u, dtype=np.float64)
+        return {**summ, "u_sha256": hashlib.sha256(u.tobytes()).hexdigest()}
+
+    def _check_resumable(self, meta: Mapping[str, Any], ds: CrossModalDataset) -> None:
+        from xcausal.io import DataError
+
+        where = f"resume from {meta.get('tensors')}"
+        if meta.get("method") != self.method_name:
+            raise DataError(f"{where}: the checkpoint is for method '{meta.get('method')}', not '{self.method_name}'")
+        saved = meta.get("params", {})
+        now = self.get_params()
+        diff = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        if diff:
+            raise DataError(f"{where}: parameters differ from the checkpoint's: "
+                             + ", ".join(f"{k}={now.get(k)!r} (checkpoint: {saved.get(k)!r})" for k in diff))
+        if meta.get("resolved", {}).get("device") != str(self.device_):
+            raise DataError(f"{where}: the checkpoint was trained on {meta.get('resolved', {}).get('device')}, "
+                             f"this fit runs on {self.device_}; resume on the same device")
+        if meta.get("data") != self._data_fingerprint(ds):
+            raise DataError(f"{where}: the dataset {ds.source} is not the one the checkpoint was trained on")
+        if int(meta.get("epochs", -1)) != self.epochs_:
+            raise DataError(f"{where}: the checkpoint trains {meta.get('epochs')} epochs, this fit {self.epochs_}")
+
+    def _checkpoint_state(self, *, epoch: int, step: int, finished: bool, reason: str, opt: torch.optim.Optimizer,
+                          alm: AugmentedLagrangian, gen: torch.Generator, loader_gen_state: torch.Tensor | None,
+                          perm: torch.Tensor | None, anchor, rows: list[dict], sums: Mapping[str, float], nb: int,
+                          t_parts: Mapping[str, float], ds: CrossModalDataset) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(JSON meta, tensors) of the training state after ``epoch`` epochs and ``step`` steps of the next.
+
+        Tensors (``torch.load(weights_only=True)``): ``net.<name>`` the network's state_dict;
+        ``net.dag._in_mask`` the DAG's input mask (a non-persistent buffer the ANM orientation edits);
+        ``opt.<param index>.<name>`` Adam's per-parameter state; ``rng.torch`` the global CPU generator
+        (``rng.cuda`` on CUDA) inside the fit's fork_rng block; ``rng.shuffle`` the generator of the
+        in-memory batch order; ``rng.loader`` the lazy DataLoader's generator at the start of the
+        current epoch; ``epoch.perm`` the current epoch's batch order (mid-epoch, in memory);
+        ``anchor.mean`` / ``anchor.unmix`` the ICA anchor. The meta holds everything else: progress,
+        parameters, data fingerprint, history rows, the partial epoch's sums, the augmented
+        Lagrangian, the ANM-oriented pairs and the timings.
+        """
+        net = self.net_
+        tensors: dict[str, torch.Tensor] = {f"net.{k}": v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        tensors["net.dag._in_mask"] = net.dag._in_mask.detach().cpu().clone()
+        index = {id(p): i for i, p in enumerate(net.parameters())}
+        for p, st in opt.state.items():
+            for k, v in st.items():
+                if not isinstance(v, torch.Tensor):
+                    v = torch.tensor(v)
+                tensors[f"opt.{index[id(p)]}.{k}"] = v.detach().cpu().clone()
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device_.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device_)
+        tensors["rng.shuffle"] = gen.get_state()
+        if loader_gen_state is not None:
+            tensors["rng.loader"] = loader_gen_state.clone()
+        if perm is not None and step > 0:
+            tensors["epoch.perm"] = perm.detach().cpu().clone()
+        if anchor is not None:
+            tensors["anchor.mean"], tensors["anchor.unmix"] = (a.detach().cpu().clone() for a in anchor)
+        alm_state = {k: _json_float(float(v)) if isinstance(v, float) else v for k, v in alm.state_dict().items()}
+        meta = {"format": TRAINING_FORMAT_VERSION, "kind": _TRAINING_KIND, "method": self.method_name,
+                "xcausal_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reason": reason,
+                "epoch": epoch, "step": step, "epochs": self.epochs_, "finished": finished,
+                "params": self.get_params(),
+                "resolved": {"latent_dim": self.n_latents_, "embed_dim": self.embed_dim_, "epochs": self.epochs_,
+                             "device": str(self.device_)},
+                "data": self._data_fingerprint(ds), "history": rows, "epoch_sums": dict(sums), "epoch_batches": nb,
+                "alm": alm_state, "anm_pairs": sorted([int(i), int(j)] for i, j in self._anm_pairs),
+                "anchor": anchor is not None, "time_parts": dict(t_parts)}
+        return meta, tensors
+
+    def _restore_state(self, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
+                       alm: AugmentedLagrangian, gen: torch.Generator, loader_gen: torch.Generator | None) -> None:
+        """Inverse of :meth:`_checkpoint_state` for the network, optimiser, ALM, ANM pairs and generators."""
+        net = self.net_
+        dev = self.device_
+        try:
+            net.load_state_dict({k[4:]: v for k, v in tensors.items()
+                                 if k.startswith("net.") and k != "net.dag._in_mask"})
+        except RuntimeError as exc:
+            raise ValueError(f"the checkpoint's network does not fit this model ({str(exc).splitlines()[0]})") from None
+        with torch.no_grad():
+            net.dag._in_mask.copy_(tensors["net.dag._in_mask"].to(net.dag._in_mask))
+        params = list(net.parameters())
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, v in tensors.items():
+            if key.startswith("opt."):
+                _, i, name = key.split(".", 2)
+                state.setdefault(int(i), {})[name] = v
+        sd = opt.state_dict()
+        sd["state"] = state
+        if any(not 0 <= i < len(params) for i in state):
+            raise ValueError("the checkpoint's optimiser state does not fit this model")
+        opt.load_state_dict(sd)  # param groups (lr, betas, ...) come from this fit's parameters
+        alm.load_state_dict({k: float(v) for k, v in meta["alm"].items()})
+        self._anm_pairs = {(int(i), int(j)) for i, j in meta.get("anm_pairs", [])}
+        gen.set_state(tensors["rng.shuffle"])
+        if loader_gen is not None and "rng.loader" in tensors:
+            loader_gen.set_state(tensors["rng.loader"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if dev.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
 
     def _build_net(self) -> CMCLNet:
         enc = self.encoding_
@@ -459,81 +748,162 @@ class CMCL:
         return (torch.as_tensor(px.mean(0), dtype=torch.float32, device=dev),
                 torch.as_tensor(unmix, dtype=torch.float32, device=dev))
 
-    def _train(self, ds: CrossModalDataset, epochs: int, dev: torch.device) -> None:
+    def _train(self, ds: CrossModalDataset, epochs: int, dev: torch.device, ckpt: _Checkpointing | None = None,
+               stop: threading.Event | None = None) -> None:
         net = self.net_
         x_all, u_all = self._batches(ds, dev)
         warm = int(round(self.dag_warmup * epochs))
+        loaded = ckpt.loaded if ckpt is not None else None
+        loader = loader_gen = None
+        if x_all is None:
+            loader_gen = torch.Generator().manual_seed(self.seed)
+            loader = torch.utils.data.DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=loader_gen,
+                                                 num_workers=2, drop_last=len(ds) > self.batch_size)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        alm = AugmentedLagrangian(rho_max=self.rho_max)
+        n = len(ds)
+        rows: list[dict[str, Any]] = []
+        gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
+        t_parts = {"vae": 0.0, "dag": 0.0, "cr": 0.0}
+        start_epoch = start_step = 0
+        sums: dict[str, float] = {}
+        nb = 0
+        perm: torch.Tensor | None = None
         anchor = None
-        if self.init == "ica":
+        if loaded is not None:
+            meta, tensors = loaded
+            self._restore_state(meta, tensors, opt, alm, gen, loader_gen)
+            if meta.get("anchor"):
+                anchor = (tensors["anchor.mean"].to(dev), tensors["anchor.unmix"].to(dev))
+            rows = [dict(r) for r in meta["history"]]
+            t_parts.update(meta.get("time_parts", {}))
+            start_epoch, start_step = int(meta["epoch"]), int(meta["step"])
+            if start_step > 0:
+                sums = {k: float(v) for k, v in meta["epoch_sums"].items()}
+                nb = int(meta["epoch_batches"])
+                perm = tensors.get("epoch.perm")
+            logger.info("resuming from %s: epoch %d, step %d", ckpt.directory, start_epoch, start_step)
+        elif self.init == "ica":
             if warm > 0:
                 anchor = self._ica_anchor(ds, dev)
             else:  # the anchor acts only during the DAG warm-up
                 logger.warning("init='ica' has no effect: the DAG warm-up is 0 epochs (epochs=%d, dag_warmup=%g)",
                                epochs, self.dag_warmup)
-        loader = None
-        if x_all is None:
-            gen = torch.Generator().manual_seed(self.seed)
-            loader = torch.utils.data.DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=gen,
-                                                 num_workers=2, drop_last=len(ds) > self.batch_size)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        alm = AugmentedLagrangian(rho_max=self.rho_max)
-        n = len(ds)
-        rows = []
-        gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
-        bar = fit_progress(self.progress, epochs, "fit", _describe)
-        t_parts = {"vae": 0.0, "dag": 0.0, "cr": 0.0}
-        for epoch in range(epochs):
-            net.train()
-            sums: dict[str, float] = {}
-            nb = 0
-            if loader is None:
-                perm = torch.randperm(n, generator=gen).to(dev)
-                drop = n > self.batch_size
-                batches = ((x_all[idx], u_all[idx]) for idx in perm.split(self.batch_size)
-                           if not (drop and len(idx) < 2))
+        loader_start = loader_gen.get_state() if loader_gen is not None else None
+
+        def save(epoch_done: int, step: int, reason: str, finished: bool = False) -> None:
+            if ckpt is None:
+                return
+            meta, tensors = self._checkpoint_state(
+                epoch=epoch_done, step=step, finished=finished, reason=reason, opt=opt, alm=alm, gen=gen,
+                loader_gen_state=loader_start if step > 0 else (loader_gen.get_state() if loader_gen else None),
+                perm=perm, anchor=anchor, rows=rows, sums=sums, nb=nb, t_parts=t_parts, ds=ds)
+            ckpt.write(meta, tensors)
+
+        def interrupted(epoch_done: int, step: int) -> FitInterrupted:
+            save(epoch_done, step, "stop")
+            where = f"epoch {epoch_done + 1}, step {step}" if step else f"epoch {epoch_done}"
+            msg = f"training stopped after {where} of {epochs}"
+            if ckpt is not None:
+                msg += f"; checkpoint written to {ckpt.directory}"
+            return FitInterrupted(msg, checkpoint_dir=ckpt.directory if ckpt else None, epoch=epoch_done, step=step)
+
+        def nonfinite(what: str, epoch: int, step: int | None, n_steps: int | None) -> FloatingPointError:
+            at = f"epoch {epoch + 1}" + (f", step {step} of {n_steps}" if step is not None else "")
+            last = ckpt.last_epoch() if ckpt is not None else None
+            if last is not None:
+                hint = (f"; the last good checkpoint (epoch {last}) is kept in {ckpt.directory}: "
+                        "resume from it with a smaller learning rate (--resume --lr ...)")
             else:
-                batches = ((xb.to(dev), ub.to(dev)) for xb, ub in loader)
-            constrain = epoch >= warm
-            kl_w = self.beta * min(1.0, (epoch + 1) / max(1.0, self.kl_warmup * epochs))
-            # the ICA anchor: full weight during the warm-up, then fading to 0 over as many epochs
-            a_w = 0.0
-            if anchor is not None:
-                a_w = self.init_weight * (1.0 if epoch < warm else max(0.0, 1.0 - (epoch - warm + 1) / max(1, warm)))
-            for xb, ub in batches:
-                terms = self._step_losses(xb, ub, alm if constrain else None, t_parts, cr=self.use_cr and constrain,
-                                          kl_w=kl_w, anchor=anchor if a_w > 0 else None, anchor_w=a_w)
-                loss = terms.pop("loss")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), 100.0)
-                opt.step()
-                prox_l1_first_layer_(net.dag, opt, self.lambda1 * self.dag_weight)
-                if self._dag_prior and net.dag.log_var is not None:
-                    with torch.no_grad():  # latents have unit noise variance: it pins their scale
-                        net.dag.log_var[len(self.encoding_.variables):] = 0.0
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                nb += 1
-            with torch.no_grad():
-                h_val = float(self._h(net.dag.adjacency()))
-                w = net.dag.adjacency().detach().cpu().numpy()
-            if constrain and (epoch - warm) % self.dual_every == self.dual_every - 1:
-                alm.update(h_val)
-            if (self.orient == "anm" and constrain and epoch < int(0.75 * epochs)
-                    and (epoch - warm) % self.orient_every == 0):
-                self._orient_edges(ds, x_all, u_all)
-                w = net.dag.adjacency().detach().cpu().numpy()
-            row = {"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}, "h": h_val,
-                   "rho": alm.rho, "alpha": alm.alpha, "edges": int((np.abs(w) > self.w_threshold).sum())}
-            rows.append(row)
+                hint = "; try a smaller learning rate (--lr)"
+            return FloatingPointError(f"{what} became NaN/inf at {at}{hint}")
+
+        bar = fit_progress(self.progress, epochs, "fit", _describe)
+        if bar is not None and rows:
+            bar.update(rows[-1], advance=start_epoch)
+        try:
+            for epoch in range(start_epoch, epochs):
+                net.train()
+                skip = start_step if epoch == start_epoch else 0
+                if skip == 0:
+                    sums, nb = {}, 0
+                    loader_start = loader_gen.get_state() if loader_gen is not None else None
+                    if loader is None:
+                        perm = torch.randperm(n, generator=gen)
+                if loader is None:
+                    drop = n > self.batch_size
+                    parts = [idx for idx in perm.to(dev).split(self.batch_size) if not (drop and len(idx) < 2)]
+                    n_steps = len(parts)
+                    batches = ((x_all[idx], u_all[idx]) for idx in parts[skip:])
+                else:
+                    if skip:
+                        loader_gen.set_state(loader_start)  # the epoch's order, then skip the steps done
+                    n_steps = len(loader)
+                    batches = itertools.islice(((xb.to(dev), ub.to(dev)) for xb, ub in loader), skip, None)
+                constrain = epoch >= warm
+                kl_w = self.beta * min(1.0, (epoch + 1) / max(1.0, self.kl_warmup * epochs))
+                # the ICA anchor: full weight during the warm-up, then fading to 0 over as many epochs
+                a_w = 0.0
+                if anchor is not None:
+                    fade = 1.0 if epoch < warm else max(0.0, 1.0 - (epoch - warm + 1) / max(1, warm))
+                    a_w = self.init_weight * fade
+                step = skip
+                for xb, ub in batches:
+                    terms = self._step_losses(xb, ub, alm if constrain else None, t_parts, cr=self.use_cr and constrain,
+                                              kl_w=kl_w, anchor=anchor if a_w > 0 else None, anchor_w=a_w)
+                    loss = terms.pop("loss")
+                    vals = {k: float(v) for k, v in terms.items()}
+                    bad = [f"{k}={v}" for k, v in vals.items() if not math.isfinite(v)]
+                    if bad or not math.isfinite(float(loss.detach())):
+                        what = f"loss term {', '.join(bad)}" if bad else f"the total loss ({float(loss.detach())})"
+                        raise nonfinite(what, epoch, step + 1, n_steps)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    gnorm = float(nn.utils.clip_grad_norm_(net.parameters(), 100.0))
+                    if not math.isfinite(gnorm):
+                        raise nonfinite(f"the gradient norm ({gnorm}; the loss terms were finite)", epoch, step + 1,
+                                        n_steps)
+                    opt.step()
+                    prox_l1_first_layer_(net.dag, opt, self.lambda1 * self.dag_weight)
+                    if self._dag_prior and net.dag.log_var is not None:
+                        with torch.no_grad():  # latents have unit noise variance: it pins their scale
+                            net.dag.log_var[len(self.encoding_.variables):] = 0.0
+                    for k, v in vals.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    nb += 1
+                    step += 1
+                    if stop is not None and stop.is_set():
+                        raise interrupted(epoch, step)
+                with torch.no_grad():
+                    h_val = float(self._h(net.dag.adjacency()))
+                    w = net.dag.adjacency().detach().cpu().numpy()
+                if not math.isfinite(h_val):
+                    raise nonfinite(f"h(W) ({h_val})", epoch, None, None)
+                if constrain and (epoch - warm) % self.dual_every == self.dual_every - 1:
+                    alm.update(h_val)
+                if (self.orient == "anm" and constrain and epoch < int(0.75 * epochs)
+                        and (epoch - warm) % self.orient_every == 0):
+                    self._orient_edges(ds, x_all, u_all)
+                    w = net.dag.adjacency().detach().cpu().numpy()
+                row = {"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}, "h": h_val,
+                       "rho": alm.rho, "alpha": alm.alpha, "edges": int((np.abs(w) > self.w_threshold).sum())}
+                bad = [f"{k}={v}" for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+                if bad:
+                    raise nonfinite(f"epoch mean of {', '.join(bad)}", epoch, None, None)
+                rows.append(row)
+                if bar is not None:
+                    bar.update(row)
+                sums, nb, perm = {}, 0, None
+                done = epoch + 1
+                if done == epochs:
+                    save(done, 0, "final", finished=True)
+                elif done % (ckpt.every if ckpt else 1) == 0:
+                    save(done, 0, "periodic")
+                if stop is not None and stop.is_set() and done < epochs:
+                    raise interrupted(done, 0)
+        finally:
             if bar is not None:
-                bar.update(row)
-            if not all(math.isfinite(v) for k, v in row.items() if isinstance(v, float)):
-                bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-                raise FloatingPointError(f"loss term {', '.join(bad)} became NaN/inf at epoch {epoch + 1}; "
-                                         "try a smaller --lr")
-        if bar is not None:
-            bar.close()
+                bar.close()
         self.history_ = pd.DataFrame(rows)
         self.time_parts_ = dict(t_parts)
         total = sum(t_parts.values()) or 1.0

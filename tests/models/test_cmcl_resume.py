@@ -1,0 +1,203 @@
+"""CMCL training checkpoints: contents, resume bit-identical to an uninterrupted fit, NaN stops."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xcausal.data import dataset_from_arrays
+from xcausal.io import DataError
+from xcausal.models import cmcl as cmcl_mod
+from xcausal.models.cmcl import CMCL, FitInterrupted, read_training_checkpoint_meta
+
+
+def tiny(n: int, seed: int = 0):
+    """n rows: a Gaussian blob whose position follows a latent z, and a continuous, a binary and a
+    categorical variable (as tests/models/test_cmcl.py)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    xs = np.arange(8)
+    row = np.exp(-0.5 * ((xs[None, :] - 3.5 - np.tanh(z / 2.0)[:, None]) / 1.5) ** 2)
+    col = np.exp(-0.5 * ((xs - 3.5) / 3.0) ** 2)
+    images = (row[:, None, :] * col[None, :, None])[:, None].astype(np.float32)
+    table = pd.DataFrame({"a": np.tanh(z) + 0.3 * rng.normal(size=n), "b": rng.integers(0, 2, n),
+                          "c": rng.choice(["x", "y", "q"], n)})
+    return dataset_from_arrays(images, table)
+
+
+# 60 rows at batch 16: 4 steps per epoch; warm-up 1 epoch, so ANM orientation, CR and dual updates all run
+PARAMS = dict(latent_dim=2, epochs=5, batch_size=16, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return tiny(60)
+
+
+@pytest.fixture(scope="module")
+def reference(ds):
+    return CMCL(**PARAMS).fit(ds)
+
+
+def assert_same_fit(a: CMCL, b: CMCL, ds) -> None:
+    assert np.array_equal(a.w_raw_, b.w_raw_)
+    assert np.array_equal(a.transform(ds), b.transform(ds))
+    pd.testing.assert_frame_equal(a.history_, b.history_, check_exact=True)
+    sa, sb = a.net_.state_dict(), b.net_.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.graph_obj_.to_dict() == b.graph_obj_.to_dict()
+
+
+def stop_after_steps(model: CMCL, stop: threading.Event, n: int) -> None:
+    """Set ``stop`` during the n-th gradient step (training polls it after the step)."""
+    orig = model._step_losses
+    calls = [0]
+
+    def step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            stop.set()
+        return orig(*args, **kwargs)
+
+    model._step_losses = step
+
+
+def test_checkpointing_does_not_change_the_fit(ds, reference, tmp_path):
+    m = CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path / "ck", checkpoint_every=2)
+    assert_same_fit(reference, m, ds)
+    meta = read_training_checkpoint_meta(tmp_path / "ck")
+    assert meta["finished"] and meta["epoch"] == 5 and meta["step"] == 0 and meta["reason"] == "final"
+    assert len(meta["history"]) == 5
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint-000003.pt", "checkpoint.json"]
+
+
+# step 6 = epoch 2, step 2 of 4 (mid-epoch); step 4 = the last step of epoch 1 (its end-of-epoch work,
+# the first ANM orientation, is still to do); step 13 = epoch 4, step 1
+@pytest.mark.parametrize("n_steps", [6, 4, 13])
+def test_interrupted_then_resumed_equals_uninterrupted(ds, reference, tmp_path, n_steps):
+    stop = threading.Event()
+    m = CMCL(**PARAMS)
+    stop_after_steps(m, stop, n_steps)
+    with pytest.raises(FitInterrupted, match="checkpoint written") as info:
+        m.fit(ds, checkpoint_dir=tmp_path, checkpoint_every=2, stop=stop)
+    where = ((n_steps - 1) // 4, (n_steps - 1) % 4 + 1)  # (epochs done, steps of the next): a stop at a step
+    assert (info.value.epoch, info.value.step) == where
+    meta = read_training_checkpoint_meta(tmp_path)
+    assert (meta["epoch"], meta["step"], meta["reason"]) == (*where, "stop")
+    resumed = CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert_same_fit(reference, resumed, ds)
+
+
+def test_stop_at_an_epoch_end_and_after_training(ds, reference, tmp_path):
+    # set during the end-of-epoch ANM orientation of epoch 2: the checkpoint is at (2, 0)
+    stop = threading.Event()
+    m = CMCL(**PARAMS)
+    orig = m._orient_edges
+
+    def orient(*args):
+        stop.set()
+        return orig(*args)
+
+    m._orient_edges = orient
+    with pytest.raises(FitInterrupted):
+        m.fit(ds, checkpoint_dir=tmp_path / "a", stop=stop)
+    meta = read_training_checkpoint_meta(tmp_path / "a")
+    assert (meta["epoch"], meta["step"]) == (2, 0)
+    assert_same_fit(reference, CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path / "a", resume=True), ds)
+    # set during the DAG refit: training is checkpointed as finished, a resume only refits
+    stop = threading.Event()
+    m = CMCL(**PARAMS)
+    orig_refit = m._refit_dag
+
+    def refit(*args):
+        stop.set()
+        return orig_refit(*args)
+
+    m._refit_dag = refit
+    with pytest.raises(FitInterrupted, match="after the DAG refit"):
+        m.fit(ds, checkpoint_dir=tmp_path / "b", stop=stop)
+    assert read_training_checkpoint_meta(tmp_path / "b")["finished"]
+    assert_same_fit(reference, CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path / "b", resume=True), ds)
+
+
+def test_checkpoint_files_are_tensors_and_strict_json(ds, tmp_path):
+    stop = threading.Event()
+    m = CMCL(**PARAMS)
+    stop_after_steps(m, stop, 6)
+    with pytest.raises(FitInterrupted):
+        m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
+
+    def no_constants(c):
+        raise AssertionError(f"non-standard JSON constant {c}")
+
+    meta = json.loads((tmp_path / "checkpoint.json").read_text(), parse_constant=no_constants)
+    tensors = torch.load(tmp_path / meta["tensors"], weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+    assert {"rng.torch", "rng.shuffle", "epoch.perm", "net.dag._in_mask", "anchor.mean", "anchor.unmix"} <= set(tensors)
+    assert any(k.startswith("opt.") and k.endswith(".exp_avg") for k in tensors)
+    assert any(k.startswith("net.dag.") for k in tensors)
+    for key in ("epoch", "step", "epochs", "params", "resolved", "data", "history", "epoch_sums", "alm",
+                "anm_pairs", "sha256", "format", "method"):
+        assert key in meta
+    assert meta["alm"]["h_prev"] == "inf"  # no dual update yet: JSON has no inf
+    assert meta["params"] == CMCL(**PARAMS).get_params()
+
+
+def test_resume_refuses_other_parameters_data_or_no_checkpoint(ds, tmp_path):
+    with pytest.raises(ValueError, match="no training checkpoint"):
+        CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path / "none", resume=True)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        CMCL(**PARAMS).fit(ds, resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, checkpoint_every=0)
+    stop = threading.Event()
+    m = CMCL(**PARAMS)
+    stop_after_steps(m, stop, 5)
+    with pytest.raises(FitInterrupted):
+        m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
+    with pytest.raises(DataError, match=r"epochs=6 \(checkpoint: 5\)"):
+        CMCL(**{**PARAMS, "epochs": 6}).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(DataError, match="not the one the checkpoint was trained on"):
+        CMCL(**PARAMS).fit(tiny(60, seed=1), checkpoint_dir=tmp_path, resume=True)
+    # a smaller learning rate is allowed (the way out of a NaN)
+    CMCL(**{**PARAMS, "lr": 5e-4}).fit(ds, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_tampered_tensor_file_is_refused(ds, tmp_path):
+    CMCL(**{**PARAMS, "epochs": 2}).fit(ds, checkpoint_dir=tmp_path)
+    meta = read_training_checkpoint_meta(tmp_path)
+    with open(tmp_path / meta["tensors"], "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="sha256"):
+        CMCL(**{**PARAMS, "epochs": 2}).fit(ds, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_nan_names_term_epoch_and_step_and_keeps_last_good_checkpoint(ds, tmp_path, monkeypatch):
+    calls = [0]
+    orig = cmcl_mod._kl_std
+
+    def kl_std(mu, lv):  # NaN from the 11th step on: epoch 3, step 3
+        calls[0] += 1
+        out = orig(mu, lv)
+        return out * float("nan") if calls[0] >= 11 else out
+
+    monkeypatch.setattr(cmcl_mod, "_kl_std", kl_std)
+    with pytest.raises(FloatingPointError, match=r"loss term kl0=nan became NaN/inf at epoch 3, step 3 of 4") as info:
+        CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, checkpoint_every=1)
+    assert "last good checkpoint (epoch 2)" in str(info.value) and "\n" not in str(info.value)
+    meta = read_training_checkpoint_meta(tmp_path)
+    assert (meta["epoch"], meta["step"], meta["reason"]) == (2, 0, "periodic")
+    monkeypatch.setattr(cmcl_mod, "_kl_std", orig)
+    m = CMCL(**{**PARAMS, "lr": 5e-4}).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert len(m.history_) == 5 and np.isfinite(m.history_[["rec0", "kl0", "rec", "h"]].to_numpy(float)).all()
+
+
+def test_nan_without_checkpoints_still_named(ds, monkeypatch):
+    monkeypatch.setattr(cmcl_mod, "_gauss", lambda logits, x, sigma: (logits.sum() * float("inf")))
+    with pytest.raises(FloatingPointError, match=r"loss term rec0=.* at epoch 1, step 1 of 4; try a smaller"):
+        CMCL(**PARAMS).fit(ds)
