@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xcausal import __version__
@@ -467,6 +468,11 @@ def report(
 
 
 # --------------------------------------------------------------------------- entry point
+def _print_error(msg: str) -> None:
+    """``error: msg`` on one line of stderr; ``msg`` (file names, cell values) is not rich markup."""
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+
 _ARGV: list[str] = []  # the arguments of the current main() call, recorded in a run's config.json
 
 
@@ -484,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        _print_error(msg)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -504,15 +510,21 @@ def main(argv: list[str] | None = None) -> int:
                               highlight=False, soft_wrap=True)
             return 128 + exc.signum if exc.signum else 130
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        # typer vendors its own click (typer._click): its usage errors are not click's classes
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
+                return exc.exit_code
+            lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+            _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             return 1
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                          highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
+                          "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
         return 1
     return 0
 

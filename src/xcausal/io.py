@@ -12,11 +12,27 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "atomic_output_dir", "write_json", "read_json"]
+__all__ = ["DataError", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "check_checkpoint_file",
+           "one_line"]
 
 
 class DataError(ValueError):
-    """Bad user input. The message is one line naming the file, row and/or column."""
+    """Bad user input. The message is one line naming the file, row and/or column.
+
+    Line breaks inside the message (e.g. from a quoted CSV cell or a file name) are shown as
+    escapes (``\\n``), so that the message stays one line whatever the input holds.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(str(message)))
+
+
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that ``str.splitlines`` breaks on written as an escape."""
+    return text.translate(_LINE_BREAKS)
 
 
 @contextlib.contextmanager
@@ -33,15 +49,22 @@ def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[
         If ``path`` exists and ``overwrite`` is false, or its parent cannot be created.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
+        raise DataError(f"{path}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
+    if exists and not overwrite:
         raise DataError(f"{path}: output already exists (pass --overwrite to replace it)")
-    if path.exists() and not path.is_dir():
+    if exists and not is_dir:
         raise DataError(f"{path}: exists and is not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{path.parent}: cannot create directory ({exc.strerror})") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot create the output ({exc.strerror})") from None
     try:
         yield tmp
     except BaseException:
@@ -73,27 +96,62 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The parsed JSON in ``path``; DataError naming the file when it is missing, unreadable,
+    not UTF-8, not JSON or nested too deeply to parse."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON (not UTF-8 text: byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply to read)") from None
 
 
 def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> dict[str, Any]:
     """The JSON sidecar (``path.json``) of a model checkpoint, checked to be ``method``'s, in
-    ``format_version``; ValueError naming the file otherwise (the checkpoints of every method
-    are ``path`` (tensors only) + ``path.json`` (config))."""
+    ``format_version``, beside a tensors-only ``path`` (see :func:`check_checkpoint_file`);
+    DataError (a ValueError) naming the file otherwise. The checkpoints of every method are
+    ``path`` (tensors only, read with ``torch.load(weights_only=True)``) + ``path.json`` (config)."""
     path = Path(path)
     mp = path.with_suffix(path.suffix + ".json")
     if not path.is_file() or not mp.is_file():
-        raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
-    meta = json.loads(mp.read_text())
+        raise DataError(f"{path}: checkpoint or its {mp.name} not found")
+    meta = read_json(mp)
+    if not isinstance(meta, dict):
+        raise DataError(f"{mp}: expected a JSON object (the checkpoint's config), got {type(meta).__name__}")
     if meta.get("method") != method:
-        raise ValueError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{method}'")
+        raise DataError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{method}'")
     if meta.get("format") != format_version:
-        raise ValueError(f"{path}: checkpoint format {meta.get('format')} (xcausal {meta.get('xcausal_version')}) "
-                         f"is not readable by this version (format {format_version})")
+        raise DataError(f"{path}: checkpoint format {meta.get('format')} (xcausal {meta.get('xcausal_version')}) "
+                        f"is not readable by this version (format {format_version})")
+    check_checkpoint_file(path)
     return meta
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Refuse, without unpickling it, a checkpoint that holds anything but tensors and plain data.
+
+    ``torch.load(weights_only=True)`` (what every loader uses) already refuses to build other
+    objects; this static scan of the pickle's globals
+    (``torch.serialization.get_unsafe_globals_in_checkpoint``) turns such a file, a corrupt one, or
+    one that ``torch.save`` did not write, into a one-line DataError naming it.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes means "not a checkpoint"
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DataError(f"{path}: not a readable checkpoint written by torch.save "
+                        f"({lines[0] if lines else type(exc).__name__})") from None
+    if unsafe:
+        shown = ", ".join(unsafe[:3]) + (", ..." if len(unsafe) > 3 else "")
+        raise DataError(f"{path}: refusing to load a checkpoint that holds Python objects, not only tensors "
+                        f"({shown}); xcausal checkpoints are tensors only")

@@ -8,6 +8,7 @@ The :class:`Graph` is what every method writes as ``graph.json`` and what ``trut
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -180,22 +181,53 @@ class Graph:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, where: str = "graph") -> "Graph":
-        try:
-            nodes = []
-            for n in d["nodes"]:
-                kind = n.get("kind", "observed")
-                if kind not in ("observed", "latent"):
-                    raise ValueError(f"{where}: node '{n['name']}' has unknown kind '{kind}'")
-                nodes.append(Node(str(n["name"]), kind))
-            edges = [
-                Edge(str(e["source"]), str(e["target"]), float(e.get("weight", 1.0)),
-                     None if e.get("support") is None else float(e["support"]))
-                for e in d.get("edges", [])
-            ]
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{where}: malformed graph ({exc!r} missing or wrong type)") from None
+        """The graph in ``d`` (parsed graph.json / truth.json); ValueError naming ``where`` and
+        the bad node or edge when ``d`` is not of that shape (any parsed JSON may be passed)."""
+
+        def bad(what: str) -> ValueError:
+            return ValueError(f"{where}: malformed graph ({what})")
+
+        if not isinstance(d, dict):
+            raise bad(f"expected a JSON object with 'nodes' and 'edges', got {type(d).__name__}")
+        if not isinstance(d.get("nodes"), list):
+            raise bad("'nodes' must be a list of {\"name\", \"kind\"} objects")
+        if not isinstance(d.get("edges", []), list):
+            raise bad("'edges' must be a list of {\"source\", \"target\"} objects")
+        method = d.get("method")
+        if method is not None and not isinstance(method, str):
+            raise bad(f"'method' must be a string, got {type(method).__name__}")
+        nodes = []
+        for k, n in enumerate(d["nodes"]):
+            if not isinstance(n, dict) or not isinstance(n.get("name"), (str, int)) or isinstance(n.get("name"), bool):
+                raise bad(f"node {k + 1} must be an object with a string 'name'")
+            kind = n.get("kind", "observed")
+            if kind not in ("observed", "latent"):
+                raise ValueError(f"{where}: node '{n['name']}' has unknown kind '{kind}'")
+            nodes.append(Node(str(n["name"]), kind))
+        edges = []
+        for k, e in enumerate(d.get("edges", [])):
+            if not isinstance(e, dict) or any(not isinstance(e.get(end), (str, int)) or isinstance(e.get(end), bool)
+                                              for end in ("source", "target")):
+                raise bad(f"edge {k + 1} must be an object with string 'source' and 'target'")
+            nums = []
+            for key, default in (("weight", 1.0), ("support", None)):
+                v = e.get(key, default)
+                if v is None and default is None:
+                    nums.append(None)
+                    continue
+                try:
+                    f = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+                except OverflowError:  # an integer beyond float range
+                    f = math.inf
+                if not math.isfinite(f):
+                    raise bad(f"edge {e['source']}->{e['target']}: '{key}' must be a finite number, got {v!r:.80}")
+                nums.append(f)
+            edges.append(Edge(str(e["source"]), str(e["target"]), nums[0], nums[1]))
         extra = {k: v for k, v in d.items() if k not in ("method", "nodes", "edges")}
-        return cls(nodes=nodes, edges=edges, method=d.get("method"), extra=extra)
+        try:
+            return cls(nodes=nodes, edges=edges, method=method, extra=extra)
+        except ValueError as exc:  # duplicate nodes, unknown edge ends, self-loops
+            raise ValueError(f"{where}: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

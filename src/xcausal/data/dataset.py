@@ -11,6 +11,9 @@ Directory form::
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
 
 A table with no variable columns (only ``image`` and optionally ``id``) is valid: ``d = 0``.
+Header names are stripped and must be non-empty and distinct; a data row may not have more
+fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
+inside DATA once symlinks are resolved; nothing outside is opened.
 
 Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
@@ -40,8 +43,12 @@ files above. Loaded with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import struct
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +57,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from xcausal.io import DataError, atomic_output_dir, read_json, write_json
 from xcausal.types import Graph, VarType
@@ -85,6 +92,9 @@ _ALPHA_MODES = ("RGBA", "LA", "PA")  # composited on black
 _SIXTEEN_BIT_MAX = 65535.0
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+# What PIL raises on a corrupt or hostile file (UnidentifiedImageError is an OSError; plugins
+# also raise SyntaxError, struct.error, ValueError, ...; DecompressionBombError on huge headers)
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -307,8 +317,8 @@ class CrossModalDataset(torch.utils.data.Dataset):
         try:
             with Image.open(p) as img:
                 return _to_chw(img, self.channels, self.image_size)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"{p}: cannot decode image ({exc})") from None
+        except _IMAGE_ERRORS as exc:
+            raise DataError(f"{p}: cannot decode image ({_first_line(exc)})") from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(self.image(int(i))), torch.from_numpy(self.u[int(i)].astype(np.float32))
@@ -408,9 +418,14 @@ def load_dataset(
         raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
     if missing not in ("error", "drop"):
         raise DataError(f"--missing {missing}: must be 'error' or 'drop'")
-    if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
-    if path.is_dir():
+    shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
+        raise DataError(f"{shown}: cannot be accessed ({getattr(exc, 'strerror', None) or _first_line(exc)})") from None
+    if not exists:
+        raise DataError(f"{shown}: no such file or directory")
+    if is_dir:
         return _load_dir(path, image_size, channels, categorical, continuous, missing)
     if path.suffix == ".npz":
         return _load_npz(path, image_size, channels, categorical, continuous, missing)
@@ -439,15 +454,61 @@ def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame
     return table
 
 
+def _read_table_csv(csv: Path) -> pd.DataFrame:
+    """table.csv as strings with stripped header names; DataError on unparsable text, a data row
+    with more fields than the header, or an empty or repeated header name.
+
+    Read with ``header=None`` so that the header fixes the number of fields (pandas would
+    otherwise turn the first field of longer rows into an index, shifting every cell), and the
+    header row is read once more without NA conversion (a column may be called ``NA``); pandas'
+    renaming of repeated names (``x, x`` -> ``x, x.1``) and empty ones (``Unnamed: k``) is avoided.
+    """
+    try:
+        rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=True, skipinitialspace=True)
+        header = pd.read_csv(csv, header=None, nrows=1, dtype=str, keep_default_na=False,
+                             skipinitialspace=True).iloc[0]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{csv}: cannot parse CSV ({_first_line(exc)})") from None
+    names = [str(c).strip() for c in header]
+    if len(names) != rows.shape[1]:  # not expected: both reads parse the same first line
+        raise DataError(f"{csv}: cannot parse the header row")
+    seen: set[str] = set()
+    for k, name in enumerate(names):
+        if not name:
+            raise DataError(f"{csv}: column {k + 1} has an empty name in the header row")
+        if name in seen:
+            raise DataError(f"{csv}: column name '{name}' appears more than once in the header row")
+        seen.add(name)
+    table = rows.iloc[1:].reset_index(drop=True)
+    table.columns = names
+    return table
+
+
+def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
+    """The image file a table cell names: relative, inside the dataset directory once symlinks
+    are resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise."""
+    shown = rel if len(rel) <= 80 else rel[:77] + "..."
+    relp = Path(rel)
+    if relp.is_absolute() or ".." in relp.parts:
+        raise DataError(f"{where}: path '{shown}' must be relative and inside the dataset directory")
+    p = root / relp
+    try:
+        inside = p.resolve().is_relative_to(rootr)
+        exists = p.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:  # name too long, a symlink loop, a NUL byte, ...
+        raise DataError(f"{where}: path '{shown}' cannot be used ({_first_line(exc)})") from None
+    if not inside:
+        raise DataError(f"{where}: '{shown}' resolves outside the dataset directory (a symlink?)")
+    if not exists:
+        raise DataError(f"{where}: file '{shown}' not found")
+    return p
+
+
 def _load_dir(root, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
-    try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=True, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{csv}: cannot parse CSV ({str(exc).splitlines()[0]})") from None
-    table.columns = [str(c).strip() for c in table.columns]
+    table = _read_table_csv(csv)
     if "image" not in table.columns:
         raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
     n_raw = len(table)
@@ -461,28 +522,23 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
     found_channels: int | None = None
     sizes: dict[int, int] = {}
     for i, rel in enumerate(table["image"].astype(str)):
-        relp = Path(rel)
-        if relp.is_absolute() or ".." in relp.parts:
-            raise DataError(f"{csv} row {i + 1}, column 'image': path '{rel}' must be relative and inside the dataset directory")
-        p = root / relp
-        if not p.is_file():
-            raise DataError(f"{csv} row {i + 1}, column 'image': file '{rel}' not found")
+        where = f"{csv} row {i + 1}, column 'image'"
+        p = _image_path(root, rootr, rel, where)
         try:
             with Image.open(p) as img:
-                c = _MODE_CHANNELS.get(img.mode)
+                mode = img.mode
                 side = max(img.size)
-        except (OSError, UnidentifiedImageError):
-            raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1})") from None
-        sizes[side] = sizes.get(side, 0) + 1
+        except _IMAGE_ERRORS as exc:
+            raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1}): {_first_line(exc)}") from None
+        c = _MODE_CHANNELS.get(mode)
         if c is None:
-            raise DataError(f"{p}: unsupported image mode '{img.mode}' (row {i + 1})")
+            raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
+        sizes[side] = sizes.get(side, 0) + 1
         if found_channels is None:
             found_channels = c
         elif c != found_channels and channels is None:
             raise DataError(f"{p}: {c} channel(s) but earlier images have {found_channels} (row {i + 1}; "
                             f"pass --channels to convert all images)")
-        if not p.resolve().is_relative_to(rootr):
-            raise DataError(f"{csv} row {i + 1}, column 'image': '{rel}' resolves outside the dataset directory")
         paths.append(p)
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv))
     u = _encode(table, variables, str(csv))
@@ -504,10 +560,50 @@ def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.nd
 
 
 def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.ndarray:
-    latents = np.asarray(latents, dtype=np.float64)
+    """True latents as float64 (n, m), m = the truth's latent nodes; numeric and finite."""
+    latents = np.asarray(latents)
+    if latents.dtype.kind not in "biuf":
+        raise DataError(f"{where}: true latents have dtype {latents.dtype}; expected numbers")
     if latents.ndim != 2 or latents.shape[0] != n or latents.shape[1] != len(truth.latent):
         raise DataError(f"{where}: true latents have shape {latents.shape}, expected ({n}, {len(truth.latent)})")
+    with np.errstate(over="ignore", invalid="ignore"):
+        latents = latents.astype(np.float64)
+    if not np.isfinite(latents).all():
+        i = int(np.flatnonzero(~np.isfinite(latents).all(axis=1))[0])
+        raise DataError(f"{where} row {i + 1}: true latents contain NaN or inf")
     return latents
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """One ``.npy`` file, refusing pickled (object) arrays; DataError naming the file otherwise."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({_first_line(exc)})") from None
+    if not isinstance(arr, np.ndarray):  # np.load returns an NpzFile for a zip archive
+        arr.close()
+        raise DataError(f"{path}: expected a .npy file, found an .npz archive")
+    return arr
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type name)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    """``root / rel`` when ``rel`` is a relative path that stays inside ``root`` (symlinks
+    resolved), else None."""
+    relp = Path(rel)
+    if not rel or relp.is_absolute() or ".." in relp.parts:
+        return None
+    p = root / relp
+    try:
+        inside = p.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an embedded NUL, ...
+        return None
+    return p if inside else None
 
 
 def _load_truth_dir(root: Path, n: int, keep: np.ndarray) -> tuple[Graph | None, np.ndarray | None]:
@@ -518,14 +614,18 @@ def _load_truth_dir(root: Path, n: int, keep: np.ndarray) -> tuple[Graph | None,
     try:
         truth = Graph.from_dict(read_json(tj), where=str(tj))
     except ValueError as exc:
-        raise DataError(str(exc)) from None
+        raise DataError(_first_line(exc)) from None
     lat = truth.extra.get("latents")
-    if not lat:
+    if lat is None or lat == "":
         return truth, None
-    lp = root / str(lat)
+    if not isinstance(lat, str):
+        raise DataError(f"{tj}: 'latents' must be a file name relative to the dataset directory, got {lat!r}")
+    lp = _inside(root, lat)
+    if lp is None:
+        raise DataError(f"{tj}: latents file '{lat}' must be a relative path inside the dataset directory")
     if not lp.is_file():
         raise DataError(f"{tj}: latents file '{lat}' not found")
-    return truth, _check_latents(np.load(lp, allow_pickle=False), n, truth, str(lp))[keep]
+    return truth, _check_latents(_load_npy(lp), n, truth, str(lp))[keep]
 
 
 def _check_modality(arr: np.ndarray, n: int, where: str) -> np.ndarray:
@@ -578,28 +678,52 @@ def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.n
         if p.suffix != ".npy" or not p.is_file():
             raise DataError(f"{p}: {MODALITY_DIR}/ may hold only <name>.npy files")
         _check_modality_name(p.stem, str(p))
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{p}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
-        out[p.stem] = _check_modality(arr, n, str(p))[keep]
+        out[p.stem] = _check_modality(_load_npy(p), n, str(p))[keep]
     return out
+
+
+_NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _npz_array(z, key: str, path: Path) -> np.ndarray:
+    """One array of an open ``.npz``; DataError for pickled (object) arrays or corrupt members."""
+    try:
+        return z[key]
+    except _NPZ_READ_ERRORS as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{path}: array '{key}' holds Python objects (pickled data is never loaded; "
+                            "store numbers or strings)") from None
+        raise DataError(f"{path}: array '{key}' cannot be read ({_first_line(exc)})") from None
 
 
 def _load_npz(path, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except _NPZ_READ_ERRORS as exc:
+        raise DataError(f"{path}: not a readable .npz file ({_first_line(exc)})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy saved under a .npz name
+        raise DataError(f"{path}: not an .npz archive (a single .npy array)")
     with z:
         for key in ("images", "table", "columns"):
             if key not in z.files:
                 raise DataError(f"{path}: missing array '{key}' (has: {', '.join(z.files)})")
-        images, tab, cols = z["images"], z["table"], [str(c) for c in z["columns"]]
-        ids = z["ids"] if "ids" in z.files else None
-        truth_s = str(z["truth"]) if "truth" in z.files else None
-        latents = z["latents"] if "latents" in z.files else None
-        raw_mods = {k[len(_MODALITY_PREFIX):]: z[k] for k in z.files if k.startswith(_MODALITY_PREFIX)}
+        arrays = {k: _npz_array(z, k, path) for k in z.files}
+    images, tab, columns = arrays["images"], arrays["table"], arrays["columns"]
+    ids, latents = arrays.get("ids"), arrays.get("latents")
+    truth_a = arrays.get("truth")
+    raw_mods = {k[len(_MODALITY_PREFIX):]: v for k, v in arrays.items() if k.startswith(_MODALITY_PREFIX)}
+    if columns.ndim != 1:
+        raise DataError(f"{path}: 'columns' must be a 1-D array of names, got shape {columns.shape}")
+    cols = [(c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)).strip() for c in columns.tolist()]
+    for j, c in enumerate(cols):
+        if not c:
+            raise DataError(f"{path}: 'columns' entry {j + 1} is an empty name")
+        if c in cols[:j]:
+            raise DataError(f"{path}: column name '{c}' appears more than once in 'columns'")
+    if tab.dtype.kind == "S":
+        tab = np.char.decode(tab, "utf-8", "replace")
+    if tab.dtype.kind not in "biufU":
+        raise DataError(f"{path}: 'table' dtype {tab.dtype} not supported (numbers or strings)")
     if tab.ndim == 1 and len(cols) == 1:
         tab = tab[:, None]
     if tab.ndim != 2 or tab.shape[1] != len(cols):
@@ -610,15 +734,28 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         raise DataError(f"{path}: 'images' must be N×H×W or N×C×H×W, got shape {images.shape}")
     if images.shape[0] != tab.shape[0]:
         raise DataError(f"{path}: row-count mismatch: 'images' has {images.shape[0]} rows, 'table' has {tab.shape[0]}")
-    if ids is not None and len(ids) != len(tab):
-        raise DataError(f"{path}: row-count mismatch: 'ids' has {len(ids)} rows, 'table' has {tab.shape[0]}")
+    if ids is not None and (ids.ndim != 1 or len(ids) != len(tab)):
+        raise DataError(f"{path}: 'ids' has shape {ids.shape}, expected ({tab.shape[0]},) (one per table row)")
     if images.shape[1] not in (1, 3):
         raise DataError(f"{path}: 'images' has {images.shape[1]} channels; expected 1 or 3")
+    if min(images.shape[2:]) < 1:
+        raise DataError(f"{path}: 'images' are {images.shape[2]}×{images.shape[3]} pixels")
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise DataError(f"{path}: 'images' dtype {images.dtype} not supported (uint8 or float in [0, 1])")
+    if latents is not None and (latents.ndim < 1 or len(latents) != len(tab)):
+        raise DataError(f"{path}: 'latents' has shape {latents.shape}, expected {tab.shape[0]} rows")
+    truth_s = None
+    if truth_a is not None:
+        if truth_a.ndim != 0 or truth_a.dtype.kind not in "US":
+            raise DataError(f"{path}: 'truth' must be one JSON string, got a {truth_a.dtype} array of shape "
+                            f"{truth_a.shape}")
+        truth_s = truth_a.item()
+        truth_s = truth_s.decode("utf-8", "replace") if isinstance(truth_s, bytes) else str(truth_s)
     table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)}, index=pd.RangeIndex(len(tab)))
     if tab.dtype.kind in "US":
         table = table.replace({"": np.nan, "nan": np.nan})
     if ids is not None and "id" not in table.columns:
-        table.insert(0, "id", np.asarray(ids).astype(str))
+        table.insert(0, "id", np.char.decode(ids, "utf-8", "replace") if ids.dtype.kind == "S" else ids.astype(str))
     keep = np.ones(len(table), bool)
     if missing == "drop":
         before = table
@@ -661,7 +798,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         try:
             truth = Graph.from_dict(json.loads(truth_s), where=f"{path}:truth")
         except (json.JSONDecodeError, ValueError) as exc:
-            raise DataError(f"{path}: 'truth' is not a valid graph JSON string ({exc})") from None
+            raise DataError(f"{path}: 'truth' is not a valid graph JSON string ({_first_line(exc)})") from None
         if latents is not None:
             lat = _check_latents(latents[keep], len(table), truth, f"{path}:latents")
     return CrossModalDataset(
@@ -756,7 +893,11 @@ def save_dataset_npz(
     out = Path(out)
     if out.suffix != ".npz":
         raise DataError(f"{out}: npz output must end in .npz")
-    if out.exists() and not overwrite:
+    try:
+        exists = out.exists()
+    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
+        raise DataError(f"{out}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
+    if exists and not overwrite:
         raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
     images = np.asarray(images)
     if len(images) != len(table):
@@ -778,14 +919,17 @@ def save_dataset_npz(
         if latents is not None:
             arrays["latents"] = np.asarray(latents, dtype=np.float64)
     arrays.update({f"{_MODALITY_PREFIX}{name}": arr for name, arr in mods.items()})
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         tmp.replace(out)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write ({exc.strerror or _first_line(exc)})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return out
 
 

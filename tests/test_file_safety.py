@@ -1,0 +1,256 @@
+"""File safety (issue 8, part 5): paths that leave the dataset directory, checkpoints that would
+run code when unpickled, and checkpoints of another method or format version.
+
+One tiny real CMCL run (simulate --graph first --n 60, fit --epochs 1) is shared by the module;
+tests that damage it work on a copy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import xcausal.io
+from xcausal.api import load_model
+from xcausal.cli import main
+from xcausal.data import dataset as dataset_module
+from xcausal.data.dataset import load_dataset
+from xcausal.io import DataError
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(args)
+    return code, err.getvalue()
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- image paths
+def _dataset(root: Path, n: int = 12) -> Path:
+    """A valid dataset directory with n 8×8 grayscale PNGs, and a PNG outside it (root.parent)."""
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+    pd.DataFrame({"image": [f"images/{i}.png" for i in range(n)], "x": rng.normal(size=n)}).to_csv(
+        root / "table.csv", index=False)
+    outside = root.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(outside / "secret.png")
+    return root
+
+
+def _set_cell(root: Path, row: int, value: str) -> None:
+    t = pd.read_csv(root / "table.csv")
+    t.loc[row, "image"] = value
+    t.to_csv(root / "table.csv", index=False)
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[Path]:
+    """Every path the dataset module hands to PIL.Image.open."""
+    seen: list[Path] = []
+    real = Image.open
+
+    def spy(fp, *a, **kw):
+        seen.append(Path(fp).resolve())
+        return real(fp, *a, **kw)
+
+    monkeypatch.setattr(dataset_module.Image, "open", spy)
+    return seen
+
+
+@pytest.mark.parametrize("cell, why", [
+    ("{outside}/secret.png", "must be relative"),  # absolute
+    ("../outside/secret.png", "must be relative"),
+    ("images/../../outside/secret.png", "must be relative"),
+    ("link.png", "resolves outside the dataset directory"),  # a symlink to a file outside
+    ("linkdir/secret.png", "resolves outside the dataset directory"),  # through a symlinked directory
+])
+def test_image_path_escaping_the_directory_is_rejected(tmp_path, opened, cell, why):
+    root = _dataset(tmp_path / "d")
+    outside = tmp_path / "outside"
+    (root / "link.png").symlink_to(outside / "secret.png")
+    (root / "linkdir").symlink_to(outside)
+    _set_cell(root, 4, cell.format(outside=outside))
+    with pytest.raises(DataError, match=rf"table\.csv row 5, column 'image': .*{why}"):
+        load_dataset(root)
+    assert not any(p.is_relative_to(outside.resolve()) for p in opened), "a file outside was opened"
+    code, err = _run(["info", str(root)])  # the CLI: status 2, one line naming row and column
+    assert code == 2 and "row 5, column 'image'" in _one_error_line(err)
+
+
+def test_symlink_inside_the_directory_is_fine(tmp_path):
+    root = _dataset(tmp_path / "d")
+    (root / "images" / "alias.png").symlink_to(root / "images" / "0.png")
+    _set_cell(root, 3, "images/alias.png")
+    ds = load_dataset(root, image_size=8)
+    np.testing.assert_array_equal(ds.image(3), ds.image(0))
+
+
+def test_symlink_loop_and_overlong_name_are_data_errors(tmp_path):
+    root = _dataset(tmp_path / "d")
+    (root / "loop.png").symlink_to(root / "loop.png")
+    _set_cell(root, 2, "loop.png")
+    with pytest.raises(DataError, match=r"row 3, column 'image'"):
+        load_dataset(root)
+    _set_cell(root, 2, "a" * 300 + ".png")  # ENAMETOOLONG was an OSError (found by fuzzing)
+    with pytest.raises(DataError, match=r"row 3, column 'image': path 'a+\.\.\.' cannot be used"):
+        load_dataset(root)
+
+
+@pytest.mark.parametrize("target", ["../outside/lat.npy", "{outside}/lat.npy", "linklat.npy"])
+def test_truth_latents_path_escaping_the_directory_is_rejected(tmp_path, target):
+    root = _dataset(tmp_path / "d")
+    outside = tmp_path / "outside"
+    np.save(outside / "lat.npy", np.zeros((12, 1)))
+    (root / "linklat.npy").symlink_to(outside / "lat.npy")
+    truth = {"nodes": [{"name": "x", "kind": "observed"}, {"name": "z1", "kind": "latent"}],
+             "edges": [{"source": "x", "target": "z1"}], "latents": target.format(outside=outside)}
+    (root / "truth.json").write_text(json.dumps(truth))
+    with pytest.raises(DataError, match=r"truth\.json: latents file .* must be a relative path inside"):
+        load_dataset(root)
+
+
+# --------------------------------------------------------------------------- checkpoints
+@pytest.fixture(scope="module")
+def cmcl_run(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("safety")
+    data, run = root / "d", root / "run"
+    assert main(["simulate", "--graph", "first", "--n", "60", "--seed", "0", "--out", str(data)]) == 0
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["fit", str(data), "--out", str(run), "--epochs", "1", "--device", "cpu", "-q"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return data, run
+
+
+@pytest.fixture
+def run_copy(cmcl_run, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(cmcl_run[1], run)
+    return run
+
+
+def _variable(cmcl_run) -> str:
+    return next(c for c in pd.read_csv(cmcl_run[0] / "table.csv", nrows=1).columns if c not in ("image", "id"))
+
+
+def _intervene(run: Path, var: str, out: Path) -> tuple[int, str]:
+    return _run(["intervene", str(run), "--var", var, "--values", "0,1", "--rows", "2", "--out", str(out)])
+
+
+class _Payload:
+    """Unpickling this calls ``open(marker, "w")``: harmless, but visible (the file appears)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (builtins.open, (str(self.marker), "w"))
+
+
+def test_the_untouched_run_loads(cmcl_run, tmp_path):
+    code, err = _intervene(cmcl_run[1], _variable(cmcl_run), tmp_path / "g.png")
+    assert code == 0, err
+    assert (tmp_path / "g.png").is_file()
+
+
+def test_payload_is_live_without_weights_only(tmp_path):
+    """The check below means something: torch.load(weights_only=False) would run the payload."""
+    marker = tmp_path / "marker"
+    torch.save({"x": torch.zeros(1), "p": _Payload(marker)}, tmp_path / "m.pt")
+    torch.load(tmp_path / "m.pt", weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("wrap", ["inside_state_dict", "whole_object"])
+def test_pickled_object_in_checkpoint_is_not_executed(cmcl_run, run_copy, tmp_path, wrap):
+    marker = tmp_path / "marker"
+    state = torch.load(run_copy / "model.pt", weights_only=True)
+    evil = {**state, "net.evil": _Payload(marker)} if wrap == "inside_state_dict" else _Payload(marker)
+    torch.save(evil, run_copy / "model.pt")
+    with pytest.raises(DataError, match=r"model\.pt: refusing to load a checkpoint that holds Python objects"):
+        load_model(run_copy)
+    assert not marker.exists()
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    assert code == 2 and "refusing to load" in _one_error_line(err)
+    assert not marker.exists() and not (tmp_path / "g.png").exists()
+
+
+def test_loader_itself_uses_weights_only(cmcl_run, run_copy, tmp_path, monkeypatch):
+    """Without the static pre-check, the model's own torch.load(weights_only=True) still refuses."""
+    marker = tmp_path / "marker"
+    state = torch.load(run_copy / "model.pt", weights_only=True)
+    torch.save({**state, "net.evil": _Payload(marker)}, run_copy / "model.pt")
+    monkeypatch.setattr(xcausal.io, "check_checkpoint_file", lambda path: None)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_model(run_copy)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random_bytes", "empty"])
+def test_corrupt_checkpoint_is_one_line_error(cmcl_run, run_copy, tmp_path, damage):
+    ck = run_copy / "model.pt"
+    data = ck.read_bytes()
+    ck.write_bytes({"truncated": data[: len(data) // 2], "random_bytes": np.random.default_rng(0).bytes(500),
+                    "empty": b""}[damage])
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    assert code == 2 and "model.pt: not a readable checkpoint" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda m: {**m, "method": "pima"}, "checkpoint is for method 'pima', not 'cmcl'"),
+    (lambda m: {**m, "method": None}, "checkpoint is for method 'None', not 'cmcl'"),
+    (lambda m: {**m, "format": 999}, "checkpoint format 999"),
+    (lambda m: {k: v for k, v in m.items() if k != "format"}, "checkpoint format None"),
+    (lambda m: [m], "expected a JSON object"),
+])
+def test_checkpoint_of_another_method_or_format(cmcl_run, run_copy, tmp_path, edit, needle):
+    mp = run_copy / "model.pt.json"
+    mp.write_text(json.dumps(edit(json.loads(mp.read_text()))))
+    with pytest.raises(DataError, match=needle):
+        load_model(run_copy)
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    assert code == 2 and needle in _one_error_line(err)
+
+
+def test_run_relabelled_as_another_method(cmcl_run, run_copy, tmp_path):
+    """config.json and graph.json say 'pima', the checkpoint is cmcl's: pima's loader refuses it."""
+    for name in ("config.json", "graph.json"):
+        d = json.loads((run_copy / name).read_text())
+        d["method"] = "pima"
+        (run_copy / name).write_text(json.dumps(d))
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    assert code == 2 and "checkpoint is for method 'cmcl', not 'pima'" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("damage", ["missing", "not_json"])
+def test_checkpoint_sidecar_missing_or_broken(cmcl_run, run_copy, tmp_path, damage):
+    mp = run_copy / "model.pt.json"
+    if damage == "missing":
+        mp.unlink()
+    else:
+        mp.write_text("{not json")
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    line = _one_error_line(err)
+    assert code == 2 and ("not found" in line if damage == "missing" else "not valid JSON" in line)
