@@ -254,3 +254,22 @@ def test_checkpoint_sidecar_missing_or_broken(cmcl_run, run_copy, tmp_path, dama
     code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
     line = _one_error_line(err)
     assert code == 2 and ("not found" in line if damage == "missing" else "not valid JSON" in line)
+
+
+def test_truth_json_latents_must_stay_inside_its_directory(tmp_path):
+    import json as _json
+
+    from xcausal.evaluate import load_truth
+    from xcausal.io import DataError as _DataError
+
+    (tmp_path / "d").mkdir()
+    outside = tmp_path / "secret.npy"
+    np.save(outside, np.zeros((3, 1)))
+    tj = tmp_path / "d" / "truth.json"
+    tj.write_text(_json.dumps({"nodes": [{"name": "z1", "kind": "latent"}], "edges": [], "latents": "../secret.npy"}))
+    with pytest.raises(_DataError, match="must be inside"):
+        load_truth(tj)
+    np.save(tmp_path / "d" / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    tj.write_text(_json.dumps({"nodes": [{"name": "z1", "kind": "latent"}], "edges": [], "latents": "obj.npy"}))
+    with pytest.raises(_DataError, match="not a readable numeric"):
+        load_truth(tj)

@@ -36,10 +36,16 @@ def load_truth(path: str | Path) -> tuple[Graph, np.ndarray | None]:
         lat = truth.extra.get("latents")
         latents = None
         if lat:
-            lp = path.parent / str(lat)
+            rel = Path(str(lat))
+            lp = path.parent / rel
+            if rel.is_absolute() or ".." in rel.parts or not lp.resolve().is_relative_to(path.parent.resolve()):
+                raise DataError(f"{path}: latents file '{lat}' must be inside {path.parent}")
             if not lp.is_file():
                 raise DataError(f"{path}: latents file '{lat}' not found")
-            latents = np.load(lp, allow_pickle=False).astype(float)
+            try:
+                latents = np.load(lp, allow_pickle=False).astype(float)
+            except (OSError, ValueError, TypeError) as exc:
+                raise DataError(f"{lp}: not a readable numeric .npy array ({exc})") from None
         return truth, latents
     if path.suffix == ".npz" and path.is_file():
         with np.load(path, allow_pickle=False) as z:

@@ -110,4 +110,6 @@ def read_run(path: str | Path) -> RunDir:
         lat = df[graph.latent].to_numpy(dtype=float)
     cp = path / "config.json"
     config = read_json(cp) if cp.is_file() else {}
+    if not isinstance(config, dict):
+        raise DataError(f"{cp}: expected a JSON object of settings, got {type(config).__name__}")
     return RunDir(path, graph, lat, config)

@@ -377,11 +377,19 @@ class Pipeline:
     def load(cls, path: str | Path, *, device: str = "cpu",
              representations: Mapping[str, type] | None = None) -> "Pipeline":
         """Load a checkpoint written by :meth:`save` (any ``<representation>+<structure>`` pipeline)."""
+        from xcausal.io import check_checkpoint_file
+
         path = Path(path)
         mp = path.with_suffix(path.suffix + ".json")
         if not path.is_file() or not mp.is_file():
             raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
-        meta = json.loads(mp.read_text())
+        check_checkpoint_file(path)  # refuse pickled objects before anything is loaded
+        try:
+            meta = json.loads(mp.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{mp}: not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{mp}: expected a JSON object")
         method = meta.get("method")
         params = meta.get("params") or {}
         if (not isinstance(method, str) or "+" not in method or "representation" not in params
