@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "FitProgress", "fit_progress"]
+__all__ = ["resolve_device", "FitProgress", "fit_progress", "load_net_state"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -17,6 +17,14 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available on this machine")
     return torch.device(device)
+
+
+def load_net_state(net: torch.nn.Module, path, device: torch.device) -> torch.nn.Module:
+    """Load the ``net.*`` tensors of a checkpoint (``torch.load(weights_only=True)``) into ``net``,
+    then move it to ``device``; returns ``net``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+    return net.to(device)
 
 
 class FitProgress:

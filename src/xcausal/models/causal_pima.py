@@ -47,7 +47,7 @@ from torch.nn import functional as F
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
-from xcausal._runtime import fit_progress
+from xcausal._runtime import fit_progress, load_net_state
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
@@ -952,10 +952,7 @@ class CausalPIMA:
         obj.use_image_, obj.curves_ = bool(meta["use_image"]), {k: int(v) for k, v in meta["curves"].items()}
         obj.latent_dim_, obj.image_size_, obj.channels_ = meta["latent_dim"], meta["image_size"], meta["channels"]
         obj.device_ = _resolve_device(device)
-        obj.net_ = obj._build_net()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        obj.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        obj.net_.to(obj.device_)
+        obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
         obj._finalise()
         return obj
 
