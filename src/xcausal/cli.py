@@ -498,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except Exception as exc:  # a stopped fit, click usage errors and anything unexpected
-        import click
+        try:  # typer vendors its own click (typer._click); plain click is not installed with it
+            from typer._click import exceptions as click_exceptions
+        except ImportError:  # an older typer that depends on click
+            from click import exceptions as click_exceptions
 
         cmcl = sys.modules.get("xcausal.models.cmcl")  # (not imported: no fit ran, torch stays unloaded)
         if cmcl is not None and isinstance(exc, cmcl.FitInterrupted) and not debug:
@@ -510,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
                               highlight=False, soft_wrap=True)
             return 128 + exc.signum if exc.signum else 130
 
-        # typer vendors its own click (typer._click): its usage errors are not click's classes
-        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
+        if isinstance(exc, (click_exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
             if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
                 return exc.exit_code
             lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
@@ -519,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
             _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
             return exc.exit_code
-        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
+        if isinstance(exc, (click_exceptions.Abort, typer.Abort)):
             return 1
         if debug:
             raise
