@@ -311,3 +311,22 @@ def test_evaluate_on_broken_graph_json(tmp_path, content):
     code, _, err = _run(["evaluate", str(gj), "--truth", str(SIM)])
     _check_clean(code, err)
     assert code == 2 and "graph.json" in err
+
+
+def test_os_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """A permission problem is the user's to fix: one `error:` line naming the file, exit 2."""
+    import xcausal.data.dataset as dataset_mod
+    from xcausal.cli import main as cli_main
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/data/table.csv")
+
+    monkeypatch.setattr(dataset_mod, "load_dataset", denied)
+    code = cli_main(["info", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "internal error" not in err
+    assert "/data/table.csv: Permission denied" in err
+    monkeypatch.undo()
+    assert cli_main(["simulate", "--kind", "mnist-rotate", "--digits", "²", "--n", "10", "--out",
+                     str(tmp_path / "m")]) == 2
+    assert "--digits" in capsys.readouterr().err

@@ -76,7 +76,7 @@ def simulate(
     elif kind in ("mnist-rotate", "mnist-shift"):
         from xcausal.data.mnist import simulate_mnist
 
-        if digits != "all" and not digits.isdigit():
+        if digits != "all" and not (digits.isascii() and digits.isdecimal()):
             raise DataError(f"--digits {digits}: give a number of digit images or 'all'")
         sim = simulate_mnist(kind.split("-")[1], n, seed=seed, image_size=image_size,  # type: ignore[arg-type]
                              digits="all" if digits == "all" else int(digits))
@@ -491,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         _print_error(msg)
+        return 2
+    except OSError as exc:  # permission denied, a directory where a file was expected, disk full, ...
+        if debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _print_error(f"{where}{exc.strerror or type(exc).__name__}")
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
