@@ -28,10 +28,11 @@ def bootstrap_seeds(seed: int, b: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(b)]
 
 
-def _one_refit(factory: Callable[[int], Any], ds: Any, seed: int, threads: int) -> tuple[Graph, np.ndarray]:
-    import torch
+def _one_refit(factory: Callable[[int], Any], ds: Any, seed: int, threads: int | None) -> tuple[Graph, np.ndarray]:
+    if threads is not None:  # only in a worker process of its own, never in the caller's
+        import torch
 
-    torch.set_num_threads(threads)  # a worker process of its own
+        torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.integers(0, len(ds), len(ds)))
     model = factory(seed).fit(ds.subset(idx))
@@ -103,11 +104,7 @@ def bootstrap_edges(factory: Callable[[int], Any], ds: Any, reference: Graph, re
     from joblib import Parallel, delayed
 
     seeds = bootstrap_seeds(seed, b)
-    threads = 1 if n_jobs != 1 else 0
-    if threads == 0:
-        import torch
-
-        threads = torch.get_num_threads()
+    threads = 1 if n_jobs != 1 else None
     logger.info("bootstrap: %d refits on %d job(s)", b, n_jobs)
     results = Parallel(n_jobs=n_jobs, backend="loky" if n_jobs != 1 else "sequential")(
         delayed(_one_refit)(factory, ds, s, threads) for s in seeds)

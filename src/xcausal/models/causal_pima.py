@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 from torch import nn
 from torch.nn import functional as F
 
@@ -82,7 +83,7 @@ def _expert_curves(form: str, t: torch.Tensor, params: torch.Tensor) -> torch.Te
     return strain_hardening(t, params[:, 0], params[:, 1], params[:, 2])
 
 
-def fit_expert(form: str, t: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def fit_expert(form: str, t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares parameters of a physics expert for each curve of ``y``.
 
     Parameters
@@ -90,13 +91,12 @@ def fit_expert(form: str, t: np.ndarray, y: np.ndarray, weights: np.ndarray | No
     form : "linear" or "strain-hardening"
     t : (L,) abscissae
     y : (K, L) target curves (e.g. responsibility-weighted mean curves of the components)
-    weights : unused placeholder for per-point weights (None)
 
     Returns
     -------
     (K, P) parameters: linear P = 1 (θ); strain-hardening P = 3 (x0, y0, θ). Linear is closed
     form; strain-hardening is closed form in (y0, θ) for a fixed yield point x0, which is found by
-    a search over the midpoints of ``t`` refined by golden-section search.
+    a grid search refined by bounded Brent minimisation (scipy).
     """
     t = np.asarray(t, dtype=np.float64)
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
@@ -113,19 +113,12 @@ def fit_expert(form: str, t: np.ndarray, y: np.ndarray, weights: np.ndarray | No
     lo, hi = float(t[1]) if len(t) > 2 else float(t.min()) + 1e-3, float(t[-2]) if len(t) > 2 else float(t.max())
     grid = np.linspace(lo, hi, 64)
     out = np.zeros((len(y), 3))
-    g = (math.sqrt(5) - 1) / 2
     for k, yk in enumerate(y):
         errs = [solve(x0, yk)[0] for x0 in grid]
         i = int(np.argmin(errs))
         a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        c, d = b - g * (b - a), a + g * (b - a)
-        for _ in range(40):
-            if solve(c, yk)[0] < solve(d, yk)[0]:
-                b = d
-            else:
-                a = c
-            c, d = b - g * (b - a), a + g * (b - a)
-        x0 = 0.5 * (a + b)
+        x0 = float(minimize_scalar(lambda v: solve(v, yk)[0], bounds=(a, b), method="bounded",
+                                   options={"xatol": 1e-10}).x)
         _, coef = solve(x0, yk)
         out[k] = (x0, coef[0], coef[1])
     return out
@@ -313,9 +306,10 @@ class CausalPIMANet(nn.Module):
         return out
 
     def component_log_joint(self, z: torch.Tensor, batch: Mapping[str, torch.Tensor],
-                            z_var: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, K): log π_c + log N(z; μ_c, Σ_c) + log p(y_phys | c)."""
-        lj = self.log_pi()[None] + gaussian_log_density(z, self.mu, self.logvar, z_var)
+                            z_var: torch.Tensor | None = None, log_pi: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K): log π_c + log N(z; μ_c, Σ_c) + log p(y_phys | c); ``log_pi`` if given, else :meth:`log_pi`."""
+        lp = self.log_pi() if log_pi is None else log_pi
+        lj = lp[None] + gaussian_log_density(z, self.mu, self.logvar, z_var)
         pl = self.physics_log_lik(batch)
         return lj if pl is None else lj + pl
 
@@ -663,6 +657,9 @@ class CausalPIMA:
         net.train()
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
         nb = 0
+        # the DAG is updated only in its M-step, so π is constant over the epoch: compute it once,
+        # without a graph into the DAG's parameters (they are not in this optimiser)
+        log_pi = None if pretrain else net.log_pi().detach()
         for idx in self._batches(n, gen):
             idx = idx.to(self.device_)
             batch = {k: v[idx] for k, v in data.items()}
@@ -673,7 +670,7 @@ class CausalPIMA:
                 kl = 0.5 * (mu.pow(2) + lv.exp() - 1 - lv).sum(1)
             else:
                 entropy = 0.5 * (1 + _LOG2PI + lv).sum(1)
-                kl = -entropy - torch.logsumexp(net.component_log_joint(z, batch), dim=1)
+                kl = -entropy - torch.logsumexp(net.component_log_joint(z, batch, log_pi=log_pi), dim=1)
             loss = (rec + kl).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
