@@ -7,7 +7,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "FitProgress", "fit_progress", "load_net_state"]
+__all__ = ["resolve_device", "FitProgress", "fit_progress", "load_net_state", "make_fabric", "check_distributed"]
+
+_PRECISIONS = ("32", "bf16-mixed")
+_STRATEGIES = ("auto", "ddp")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -17,6 +20,42 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available on this machine")
     return torch.device(device)
+
+
+def check_distributed(devices: Any, strategy: Any, precision: Any) -> None:
+    """ValueError (one line) for an unusable ``devices`` / ``strategy`` / ``precision``."""
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"devices={devices!r}: must be an integer >= 1")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy={strategy!r}: must be one of {', '.join(_STRATEGIES)}")
+    if str(precision) not in _PRECISIONS:
+        raise ValueError(f"precision={precision!r}: must be one of {', '.join(_PRECISIONS)}")
+
+
+def make_fabric(device: torch.device, devices: int, strategy: str, precision: str):
+    """A Lightning Fabric for ``device`` (its type: CPU or CUDA) with ``devices`` processes.
+
+    One device: Fabric's single-device strategy (no extra process), on ``device`` itself (so
+    ``cuda:1`` stays on GPU 1). Several (``strategy`` "ddp" or "auto"): Fabric's ``ddp_spawn``, one
+    process per device started by spawn, connected by gloo on CPU and NCCL on CUDA; spawn rather
+    than Fabric's script re-launcher because fits start from the CLI, from Python and from tests
+    alike. ``devices`` > 1 on CPU means that many CPU processes.
+    """
+    from lightning_fabric import Fabric
+
+    check_distributed(devices, strategy, precision)
+    prec = "32-true" if str(precision) == "32" else str(precision)
+    if device.type == "cuda":
+        if devices > torch.cuda.device_count():
+            raise ValueError(f"devices={devices}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        ids: Any = [device.index if device.index is not None else 0] if devices == 1 else devices
+        accel = "cuda"
+    elif device.type == "cpu":
+        ids, accel = devices, "cpu"
+    else:
+        raise ValueError(f"device {device}: xcausal trains on CPU or CUDA")
+    strat = "auto" if devices == 1 else "ddp_spawn"
+    return Fabric(accelerator=accel, devices=ids, strategy=strat, precision=prec)
 
 
 def load_net_state(net: torch.nn.Module, path, device: torch.device) -> torch.nn.Module:

@@ -30,7 +30,8 @@ def _cmcl_factory(cfg: "FitConfig"):
     return CMCL(latent_dim=cfg.latent_dim, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                 use_cm=not cfg.no_cm, use_cr=not cfg.no_cr, allow_all_edges=cfg.allow_all_edges,
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
-                channel_plan=cfg.channel_plan, progress=cfg.progress)
+                channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
+                precision=cfg.precision, data_loading=cfg.data_loading, num_workers=cfg.workers)
 
 
 def _cmcl_loader():
@@ -126,6 +127,11 @@ class FitConfig:
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
+    devices: int = 1  # processes / GPUs, data-parallel through Lightning Fabric (cmcl)
+    strategy: Literal["auto", "ddp"] = "auto"
+    precision: Literal["32", "bf16-mixed"] = "32"
+    data_loading: Literal["auto", "memory", "stream"] = "auto"  # cmcl: images in RAM or decoded per batch
+    workers: int = 2  # DataLoader worker processes when streaming
     image_size: int | None = None  # None: the stored size, at most 128
     channels: int | None = None
     categorical: list[str] = field(default_factory=list)
@@ -170,6 +176,8 @@ def _check_type(val: Any, hint: Any, what: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _check_type(val, inner[0], what) if len(inner) == 1 else val
     if origin is typing.Literal:
+        if val not in args and not isinstance(val, bool) and str(val) in args:
+            val = str(val)  # `precision: 32` in YAML
         if val not in args:
             raise DataError(f"{what} must be one of {', '.join(map(str, args))}, got {val!r}")
         return val
@@ -242,7 +250,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 RESUMABLE_METHODS = ("cmcl",)
 #: FitConfig fields a resumed fit may change: they do not alter what the checkpoint holds (``lr``
 #: applies to the remaining steps, e.g. after a NaN; the model checks the device it resolves to)
-_RESUME_MAY_CHANGE = ("out", "overwrite", "progress", "command", "resume", "checkpoint_every", "lr", "jobs", "device")
+_RESUME_MAY_CHANGE = ("out", "overwrite", "progress", "command", "resume", "checkpoint_every", "lr", "jobs", "device",
+                      "devices", "strategy", "data_loading", "workers")
+#: methods trained through Lightning Fabric (``devices``, ``strategy``, ``precision``, ``data_loading``)
+FABRIC_METHODS = ("cmcl",)
 _FIT_CONFIG_FILE = "fit_config.json"
 
 
@@ -360,6 +371,26 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
+def _check_fabric_options(cfg: FitConfig) -> None:
+    from xcausal._runtime import check_distributed
+
+    try:
+        check_distributed(cfg.devices, cfg.strategy, cfg.precision)
+    except ValueError as exc:
+        raise DataError(f"--{exc}") from None
+    if cfg.data_loading not in ("auto", "memory", "stream"):
+        raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory or stream")
+    if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
+        raise DataError(f"--workers {cfg.workers}: must be 0 (decode in the training process) or more")
+    if cfg.method in FABRIC_METHODS:
+        return
+    for opt, val, default in (("devices", cfg.devices, 1), ("precision", cfg.precision, "32"),
+                              ("data-loading", cfg.data_loading, "auto")):
+        if val != default:
+            raise DataError(f"--{opt} {val}: implemented for {', '.join(FABRIC_METHODS)} only so far "
+                            f"(method '{cfg.method}' trains in one process, in float32, from images in memory)")
+
+
 def fit(cfg: FitConfig) -> Path:
     """Load the data, fit the method, write the run directory; returns its path.
 
@@ -386,6 +417,7 @@ def fit(cfg: FitConfig) -> Path:
         raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
     if cfg.jobs < 1:
         raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
+    _check_fabric_options(cfg)
     if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every {cfg.checkpoint_every}: must be 0 (no checkpoints) or a number of epochs")
     checkpointed = cfg.method in RESUMABLE_METHODS and cfg.checkpoint_every > 0

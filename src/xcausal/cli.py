@@ -267,6 +267,11 @@ def fit(
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (default: from the data size).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    devices: Annotated[int, typer.Option("--devices", help="cmcl: train data-parallel in N processes (GPUs with --device cuda, else CPU processes), through Lightning Fabric.")] = 1,
+    strategy: Annotated[str, typer.Option("--strategy", help="cmcl: ddp or auto (with --devices > 1 both mean DDP, one spawned process per device).")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="cmcl: 32 or bf16-mixed (image networks in bfloat16 autocast; the DAG stays float32).")] = "32",
+    data_loading: Annotated[str, typer.Option("--data-loading", help="cmcl: memory (decode all images once), stream (decode per batch in --workers processes; flat memory) or auto (memory up to 2 GB).")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="cmcl: DataLoader worker processes when streaming.")] = 2,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
     image_size: Annotated[Optional[int], typer.Option("--image-size", help="Images are resized to this side (default: their stored size, at most 128).")] = None,
@@ -301,7 +306,8 @@ def fit(
     from xcausal.io import DataError
 
     given = dict(data=None if data is None else str(data), out=None if out is None else str(out), method=method,
-                 latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, batch_size=batch_size, lr=lr,
+                 latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, devices=devices, strategy=strategy,
+                 precision=precision, data_loading=data_loading, workers=workers, batch_size=batch_size, lr=lr,
                  image_size=image_size, channels=channels, categorical=_split(categorical),
                  continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
                  allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, channel_plan=channel_plan,

@@ -22,12 +22,14 @@ Departures from the paper, each for a measured or documented reason:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import math
 import os
+import pickle
+import tempfile
 import threading
 import time
 import warnings
@@ -45,7 +47,7 @@ from torch.nn import functional as F
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset, Variable
-from xcausal._runtime import fit_progress, load_net_state
+from xcausal._runtime import check_distributed, fit_progress, load_net_state, make_fabric
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.structure import (
@@ -68,10 +70,12 @@ FORMAT_VERSION = 1
 
 #: the commit point of a training checkpoint directory: JSON naming the tensor file it goes with
 TRAINING_CHECKPOINT_META = "checkpoint.json"
-TRAINING_FORMAT_VERSION = 1
+TRAINING_FORMAT_VERSION = 2  # 2: all training randomness from the fit's own generators (rng.noise, rng.cr)
 _TRAINING_KIND = "xcausal-training-checkpoint"
 #: CMCL parameters a resumed fit may change (they do not alter the state a checkpoint holds)
-_RESUMABLE_CHANGES = ("lr", "progress", "device")
+#: the batch split over processes and the way images are read do not change the result (up to float
+#: summation order across processes; see CMCL's ``devices``)
+_RESUMABLE_CHANGES = ("lr", "progress", "device", "devices", "strategy", "data_loading", "num_workers")
 
 
 class FitInterrupted(Exception):
@@ -212,15 +216,21 @@ class CMCLNet(nn.Module):
         self.cls = MLP(m, 1, hidden=(10, 10, 10))
 
     # ------------------------------------------------------------------ encoders
-    def encode(self, x: torch.Tensor, u_net: torch.Tensor, *, sample: bool) -> dict[str, torch.Tensor]:
+    def encode(self, x: torch.Tensor, u_net: torch.Tensor, *, sample: bool,
+               noise: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Posterior means and (``sample``) reparametrised samples. ``noise`` = (eps0, eps), the
+        standard normal draws for z0 and z (training passes them so that they come from its own
+        generator and do not depend on how a batch is split over processes); None: drawn here."""
         mu0, lv0 = self.enc0(x)
-        z0 = mu0 + torch.randn_like(mu0) * torch.exp(0.5 * lv0) if sample else mu0
+        if sample and noise is None:
+            noise = (torch.randn_like(mu0), torch.randn(len(mu0), self.latent_dim, device=mu0.device, dtype=mu0.dtype))
+        z0 = mu0 + noise[0].to(mu0) * torch.exp(0.5 * lv0) if sample else mu0
         out = {"mu0": mu0, "lv0": lv0, "z0": z0}
         if self.use_cm:
             inp = torch.cat([z0, u_net], dim=1) if self.posterior_uses_u else z0
             muq, lvq = self.post(inp).chunk(2, dim=1)
             lvq = lvq.clamp(-12.0, 8.0)
-            z = muq + torch.randn_like(muq) * torch.exp(0.5 * lvq) if sample else muq
+            z = muq + noise[1].to(muq) * torch.exp(0.5 * lvq) if sample else muq
             out.update(muq=muq, lvq=lvq, z=z)
         else:
             out.update(muq=mu0, lvq=lv0, z=z0)
@@ -290,6 +300,31 @@ class _Encoding:
     @classmethod
     def from_dict(cls, d: dict) -> "_Encoding":
         return cls([Variable.from_dict(v) for v in d["variables"]], np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+
+class _EpochBatches:
+    """Batch sampler of the streaming DataLoader: the current epoch's batches (lists of rows), set
+    by the trainer before each epoch (it is iterated in the main process, also with workers)."""
+
+    def __init__(self) -> None:
+        self.lists: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.lists)
+
+    def __len__(self) -> int:
+        return len(self.lists)
+
+
+@dataclass
+class _CRBatch:
+    """What CR needs beyond this process's rows: the encoded variables of the batch's first
+    ``cr_batch`` rows (all processes'), this process's place, and CR's generator."""
+
+    u: torch.Tensor
+    rank: int
+    world: int
+    gen: torch.Generator | None
 
 
 @dataclass
@@ -384,6 +419,16 @@ class CMCL:
         oriented right with "dag", 0/1/1 and 13 of 15 with "anm".
     anm_method : the ANM score used by ``orient`` and ``refit_orient``: "entropy" (default) or
         "hsic" (:func:`xcausal.structure.anm.anm_direction`; why entropy is the default is there).
+    data_loading, num_workers : "memory" decodes every image once into one tensor; "stream" decodes
+        each batch in a DataLoader with ``num_workers`` worker processes, so memory does not grow with
+        N; "auto" (default): "memory" while the images take at most 2 GB as float32. Both give the
+        same result.
+    devices, strategy, precision : processes / GPUs and numeric precision, through Lightning Fabric.
+        ``devices`` > 1 trains data-parallel in that many processes (``strategy`` "ddp" or "auto":
+        Fabric's ddp_spawn; gloo on CPU, NCCL on CUDA); each takes its share of every batch and the
+        gradients are summed across processes, so the result matches one process up to float
+        summation order (see :meth:`_train`). ``precision`` "32" (default) or "bf16-mixed"
+        (autocast of the image networks; the DAG and its acyclicity function stay in float32).
     seed : int; device : "auto", "cpu", "cuda", "cuda:1", ...; progress : show a progress bar.
     """
 
@@ -402,6 +447,9 @@ class CMCL:
                  kl_warmup: float = 0.2, init: Literal["ica", "none"] = "ica", init_weight: float = 10.0,
                  dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm",
                  anm_method: Literal["entropy", "hsic"] = "entropy",
+                 data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
+                 devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
+                 precision: Literal["32", "bf16-mixed"] = "32",
                  seed: int = 0, device: str = "auto", progress: bool = False) -> None:
         self.latent_dim = latent_dim
         self.embed_dim = embed_dim
@@ -437,6 +485,11 @@ class CMCL:
         self.dag_refit = dag_refit
         self.refit_orient = refit_orient
         self.anm_method = anm_method
+        self.data_loading = data_loading
+        self.num_workers = num_workers
+        self.devices = devices
+        self.strategy = strategy
+        self.precision = precision
         self.seed = seed
         self.device = device
         self.progress = progress
@@ -448,7 +501,8 @@ class CMCL:
         keys = ["latent_dim", "embed_dim", "epochs", "batch_size", "lr", "use_cm", "use_cr",
                 "allow_all_edges", "h_func", "lambda1", "lambda2", "w_threshold", "dag_weight",
                 "cr_weight", "beta", "dag_warmup", "dual_every", "rho_max", "cr_batch", "dag_hidden", "likelihood", "pixel_sigma", "posterior_uses_u", "prior", "orient", "orient_every",
-                "channel_plan", "convs_per_stage", "kl_warmup", "init", "init_weight", "dag_refit", "refit_orient", "anm_method", "seed", "device", "progress"]
+                "channel_plan", "convs_per_stage", "kl_warmup", "init", "init_weight", "dag_refit", "refit_orient", "anm_method", "data_loading", "num_workers", "devices", "strategy", "precision",
+                "seed", "device", "progress"]
         out = {k: getattr(self, k) for k in keys}
         out["dag_hidden"] = list(out["dag_hidden"])
         if not isinstance(out["channel_plan"], str):
@@ -480,6 +534,11 @@ class CMCL:
             raise ValueError(f"pixel_sigma={self.pixel_sigma}: must be positive")
         if not 0 <= self.dag_warmup < 1:
             raise ValueError(f"dag_warmup={self.dag_warmup}: must be in [0, 1)")
+        if self.data_loading not in ("auto", "memory", "stream"):
+            raise ValueError(f"data_loading='{self.data_loading}': must be 'auto', 'memory' or 'stream'")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers={self.num_workers!r}: must be an integer >= 0")
+        check_distributed(self.devices, self.strategy, self.precision)
 
     # ------------------------------------------------------------------ fit
     def fit(self, ds: CrossModalDataset, *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 10,
@@ -549,7 +608,11 @@ class CMCL:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(self.seed)
             self.net_ = self._build_net().to(dev)
-            self._train(ds, epochs, dev, ckpt, stop)
+            if self.devices > 1:
+                self._train_distributed(ds, epochs, dev, ckpt, stop)
+            else:
+                fabric = make_fabric(dev, 1, self.strategy, self.precision)
+                self._train(ds, epochs, dev, ckpt, stop, fabric=fabric)
             self._stop_point(stop, ckpt, "after training")
             if self.dag_refit:
                 self._refit_dag(ds)
@@ -595,17 +658,16 @@ class CMCL:
             raise DataError(f"{where}: the checkpoint trains {meta.get('epochs')} epochs, this fit {self.epochs_}")
 
     def _checkpoint_state(self, *, epoch: int, step: int, finished: bool, reason: str, opt: torch.optim.Optimizer,
-                          alm: AugmentedLagrangian, gen: torch.Generator, loader_gen_state: torch.Tensor | None,
+                          alm: AugmentedLagrangian, gens: Mapping[str, torch.Generator],
                           perm: torch.Tensor | None, anchor, rows: list[dict], sums: Mapping[str, float], nb: int,
                           t_parts: Mapping[str, float], ds: CrossModalDataset) -> tuple[dict, dict[str, torch.Tensor]]:
         """(JSON meta, tensors) of the training state after ``epoch`` epochs and ``step`` steps of the next.
 
         Tensors (``torch.load(weights_only=True)``): ``net.<name>`` the network's state_dict;
         ``net.dag._in_mask`` the DAG's input mask (a non-persistent buffer the ANM orientation edits);
-        ``opt.<param index>.<name>`` Adam's per-parameter state; ``rng.torch`` the global CPU generator
-        (``rng.cuda`` on CUDA) inside the fit's fork_rng block; ``rng.shuffle`` the generator of the
-        in-memory batch order; ``rng.loader`` the lazy DataLoader's generator at the start of the
-        current epoch; ``epoch.perm`` the current epoch's batch order (mid-epoch, in memory);
+        ``opt.<param index>.<name>`` Adam's per-parameter state; ``rng.shuffle``, ``rng.noise``,
+        ``rng.cr`` the training generators (batch order, reparametrisation noise, CR's permutations);
+        ``epoch.perm`` the current epoch's batch order (mid-epoch);
         ``anchor.mean`` / ``anchor.unmix`` the ICA anchor. The meta holds everything else: progress,
         parameters, data fingerprint, history rows, the partial epoch's sums, the augmented
         Lagrangian, the ANM-oriented pairs and the timings.
@@ -619,12 +681,8 @@ class CMCL:
                 if not isinstance(v, torch.Tensor):
                     v = torch.tensor(v)
                 tensors[f"opt.{index[id(p)]}.{k}"] = v.detach().cpu().clone()
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device_.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device_)
-        tensors["rng.shuffle"] = gen.get_state()
-        if loader_gen_state is not None:
-            tensors["rng.loader"] = loader_gen_state.clone()
+        for name, g in gens.items():
+            tensors[f"rng.{name}"] = g.get_state()
         if perm is not None and step > 0:
             tensors["epoch.perm"] = perm.detach().cpu().clone()
         if anchor is not None:
@@ -642,7 +700,7 @@ class CMCL:
         return meta, tensors
 
     def _restore_state(self, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
-                       alm: AugmentedLagrangian, gen: torch.Generator, loader_gen: torch.Generator | None) -> None:
+                       alm: AugmentedLagrangian, gens: Mapping[str, torch.Generator]) -> None:
         """Inverse of :meth:`_checkpoint_state` for the network, optimiser, ALM, ANM pairs and generators."""
         net = self.net_
         dev = self.device_
@@ -666,12 +724,8 @@ class CMCL:
         opt.load_state_dict(sd)  # param groups (lr, betas, ...) come from this fit's parameters
         alm.load_state_dict({k: float(v) for k, v in meta["alm"].items()})
         self._anm_pairs = {(int(i), int(j)) for i, j in meta.get("anm_pairs", [])}
-        gen.set_state(tensors["rng.shuffle"])
-        if loader_gen is not None and "rng.loader" in tensors:
-            loader_gen.set_state(tensors["rng.loader"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if dev.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
+        for name, g in gens.items():
+            g.set_state(tensors[f"rng.{name}"])
 
     def _build_net(self) -> CMCLNet:
         enc = self.encoding_
@@ -683,6 +737,7 @@ class CMCL:
                        posterior_uses_u=self.posterior_uses_u, ivae_prior=self.prior == "ivae")
 
     def _rec(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
         return _bce(logits, x) if self.likelihood == "bernoulli" else _gauss(logits, x, self.pixel_sigma)
 
     def _h(self, w: torch.Tensor) -> torch.Tensor:
@@ -748,22 +803,57 @@ class CMCL:
         return (torch.as_tensor(px.mean(0), dtype=torch.float32, device=dev),
                 torch.as_tensor(unmix, dtype=torch.float32, device=dev))
 
+    def _data_mode(self, ds: CrossModalDataset) -> str:
+        """"memory" (all images decoded into one tensor) or "stream" (decoded per batch by a DataLoader)."""
+        if self.data_loading != "auto":
+            return self.data_loading
+        nbytes = len(ds) * ds.channels * ds.image_size ** 2 * 4
+        return "memory" if nbytes <= 2 * 1024 ** 3 else "stream"
+
     def _train(self, ds: CrossModalDataset, epochs: int, dev: torch.device, ckpt: _Checkpointing | None = None,
-               stop: threading.Event | None = None) -> None:
+               stop: Any = None, fabric: Any = None) -> None:
+        """Algorithm 1: all parts jointly, by Adam on mini-batches.
+
+        Every random draw of training comes from the fit's own generators, identical in every
+        process: ``gen`` the batch order, ``gen_noise`` the reparametrisation noise (drawn for the
+        whole batch, each process using its rows), ``gen_cr`` CR's permutations. With ``fabric``
+        over W processes, process r trains on rows r, r+W, ... of every batch; each loss term is
+        weighted by its share of the batch and the gradients (and the terms, for the history and
+        the NaN check) are summed over processes by one all-reduce per step, so W processes take
+        the same steps as one up to float summation order. What does not split this way: the
+        latents' batch normalisation with ``prior="ivae"`` (per process), and the last batch of an
+        epoch is dropped when it has fewer than 2·W rows.
+        """
         net = self.net_
-        x_all, u_all = self._batches(ds, dev)
+        W = fabric.world_size if fabric is not None else 1
+        rank = fabric.global_rank if fabric is not None else 0
+        mode = self._data_mode(ds)
+        x_all = u_all = None
+        loader = sampler = None
+        if mode == "memory":
+            x_all = torch.from_numpy(ds.images()).to(dev)
+            u_all = torch.from_numpy(ds.u.astype(np.float32)).to(dev)
+        else:
+            sampler = _EpochBatches()
+            workers = self.num_workers
+            loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
+                                                 persistent_workers=workers > 0, pin_memory=dev.type == "cuda")
+        u_cpu = torch.from_numpy(ds.u.astype(np.float32))
         warm = int(round(self.dag_warmup * epochs))
         loaded = ckpt.loaded if ckpt is not None else None
-        loader = loader_gen = None
-        if x_all is None:
-            loader_gen = torch.Generator().manual_seed(self.seed)
-            loader = torch.utils.data.DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=loader_gen,
-                                                 num_workers=2, drop_last=len(ds) > self.batch_size)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        writer = ckpt if rank == 0 else None
+        params = list(net.parameters())
+        opt = torch.optim.Adam(params, lr=self.lr)
         alm = AugmentedLagrangian(rho_max=self.rho_max)
         n = len(ds)
+        k0 = self.embed_dim_
+        m = self.n_latents_
         rows: list[dict[str, Any]] = []
         gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
+        gen_noise = torch.Generator(device="cpu").manual_seed(self.seed + 2)
+        gen_cr = torch.Generator(device="cpu").manual_seed(self.seed + 3)
+        gens = {"shuffle": gen, "noise": gen_noise, "cr": gen_cr}
+        autocast = fabric.autocast if fabric is not None and str(self.precision) != "32" else contextlib.nullcontext
         t_parts = {"vae": 0.0, "dag": 0.0, "cr": 0.0}
         start_epoch = start_step = 0
         sums: dict[str, float] = {}
@@ -772,7 +862,7 @@ class CMCL:
         anchor = None
         if loaded is not None:
             meta, tensors = loaded
-            self._restore_state(meta, tensors, opt, alm, gen, loader_gen)
+            self._restore_state(meta, tensors, opt, alm, gens)
             if meta.get("anchor"):
                 anchor = (tensors["anchor.mean"].to(dev), tensors["anchor.unmix"].to(dev))
             rows = [dict(r) for r in meta["history"]]
@@ -782,23 +872,22 @@ class CMCL:
                 sums = {k: float(v) for k, v in meta["epoch_sums"].items()}
                 nb = int(meta["epoch_batches"])
                 perm = tensors.get("epoch.perm")
-            logger.info("resuming from %s: epoch %d, step %d", ckpt.directory, start_epoch, start_step)
+            if rank == 0:
+                logger.info("resuming from %s: epoch %d, step %d", ckpt.directory, start_epoch, start_step)
         elif self.init == "ica":
             if warm > 0:
                 anchor = self._ica_anchor(ds, dev)
-            else:  # the anchor acts only during the DAG warm-up
+            elif rank == 0:  # the anchor acts only during the DAG warm-up
                 logger.warning("init='ica' has no effect: the DAG warm-up is 0 epochs (epochs=%d, dag_warmup=%g)",
                                epochs, self.dag_warmup)
-        loader_start = loader_gen.get_state() if loader_gen is not None else None
 
         def save(epoch_done: int, step: int, reason: str, finished: bool = False) -> None:
-            if ckpt is None:
+            if writer is None:
                 return
             meta, tensors = self._checkpoint_state(
-                epoch=epoch_done, step=step, finished=finished, reason=reason, opt=opt, alm=alm, gen=gen,
-                loader_gen_state=loader_start if step > 0 else (loader_gen.get_state() if loader_gen else None),
+                epoch=epoch_done, step=step, finished=finished, reason=reason, opt=opt, alm=alm, gens=gens,
                 perm=perm, anchor=anchor, rows=rows, sums=sums, nb=nb, t_parts=t_parts, ds=ds)
-            ckpt.write(meta, tensors)
+            writer.write(meta, tensors)
 
         def interrupted(epoch_done: int, step: int) -> FitInterrupted:
             save(epoch_done, step, "stop")
@@ -818,7 +907,25 @@ class CMCL:
                 hint = "; try a smaller learning rate (--lr)"
             return FloatingPointError(f"{what} became NaN/inf at {at}{hint}")
 
-        bar = fit_progress(self.progress, epochs, "fit", _describe)
+        def reduce(terms: dict[str, torch.Tensor], stop_now: bool) -> tuple[dict[str, float], bool]:
+            """Sum gradients and loss terms over the processes (one all-reduce); returns the
+            batch's terms and whether process 0 was asked to stop."""
+            keys = list(terms)
+            vec = torch.stack([terms[k].detach().float().reshape(()).cpu() for k in keys]
+                              + [torch.tensor(1.0 if stop_now else 0.0)])
+            if W > 1:
+                grads = [p.grad for p in params if p.grad is not None]
+                flat = torch.cat([g.reshape(-1).float() for g in grads] + [vec.to(grads[0].device)])
+                flat = fabric.all_reduce(flat, reduce_op="sum")
+                off = 0
+                for g in grads:
+                    g.copy_(flat[off:off + g.numel()].view_as(g))
+                    off += g.numel()
+                vec = flat[off:].cpu()
+            vals = vec.tolist()
+            return dict(zip(keys, vals[:-1])), vals[-1] > 0
+
+        bar = fit_progress(self.progress and rank == 0, epochs, "fit", _describe)
         if bar is not None and rows:
             bar.update(rows[-1], advance=start_epoch)
         try:
@@ -827,19 +934,16 @@ class CMCL:
                 skip = start_step if epoch == start_epoch else 0
                 if skip == 0:
                     sums, nb = {}, 0
-                    loader_start = loader_gen.get_state() if loader_gen is not None else None
-                    if loader is None:
-                        perm = torch.randperm(n, generator=gen)
+                    perm = torch.randperm(n, generator=gen)
+                drop = n > self.batch_size
+                parts = [idx for idx in perm.split(self.batch_size) if not (drop and len(idx) < 2 * W)]
+                n_steps = len(parts)
+                mine = [idx[rank::W] for idx in parts[skip:]]
                 if loader is None:
-                    drop = n > self.batch_size
-                    parts = [idx for idx in perm.to(dev).split(self.batch_size) if not (drop and len(idx) < 2)]
-                    n_steps = len(parts)
-                    batches = ((x_all[idx], u_all[idx]) for idx in parts[skip:])
+                    batches = ((x_all[i.to(dev)], u_all[i.to(dev)]) for i in mine)
                 else:
-                    if skip:
-                        loader_gen.set_state(loader_start)  # the epoch's order, then skip the steps done
-                    n_steps = len(loader)
-                    batches = itertools.islice(((xb.to(dev), ub.to(dev)) for xb, ub in loader), skip, None)
+                    sampler.lists = [i.tolist() for i in mine]
+                    batches = ((xb.to(dev, non_blocking=True), ub.to(dev, non_blocking=True)) for xb, ub in loader)
                 constrain = epoch >= warm
                 kl_w = self.beta * min(1.0, (epoch + 1) / max(1.0, self.kl_warmup * epochs))
                 # the ICA anchor: full weight during the warm-up, then fading to 0 over as many epochs
@@ -848,18 +952,28 @@ class CMCL:
                     fade = 1.0 if epoch < warm else max(0.0, 1.0 - (epoch - warm + 1) / max(1, warm))
                     a_w = self.init_weight * fade
                 step = skip
-                for xb, ub in batches:
-                    terms = self._step_losses(xb, ub, alm if constrain else None, t_parts, cr=self.use_cr and constrain,
-                                              kl_w=kl_w, anchor=anchor if a_w > 0 else None, anchor_w=a_w)
+                for idx, (xb, ub) in zip(parts[skip:], batches):
+                    n_g = len(idx)
+                    noise = (torch.randn(n_g, k0, generator=gen_noise)[rank::W].to(dev),
+                             torch.randn(n_g, m, generator=gen_noise)[rank::W].to(dev))
+                    cr_ctx = _CRBatch(u=u_cpu[idx[:min(self.cr_batch, n_g)]].to(dev), rank=rank, world=W,
+                                      gen=gen_cr)
+                    with autocast():
+                        terms = self._step_losses(xb, ub, alm if constrain else None, t_parts,
+                                                  cr=self.use_cr and constrain, kl_w=kl_w,
+                                                  anchor=anchor if a_w > 0 else None, anchor_w=a_w, noise=noise,
+                                                  cr_ctx=cr_ctx, share=len(xb) / n_g, world=W)
                     loss = terms.pop("loss")
-                    vals = {k: float(v) for k, v in terms.items()}
-                    bad = [f"{k}={v}" for k, v in vals.items() if not math.isfinite(v)]
-                    if bad or not math.isfinite(float(loss.detach())):
-                        what = f"loss term {', '.join(bad)}" if bad else f"the total loss ({float(loss.detach())})"
-                        raise nonfinite(what, epoch, step + 1, n_steps)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    gnorm = float(nn.utils.clip_grad_norm_(net.parameters(), 100.0))
+                    vals, stop_now = reduce({**terms, "loss": loss},
+                                            rank == 0 and stop is not None and stop.is_set())
+                    total = vals.pop("loss")
+                    bad = [f"{k}={v}" for k, v in vals.items() if not math.isfinite(v)]
+                    if bad or not math.isfinite(total):
+                        what = f"loss term {', '.join(bad)}" if bad else f"the total loss ({total})"
+                        raise nonfinite(what, epoch, step + 1, n_steps)
+                    gnorm = float(nn.utils.clip_grad_norm_(params, 100.0))
                     if not math.isfinite(gnorm):
                         raise nonfinite(f"the gradient norm ({gnorm}; the loss terms were finite)", epoch, step + 1,
                                         n_steps)
@@ -872,7 +986,7 @@ class CMCL:
                         sums[k] = sums.get(k, 0.0) + v
                     nb += 1
                     step += 1
-                    if stop is not None and stop.is_set():
+                    if stop_now:
                         raise interrupted(epoch, step)
                 with torch.no_grad():
                     h_val = float(self._h(net.dag.adjacency()))
@@ -883,7 +997,7 @@ class CMCL:
                     alm.update(h_val)
                 if (self.orient == "anm" and constrain and epoch < int(0.75 * epochs)
                         and (epoch - warm) % self.orient_every == 0):
-                    self._orient_edges(ds, x_all, u_all)
+                    self._orient_edges(ds, x_all, u_all, log=rank == 0)
                     w = net.dag.adjacency().detach().cpu().numpy()
                 row = {"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}, "h": h_val,
                        "rho": alm.rho, "alpha": alm.alpha, "edges": int((np.abs(w) > self.w_threshold).sum())}
@@ -899,7 +1013,7 @@ class CMCL:
                     save(done, 0, "final", finished=True)
                 elif done % (ckpt.every if ckpt else 1) == 0:
                     save(done, 0, "periodic")
-                if stop is not None and stop.is_set() and done < epochs:
+                if done < epochs and self._stop_requested(stop, rank, fabric):
                     raise interrupted(done, 0)
         finally:
             if bar is not None:
@@ -909,6 +1023,65 @@ class CMCL:
         total = sum(t_parts.values()) or 1.0
         self.time_share_ = {k: v / total for k, v in t_parts.items()}
         self.alm_ = alm
+
+    def _train_distributed(self, ds: CrossModalDataset, epochs: int, dev: torch.device,
+                           ckpt: _Checkpointing | None, stop: Any) -> None:
+        """:meth:`_train` in ``devices`` processes (Fabric's ddp_spawn); process 0's trained state
+        comes back here. ``stop`` (e.g. set by a signal handler) is forwarded to the processes."""
+        import multiprocessing as mp
+
+        fabric = make_fabric(dev, self.devices, self.strategy, self.precision)
+        ctx = mp.get_context("spawn")
+        mp_stop = ctx.Event()
+        finished = threading.Event()
+
+        def forward_stop() -> None:
+            while not finished.is_set():
+                if stop is not None and stop.wait(0.2):
+                    mp_stop.set()
+                    return
+                if stop is None:
+                    return
+
+        watcher = threading.Thread(target=forward_stop, daemon=True)
+        watcher.start()
+        try:
+            # one pickle for the model, data and checkpoint (Fabric's launcher walks its arguments
+            # and rejects frozen dataclasses such as Variable); the Event goes as itself (by inheritance)
+            payload = pickle.dumps((self, ds, epochs, ckpt), protocol=pickle.HIGHEST_PROTOCOL)
+            with tempfile.TemporaryDirectory(prefix="xcausal-ddp-") as tmp:
+                out = fabric.launch(_distributed_worker, payload, mp_stop, tmp)
+                if "error" not in out:
+                    state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=True)
+                    info = json.loads((Path(tmp) / "state.json").read_text())
+        finally:
+            finished.set()
+        if "error" in out:
+            kind, msg, extra = out["error"]
+            if kind == "FitInterrupted":
+                raise FitInterrupted(msg, checkpoint_dir=Path(extra["checkpoint_dir"]) if extra["checkpoint_dir"]
+                                     else None, epoch=extra["epoch"], step=extra["step"])
+            raise {"FloatingPointError": FloatingPointError, "ValueError": ValueError}.get(kind, RuntimeError)(msg)
+        self.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        with torch.no_grad():
+            self.net_.dag._in_mask.copy_(state["in_mask"].to(self.net_.dag._in_mask))
+        self.net_.to(dev)
+        self.history_ = pd.DataFrame(info["history"])
+        self.time_parts_ = dict(info["time_parts"])
+        total = sum(self.time_parts_.values()) or 1.0
+        self.time_share_ = {k: v / total for k, v in self.time_parts_.items()}
+        self.alm_ = AugmentedLagrangian(rho_max=self.rho_max)
+        self.alm_.load_state_dict({k: float(v) for k, v in info["alm"].items()})
+        self._anm_pairs = {(int(i), int(j)) for i, j in info["anm_pairs"]}
+
+    @staticmethod
+    def _stop_requested(stop: Any, rank: int, fabric: Any) -> bool:
+        """Whether process 0 was asked to stop, agreed by every process."""
+        flag = rank == 0 and stop is not None and stop.is_set()
+        if fabric is None or fabric.world_size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=fabric.device)
+        return bool(fabric.all_reduce(t, reduce_op="sum").item() > 0)
 
     def _refit_dag(self, ds: CrossModalDataset) -> None:
         """Solve the DAG once more, full batch (L-BFGS-B NOTEARS), on the final posterior means.
@@ -985,7 +1158,8 @@ class CMCL:
         return mask
 
     @torch.no_grad()
-    def _orient_edges(self, ds: CrossModalDataset, x_all: torch.Tensor | None, u_all: torch.Tensor | None) -> None:
+    def _orient_edges(self, ds: CrossModalDataset, x_all: torch.Tensor | None, u_all: torch.Tensor | None,
+                      log: bool = True) -> None:
         """Fix the direction of continuous variable–latent pairs by the ANM entropy score."""
         from xcausal.structure.anm import anm_direction
 
@@ -1031,64 +1205,73 @@ class CMCL:
             dag._in_mask[dag._src == dst, src, :] = 0.0
             dag.fc1_weight[dag._src == dst, src, :] = 0.0
             oriented.add((i, j))
-            logger.info("oriented %s -> %s by ANM score (u->z %.3f, z->u %.3f)", self._node_name(src),
+            if log:
+                logger.info("oriented %s -> %s by ANM score (u->z %.3f, z->u %.3f)", self._node_name(src),
                         self._node_name(dst), s_uz, s_zu)
 
     def _node_name(self, k: int) -> str:
         d = len(self.encoding_.variables)
         return self.encoding_.variables[k].name if k < d else f"z{k - d + 1}"
 
-    def _step_losses(self, x, u, alm, t_parts, *, cr: bool, kl_w: float, anchor=None,
-                     anchor_w: float = 0.0) -> dict[str, torch.Tensor]:
+    def _step_losses(self, x, u, alm, t_parts, *, cr: bool, kl_w: float, anchor=None, anchor_w: float = 0.0,
+                     noise: tuple[torch.Tensor, torch.Tensor] | None = None, cr_ctx: "_CRBatch | None" = None,
+                     share: float = 1.0, world: int = 1) -> dict[str, torch.Tensor]:
+        """Loss terms of one step on this process's rows (``x``, ``u``) of the batch, each weighted
+        by this process's part: terms averaged over samples by ``share`` (its fraction of the batch
+        rows), terms of the parameters alone (L2, the acyclicity penalty, h) by 1 / ``world``, CR by
+        its share of CR's pairs. Summed over processes they are the whole batch's terms."""
         net = self.net_
         enc = self.encoding_
         t0 = time.perf_counter()
         u_net = enc.net_columns(u)
-        e = net.encode(x, u_net, sample=True)
+        e = net.encode(x, u_net, sample=True, noise=noise)
         rec0 = self._rec(net.dec0(e["z0"]), x)
-        kl0 = _kl_std(e["mu0"], e["lv0"])
+        kl0 = _kl_std(e["mu0"].float(), e["lv0"].float())
         loss = rec0 + kl_w * kl0
-        terms = {"rec0": rec0.detach(), "kl0": kl0.detach()}
+        terms = {"rec0": rec0, "kl0": kl0}
         if anchor is not None:
-            src = (self._ica_pixels(x) - anchor[0]) @ anchor[1]
-            l_anchor = (e["muq"] - src).pow(2).sum(1).mean()
+            src = (self._ica_pixels(x.float()) - anchor[0]) @ anchor[1]
+            l_anchor = (e["muq"].float() - src).pow(2).sum(1).mean()
             loss = loss + anchor_w * l_anchor
-            terms["anchor"] = l_anchor.detach()
+            terms["anchor"] = l_anchor
         d = len(enc.variables)
+        rec = self._rec(net.dec(e["z"]), x) if net.use_cm else None
         t1 = time.perf_counter()
-        if self._dag_prior:
-            rec = self._rec(net.dec(e["z"]), x)
-            node_nll = net.dag.node_nll(self._dag_input(u, e["z"]))
-            # -log p(z | pa(z)) - H(q(z | x)), the KL to the DAG prior up to constants
-            kl = node_nll[:, d:].sum(1).mean() - 0.5 * e["lvq"].sum(1).mean()
-            loss = loss + rec + kl_w * kl
-            # the variables' terms get the same warm-up weight as the latents', so neither
-            # orientation is cheaper while the KL ramps up
-            nll = kl_w * node_nll[:, :d].sum(1).mean()
-            terms.update(rec=rec.detach(), kl=kl.detach())
-        else:
-            if net.use_cm:
-                mp, lp = net.prior_params(u_net)
-                rec = self._rec(net.dec(e["z"]), x)
-                kl = _kl_gauss(e["muq"], e["lvq"], mp, lp)
+        # the DAG in full precision (its acyclicity function and NLLs are sensitive to rounding)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            zq = {k: e[k].float() for k in ("z", "muq", "lvq")}
+            if self._dag_prior:
+                node_nll = net.dag.node_nll(self._dag_input(u, zq["z"]))
+                # -log p(z | pa(z)) - H(q(z | x)), the KL to the DAG prior up to constants
+                kl = node_nll[:, d:].sum(1).mean() - 0.5 * zq["lvq"].sum(1).mean()
                 loss = loss + rec + kl_w * kl
-                terms.update(rec=rec.detach(), kl=kl.detach())
-            nll = net.dag.node_nll(self._dag_input(u, e["muq"])).sum(1).mean()
-        w = net.dag.adjacency()
-        # the L1 term is applied as a proximal step after opt.step() (see _train): a subgradient
-        # leaves absent edges jittering at ~lr, so h(W) stalls and rho grows until it crushes true edges
-        l_dag = nll + self.lambda2 * net.dag.l2_reg()
-        h = self._h(w)
-        if alm is not None:
-            l_dag = l_dag + alm.penalty(h)
-        loss = loss + self.dag_weight * l_dag
-        terms.update(dag_nll=nll.detach(), h_batch=h.detach())
-        t2 = time.perf_counter()
-        if cr:
-            l_cr = self._cr_loss(x, u, e, w.detach())
-            if l_cr is not None:
-                loss = loss + self.cr_weight * l_cr
-                terms["cr"] = l_cr.detach()
+                # the variables' terms get the same warm-up weight as the latents', so neither
+                # orientation is cheaper while the KL ramps up
+                nll = kl_w * node_nll[:, :d].sum(1).mean()
+                terms.update(rec=rec, kl=kl)
+            else:
+                if net.use_cm:
+                    mp, lp = net.prior_params(u_net)
+                    kl = _kl_gauss(zq["muq"], zq["lvq"], mp.float(), lp.float())
+                    loss = loss + rec + kl_w * kl
+                    terms.update(rec=rec, kl=kl)
+                nll = net.dag.node_nll(self._dag_input(u, zq["muq"])).sum(1).mean()
+            w = net.dag.adjacency()
+            # the L1 term is applied as a proximal step after opt.step() (see _train): a subgradient
+            # leaves absent edges jittering at ~lr, so h(W) stalls and rho grows until it crushes true edges
+            l_params = self.lambda2 * net.dag.l2_reg()
+            h = self._h(w)
+            if alm is not None:
+                l_params = l_params + alm.penalty(h)
+            loss = share * (loss + self.dag_weight * nll) + self.dag_weight * l_params / world
+            terms = {k: share * v.detach() for k, v in terms.items()}
+            terms.update(dag_nll=share * nll.detach(), h_batch=h.detach() / world)
+            t2 = time.perf_counter()
+            if cr:
+                l_cr = self._cr_loss(u, e, w.detach(), cr_ctx)
+                if l_cr is not None:
+                    loss = loss + self.cr_weight * l_cr
+                    terms["cr"] = l_cr.detach()
         t3 = time.perf_counter()
         t_parts["vae"] += t1 - t0
         t_parts["dag"] += t2 - t1
@@ -1105,24 +1288,39 @@ class CMCL:
         minus = [i for i in range(d) if w[d:, i].any() and i not in plus]
         return plus, minus
 
-    def _cr_loss(self, x, u, e, w) -> torch.Tensor | None:
+    def _cr_loss(self, u, e, w, ctx: "_CRBatch | None" = None) -> torch.Tensor | None:
+        """Eq. 12-13 on the first ``cr_batch`` rows of the batch: for each variable in Ω+ (label 1)
+        and Ω- (label 0), give those rows another row's value of it (a permutation from ``ctx.gen``),
+        regenerate and re-encode, and classify the change of representation. Returns this
+        process's share of the mean cross-entropy (its rows r, r+W, ... among the CR rows)."""
         plus, minus = self._omega(w)
         if not plus or not minus:
             return None  # a classifier needs both classes; CR is inactive until both exist
         net = self.net_
-        k = min(self.cr_batch, len(x))
+        if ctx is None:  # one process, draws from the global generator
+            k = min(self.cr_batch, len(u))
+            ctx = _CRBatch(u=u[:k], rank=0, world=1, gen=None)
+        k = len(ctx.u)
+        local = torch.arange(ctx.rank, k, ctx.world, device=u.device)  # global CR positions of my rows
+        mine = torch.arange(len(local), device=u.device)  # ... and their rows in my batch
         reps, labels = [], []
         for group, label in ((plus, 1.0), (minus, 0.0)):
             for i in group:
-                u_cf = u[:k].clone()
-                u_cf[:, i] = u[:k][torch.randperm(k, device=u.device), i]  # another sample's value
-                z_cf = self._counterfactual_z(u[:k], e["muq"][:k], u_cf)
+                p = torch.randperm(k, generator=ctx.gen).to(u.device)
+                if not len(local):
+                    continue
+                u_cf = u[mine].clone()
+                u_cf[:, i] = ctx.u[p[local], i]  # another sample's value
+                z_cf = self._counterfactual_z(u[mine], e["muq"][mine].float(), u_cf)
                 x_cf = torch.sigmoid(net.decode(z_cf))
                 e_cf = net.encode(x_cf, self.encoding_.net_columns(u_cf), sample=False)
-                reps.append(e_cf["muq"] - e["muq"][:k])
-                labels.append(torch.full((k, 1), label, device=x.device))
-        logits = net.cls(torch.cat(reps))
-        return F.binary_cross_entropy_with_logits(logits, torch.cat(labels))
+                reps.append(e_cf["muq"].float() - e["muq"][mine].float())
+                labels.append(torch.full((len(local), 1), label, device=u.device))
+        n_pairs = k * (len(plus) + len(minus))
+        if not reps:
+            return sum(q.sum() for q in net.cls.parameters()) * 0.0  # no CR rows here: zero, same gradients
+        logits = net.cls(torch.cat(reps)).float()
+        return F.binary_cross_entropy_with_logits(logits, torch.cat(labels), reduction="sum") / n_pairs
 
     # ------------------------------------------------------------------ counterfactuals
     def _counterfactual_z(self, u: torch.Tensor, muq: torch.Tensor, u_cf: torch.Tensor) -> torch.Tensor:
@@ -1328,6 +1526,42 @@ class CMCL:
                   "dropped_edges": self.dropped_edges_, **(extra_config or {})}
         return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
                          history=self.history_, save_checkpoint=self.save)
+
+
+def _distributed_worker(fabric: Any, payload: bytes, stop: Any, out_dir: str) -> dict[str, Any]:
+    """One process of :meth:`CMCL._train_distributed` (``payload``: the pickled model, dataset,
+    epochs and checkpointing). Process 0 writes the trained state to ``out_dir`` (state.pt, tensors
+    only, and state.json): Fabric returns process 0's value through a pipe that its launcher reads
+    only after joining the processes, so a large return value would deadlock. Errors every process
+    reaches together (NaN, stop) come back as small values so that process 0's message reaches
+    the caller."""
+    import signal
+
+    model, ds, epochs, ckpt = pickle.loads(payload)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets ``stop``
+    if fabric.global_rank != 0:
+        logging.getLogger("xcausal").setLevel(logging.WARNING)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.world_size))
+    dev = fabric.device
+    model.net_.to(dev)
+    try:
+        model._train(ds, epochs, dev, ckpt, stop, fabric=fabric)
+    except FitInterrupted as exc:
+        return {"error": ("FitInterrupted", str(exc), {"checkpoint_dir": str(exc.checkpoint_dir)
+                                                        if exc.checkpoint_dir else None,
+                                                        "epoch": exc.epoch, "step": exc.step})}
+    except (FloatingPointError, ValueError) as exc:
+        return {"error": (type(exc).__name__, str(exc), {})}
+    if fabric.global_rank == 0:
+        tensors = {f"net.{k}": v.detach().cpu() for k, v in model.net_.state_dict().items()}
+        tensors["in_mask"] = model.net_.dag._in_mask.detach().cpu()
+        torch.save(tensors, Path(out_dir) / "state.pt")
+        info = {"history": model.history_.to_dict("records"), "time_parts": model.time_parts_,
+                "alm": {k: float(v) for k, v in model.alm_.state_dict().items()},
+                "anm_pairs": sorted([int(i), int(j)] for i, j in model._anm_pairs)}
+        (Path(out_dir) / "state.json").write_text(json.dumps(info))
+    return {"ok": True}
 
 
 def _describe(row: Mapping[str, Any]) -> str:
