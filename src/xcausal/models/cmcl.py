@@ -611,7 +611,8 @@ class CMCL:
             if self.devices > 1:
                 self._train_distributed(ds, epochs, dev, ckpt, stop)
             else:
-                fabric = make_fabric(dev, 1, self.strategy, self.precision)
+                # one process in float32 needs nothing from Fabric (and importing it costs seconds)
+                fabric = None if str(self.precision) == "32" else make_fabric(dev, 1, self.strategy, self.precision)
                 self._train(ds, epochs, dev, ckpt, stop, fabric=fabric)
             self._stop_point(stop, ckpt, "after training")
             if self.dag_refit:
