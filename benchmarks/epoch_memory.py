@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
         runners.remove("cmcl")
         print("CMCL has no data_loading parameter yet: measuring the DataLoader only", flush=True)
     script = str(Path(__file__).resolve())
+    commit = _git("rev-parse", "HEAD")  # at the start: another commit may land while this runs
+    dirty = [ln[3:] for ln in _git("status", "--porcelain", "--", "src").splitlines()]
     started = time.perf_counter()
     rows: list[dict] = []
     gen_s: dict[str, float] = {}
@@ -403,8 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
                   f"RSS-sum {p['rss_sum_mb']:7.0f} MB  ({res['max_processes']} proc.)", flush=True)
     total_s = time.perf_counter() - started
     lines, verdicts = summarise([r for r in rows if r["runner"] != "build"])
-    dirty = [ln[3:] for ln in _git("status", "--porcelain", "--", "src").splitlines()]
-    res = {"machine": result_machine or machine(), "commit": _git("rev-parse", "HEAD"), "src_uncommitted": dirty,
+    commit_end = _git("rev-parse", "HEAD")
+    res = {"machine": result_machine or machine(), "commit": commit,
+           "commit_end": None if commit_end == commit else commit_end, "src_uncommitted": dirty,
            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": command,
            "graph": GRAPH, "batch": a.batch, "workers": a.workers, "threads": a.threads, "interval_s": a.interval,
            "nice": a.nice, "generate_s": gen_s, "total_s": total_s, "rows": rows, "linearity": verdicts}
@@ -430,6 +433,8 @@ def _readme(res: dict, lines: list[str]) -> str:
                      f"{r['maxrss_main_mb']:.0f} / {r['maxrss_worker_mb']:.0f} | {r['load_avg_1m']:.1f} |")
     dirty = (f" (uncommitted changes under src/: {', '.join(res['src_uncommitted'])})"
              if res["src_uncommitted"] else "")
+    if res.get("commit_end"):
+        dirty += f" (HEAD moved to {res['commit_end']} during the run)"
     lin = (["| runner | mode | wall µs / image (slope) | intercept s | R² | CPU µs / image | CPU R² | "
             "peak PSS MB, low N -> high N | peak anon growth MB | PSS growth kB / image |",
             "|---|---|---|---|---|---|---|---|---|---|"] + lines) if lines else []
