@@ -3,27 +3,14 @@ measured subprocesses and the three result files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "epoch_memory.py"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("epoch_memory_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_tiny_run_writes_results(tmp_path):
-    em = _load_script()
+def test_tiny_run_writes_results(tmp_path, load_benchmark):
+    em = load_benchmark("epoch_memory")
     out = tmp_path / "out"
     res = em.main(["--data", str(tmp_path / "data"), "--out", str(out), "--configs", "200x16",
                    "--modes", "stream,cache", "--runners", "loader", "--nice", "0", "--timeout", "120"])
@@ -48,8 +35,8 @@ def test_tiny_run_writes_results(tmp_path):
     assert "| 200 | 16 | loader | stream |" in md and "Machine:" in md and "Commit:" in md
 
 
-def test_linear_fit_and_summary():
-    em = _load_script()
+def test_linear_fit_and_summary(load_benchmark):
+    em = load_benchmark("epoch_memory")
     a, b, r2 = em._fit_line([1000, 10000, 50000], [1.0 + 0.001 * n for n in (1000, 10000, 50000)])
     assert math.isclose(a, 1.0, abs_tol=1e-9) and math.isclose(b, 1000.0, rel_tol=1e-9) and math.isclose(r2, 1.0)
     rows = [{"n": n, "size": 32, "runner": "loader", "mode": "stream", "epoch_s": 0.5 + n * 1e-4, "epoch_cpu_s": n * 2e-4,

@@ -753,15 +753,6 @@ class CMCL:
         zz = z if self._dag_prior else self.net_.znorm(z)
         return torch.cat([self.encoding_.dag_columns(u), zz], dim=1)
 
-    def _batches(self, ds: CrossModalDataset, dev: torch.device):
-        """In-memory tensors when the images fit in 2 GB, else a lazy DataLoader (decoded on access)."""
-        nbytes = len(ds) * ds.channels * ds.image_size ** 2 * 4
-        if nbytes <= 2 * 1024 ** 3:
-            x = torch.from_numpy(ds.images()).to(dev)
-            u = torch.from_numpy(ds.u.astype(np.float32)).to(dev)
-            return x, u
-        return None, None
-
     @staticmethod
     def _ica_pixels(x: torch.Tensor) -> torch.Tensor:
         """Images (n, C, H, W) as the flat pixel vectors the ICA anchor works on (at most 32×32)."""
