@@ -22,7 +22,7 @@ def data(tmp_path_factory):
     (["--devices", "0"], "devices=0: must be an integer >= 1"),
     (["--strategy", "fsdp"], "strategy='fsdp'"),
     (["--precision", "16"], "precision='16'"),
-    (["--data-loading", "disk"], "--data-loading disk: must be auto, memory or stream"),
+    (["--data-loading", "disk"], "--data-loading disk: must be auto, memory, stream or cache"),
     (["--workers", "-1"], "--workers -1"),
     (["--method", "ivae+notears", "--devices", "2"], "--devices 2: implemented for cmcl only"),
     (["--method", "causal-pima", "--precision", "bf16-mixed"], "--precision bf16-mixed: implemented for cmcl only"),
@@ -43,3 +43,21 @@ def test_options_from_config_reach_the_model(data, tmp_path):
     params = json.loads((run / "config.json").read_text())
     flat = json.dumps(params)
     assert '"data_loading": "stream"' in flat and '"num_workers": 0' in flat and '"precision": "32"' in flat
+
+
+def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):
+    """--data-loading cache decodes the images once into DATA/.xcausal-cache/ and streams from it;
+    8-bit images at their stored size are cached exactly, so the fit equals a streaming one."""
+    common = ["--epochs", "2", "--device", "cpu", "--workers", "0", "-q"]
+    assert main(["fit", str(data), "--out", str(tmp_path / "s"), "--data-loading", "stream", *common]) == 0
+    assert not (data / ".xcausal-cache").exists()
+    assert main(["fit", str(data), "--out", str(tmp_path / "c"), "--data-loading", "cache", *common]) == 0
+    caches = sorted((data / ".xcausal-cache").glob("*.npy"))
+    assert len(caches) == 1, caches
+    built = caches[0].stat().st_mtime_ns
+    assert (tmp_path / "c" / "graph.json").read_text() == (tmp_path / "s" / "graph.json").read_text()
+    assert (tmp_path / "c" / "latents.csv").read_text() == (tmp_path / "s" / "latents.csv").read_text()
+    assert main(["fit", str(data), "--out", str(tmp_path / "c2"), "--data-loading", "cache", *common]) == 0
+    assert caches[0].stat().st_mtime_ns == built  # reused, not rebuilt
+    params = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert '"data_loading": "cache"' in json.dumps(params)

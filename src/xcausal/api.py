@@ -31,7 +31,9 @@ def _cmcl_factory(cfg: "FitConfig"):
                 use_cm=not cfg.no_cm, use_cr=not cfg.no_cr, allow_all_edges=cfg.allow_all_edges,
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
-                precision=cfg.precision, data_loading=cfg.data_loading, num_workers=cfg.workers)
+                precision=cfg.precision, num_workers=cfg.workers,
+                # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
+                data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
 
 def _cmcl_loader():
@@ -130,7 +132,8 @@ class FitConfig:
     devices: int = 1  # processes / GPUs, data-parallel through Lightning Fabric (cmcl)
     strategy: Literal["auto", "ddp"] = "auto"
     precision: Literal["32", "bf16-mixed"] = "32"
-    data_loading: Literal["auto", "memory", "stream"] = "auto"  # cmcl: images in RAM or decoded per batch
+    # cmcl: images in RAM, decoded per batch, or streamed from a uint8 cache in DATA/.xcausal-cache/
+    data_loading: Literal["auto", "memory", "stream", "cache"] = "auto"
     workers: int = 2  # DataLoader worker processes when streaming
     image_size: int | None = None  # None: the stored size, at most 128
     channels: int | None = None
@@ -378,8 +381,8 @@ def _check_fabric_options(cfg: FitConfig) -> None:
         check_distributed(cfg.devices, cfg.strategy, cfg.precision)
     except ValueError as exc:
         raise DataError(f"--{exc}") from None
-    if cfg.data_loading not in ("auto", "memory", "stream"):
-        raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory or stream")
+    if cfg.data_loading not in ("auto", "memory", "stream", "cache"):
+        raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory, stream or cache")
     if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
         raise DataError(f"--workers {cfg.workers}: must be 0 (decode in the training process) or more")
     if cfg.method in FABRIC_METHODS:
@@ -389,6 +392,24 @@ def _check_fabric_options(cfg: FitConfig) -> None:
         if val != default:
             raise DataError(f"--{opt} {val}: implemented for {', '.join(FABRIC_METHODS)} only so far "
                             f"(method '{cfg.method}' trains in one process, in float32, from images in memory)")
+
+
+def _cached(ds, *, progress: bool):
+    """``ds`` reading its images from the default memory-mapped cache, built (with a progress bar
+    when ``progress``) on first use; an in-memory dataset (npz form) is returned unchanged."""
+    bar = None
+    if progress and ds.image_array is None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("image cache"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       transient=True)
+        bar.start()
+        task = bar.add_task("cache", total=len(ds))
+    try:
+        return ds.cached(progress=(lambda done, total: bar.update(task, completed=done)) if bar else None)
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def fit(cfg: FitConfig) -> Path:
@@ -431,6 +452,8 @@ def fit(cfg: FitConfig) -> Path:
         raise DataError(f"--resume: {work} holds no training checkpoint to continue "
                         "(run without --resume to start the fit)")
     ds = load_dataset(cfg.data, **cfg.data_options())
+    if cfg.data_loading == "cache":
+        ds = _cached(ds, progress=cfg.progress)
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     model = factory(cfg)

@@ -270,7 +270,7 @@ def fit(
     devices: Annotated[int, typer.Option("--devices", help="cmcl: train data-parallel in N processes (GPUs with --device cuda, else CPU processes), through Lightning Fabric.")] = 1,
     strategy: Annotated[str, typer.Option("--strategy", help="cmcl: ddp or auto (with --devices > 1 both mean DDP, one spawned process per device).")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="cmcl: 32 or bf16-mixed (image networks in bfloat16 autocast; the DAG stays float32).")] = "32",
-    data_loading: Annotated[str, typer.Option("--data-loading", help="cmcl: memory (decode all images once), stream (decode per batch in --workers processes; flat memory) or auto (memory up to 2 GB).")] = "auto",
+    data_loading: Annotated[str, typer.Option("--data-loading", help="cmcl: memory (decode all images once), stream (decode per batch in --workers processes; flat memory), cache (decode once into a uint8 memory-mapped file in DATA/.xcausal-cache/, reused by later fits, and stream from it) or auto (memory up to 2 GB).")] = "auto",
     workers: Annotated[int, typer.Option("--workers", help="cmcl: DataLoader worker processes when streaming.")] = 2,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
