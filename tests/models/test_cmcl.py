@@ -222,34 +222,15 @@ def test_refit_orientation_mask_follows_the_anm_direction():
     a, z2 = rng.normal(size=n), rng.normal(size=n)
     z1 = np.sin(2 * a) + 0.2 * rng.normal(size=n)
     V = np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n), z1, z2])
-    mask = model._pair_orientation_mask(V, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    mask = model._anm_orientation_mask(V, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
     assert bool(mask[0, 3]) and not bool(mask[3, 0])  # a -> z1 only
     assert bool(mask[0, 4]) != bool(mask[4, 0])  # an unrelated pair keeps one direction (L1 removes it)
     assert mask[1, 3] and mask[3, 1] and mask[2, 4] and mask[4, 2]  # binary / categorical: both ways
     assert not mask[:3, :3].any() and not mask[3:, 3:].any()  # still bipartite
     V_rev = V.copy()
     V_rev[:, 0] = np.sin(2 * z2) + 0.2 * rng.normal(size=n)  # now z2 -> a
-    mask = model._pair_orientation_mask(V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    mask = model._anm_orientation_mask(V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
     assert bool(mask[4, 0]) and not bool(mask[0, 4])
-
-
-def test_refit_orientation_mask_orients_decisive_binary_pairs():
-    """A binary variable that moves a latent by 4 standard deviations is oriented b -> z (two-node
-    likelihood, xcausal.structure.pairwise); a binary effect of a latent z -> b; an independent
-    binary stays open both ways."""
-    rng = np.random.default_rng(1)
-    n = 1000
-    model = CMCL(**FAST).fit(tiny())  # variables a (continuous), b (binary), c (categorical)
-    kinds = ["observed"] * 3 + ["latent"] * 2
-    b = (rng.random(n) < 0.4).astype(float)
-    z1, z2 = 4.0 * b + rng.normal(size=n), rng.normal(size=n)
-    V = np.column_stack([rng.normal(size=n), b, rng.integers(0, 3, n), z1, z2])
-    mask = model._pair_orientation_mask(V, bipartite_mask(kinds))
-    assert bool(mask[1, 3]) and not bool(mask[3, 1])  # b -> z1 only
-    assert bool(mask[1, 4]) and bool(mask[4, 1])  # b and z2 independent: undecided, both open
-    V[:, 1] = (rng.random(n) < 1 / (1 + np.exp(-6.0 * z2))).astype(float)  # now z2 -> b
-    mask = model._pair_orientation_mask(V, bipartite_mask(kinds))
-    assert bool(mask[4, 1]) and not bool(mask[1, 4])
 
 
 def test_ica_anchor_ignores_constant_pixels():

@@ -6,9 +6,7 @@ acyclicity functions (:func:`h_expm`, :func:`h_logdet`), the augmented Lagrangia
 (:func:`bipartite_mask`) and a standalone full-batch learner (:func:`fit_notears`); GES with the
 generalized score (:func:`fit_gs_ges`, :class:`GeneralizedScore`) and causal-learn's endpoint
 matrices converted to our CPDAG convention (:func:`endpoints_to_adjacency`, :func:`pdag_to_dag`);
-the graph-gradient DAG over binary nodes of causalPIMA (:class:`GraphGradientDAG`); bivariate
-orientation by the ANM score (:func:`anm_direction`) and, for a binary variable, by the two-node
-likelihood (:func:`binary_pair_direction`).
+the graph-gradient DAG over binary nodes of causalPIMA (:class:`GraphGradientDAG`).
 """
 
 from xcausal.structure._acyclicity import h_expm, h_logdet
@@ -17,7 +15,6 @@ from xcausal.structure._lagrangian import AugmentedLagrangian
 from xcausal.structure.ges import GeneralizedScore, GSScore, endpoints_to_adjacency, fit_gs_ges, pdag_to_dag
 from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
 from xcausal.structure.anm import anm_direction, anm_score, entropy_1d
-from xcausal.structure.pairwise import binary_pair_direction
 from xcausal.structure.notears import (
     HFunc,
     InnerOptimizer,
@@ -37,7 +34,6 @@ __all__ = [
     "anm_direction",
     "anm_score",
     "entropy_1d",
-    "binary_pair_direction",
     "h_expm",
     "h_logdet",
     "bipartite_mask",
