@@ -273,3 +273,26 @@ def test_truth_json_latents_must_stay_inside_its_directory(tmp_path):
     tj.write_text(_json.dumps({"nodes": [{"name": "z1", "kind": "latent"}], "edges": [], "latents": "obj.npy"}))
     with pytest.raises(_DataError, match="not a readable numeric"):
         load_truth(tj)
+
+
+def _drop_key(key: str):
+    return lambda m: {k: v for k, v in m.items() if k != key}
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (_drop_key("n_latents"), "has no 'n_latents' entry"),
+    (_drop_key("params"), "has no 'params' entry"),
+    (lambda m: {**m, "params": {**m["params"], "no_such_option": 1}}, "does not match its config"),
+    (lambda m: {**m, "n_latents": m["n_latents"] + 3}, "does not match its config"),  # tensors of another size
+    (lambda m: {**m, "encoding": "garbled"}, "does not match its config"),
+])
+def test_incomplete_or_mismatched_checkpoint_config_is_one_line_error(cmcl_run, run_copy, tmp_path, edit, needle):
+    """A model.pt.json with the right method and format but missing or wrong entries (hand-edited,
+    another version) was a KeyError / RuntimeError traceback; now one DataError line naming model.pt."""
+    mp = run_copy / "model.pt.json"
+    mp.write_text(json.dumps(edit(json.loads(mp.read_text()))))
+    with pytest.raises(DataError, match=needle):
+        load_model(run_copy)
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    line = _one_error_line(err)
+    assert code == 2 and "model.pt" in line and needle in line, line

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "check_checkpoint_file",
+__all__ = ["DataError", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
            "one_line"]
 
 
@@ -132,6 +132,26 @@ def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> 
                         f"is not readable by this version (format {format_version})")
     check_checkpoint_file(path)
     return meta
+
+
+@contextlib.contextmanager
+def checkpoint_errors(path: str | Path) -> Iterator[None]:
+    """Around rebuilding a model from a checkpoint (after :func:`read_checkpoint_meta`): a config
+    that lacks a key or holds a value of the wrong type, or tensors that do not fit the network it
+    describes (a hand-edited or truncated ``path.json``), become a one-line DataError naming the
+    file instead of a KeyError / TypeError / RuntimeError from deep inside the loader."""
+    path = Path(path)
+    try:
+        yield
+    except DataError:
+        raise
+    except KeyError as exc:
+        raise DataError(f"{path}: the checkpoint or its config {path.name}.json has no {exc} entry "
+                        "(written by another version, or edited?)") from None
+    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DataError(f"{path}: the checkpoint does not match its config {path.name}.json "
+                        f"({lines[0] if lines else type(exc).__name__})") from None
 
 
 def check_checkpoint_file(path: str | Path) -> None:

@@ -937,21 +937,22 @@ class CausalPIMA:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "CausalPIMA":
-        from xcausal.io import read_checkpoint_meta
+        from xcausal.io import checkpoint_errors, read_checkpoint_meta
 
         path = Path(path)
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
-        params = dict(meta["params"])
-        params["device"] = device
-        if isinstance(params.get("channel_plan"), list):
-            params["channel_plan"] = tuple(params["channel_plan"])
-        obj = cls(**params)
-        obj.use_image_, obj.curves_ = bool(meta["use_image"]), {k: int(v) for k, v in meta["curves"].items()}
-        obj.latent_dim_, obj.image_size_, obj.channels_ = meta["latent_dim"], meta["image_size"], meta["channels"]
-        obj.device_ = _resolve_device(device)
-        obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
-        obj._finalise()
-        return obj
+        with checkpoint_errors(path):
+            params = dict(meta["params"])
+            params["device"] = device
+            if isinstance(params.get("channel_plan"), list):
+                params["channel_plan"] = tuple(params["channel_plan"])
+            obj = cls(**params)
+            obj.use_image_, obj.curves_ = bool(meta["use_image"]), {k: int(v) for k, v in meta["curves"].items()}
+            obj.latent_dim_, obj.image_size_, obj.channels_ = meta["latent_dim"], meta["image_size"], meta["channels"]
+            obj.device_ = _resolve_device(device)
+            obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
+            obj._finalise()
+            return obj
 
     def run_result(self, ds: CrossModalDataset, *, extra_config: Mapping[str, Any] | None = None):
         """The :class:`xcausal.run.RunResult` for this fit on ``ds``."""

@@ -1485,26 +1485,27 @@ class CMCL:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "CMCL":
-        from xcausal.io import read_checkpoint_meta
+        from xcausal.io import checkpoint_errors, read_checkpoint_meta
 
         path = Path(path)
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
-        params = dict(meta["params"])
-        params["device"] = device
-        params["dag_hidden"] = tuple(params["dag_hidden"])
-        if isinstance(params["channel_plan"], list):
-            params["channel_plan"] = tuple(params["channel_plan"])
-        obj = cls(**params)
-        obj.encoding_ = _Encoding.from_dict(meta["encoding"])
-        obj.n_latents_ = meta["n_latents"]
-        obj.embed_dim_ = meta["embed_dim"]
-        obj.epochs_ = meta["epochs"]
-        obj.image_size_ = meta["image_size"]
-        obj.channels_ = meta["channels"]
-        obj.device_ = _resolve_device(device)
-        obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
-        obj._finalise()
-        return obj
+        with checkpoint_errors(path):
+            params = dict(meta["params"])
+            params["device"] = device
+            params["dag_hidden"] = tuple(params["dag_hidden"])
+            if isinstance(params["channel_plan"], list):
+                params["channel_plan"] = tuple(params["channel_plan"])
+            obj = cls(**params)
+            obj.encoding_ = _Encoding.from_dict(meta["encoding"])
+            obj.n_latents_ = meta["n_latents"]
+            obj.embed_dim_ = meta["embed_dim"]
+            obj.epochs_ = meta["epochs"]
+            obj.image_size_ = meta["image_size"]
+            obj.channels_ = meta["channels"]
+            obj.device_ = _resolve_device(device)
+            obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
+            obj._finalise()
+            return obj
 
     # ------------------------------------------------------------------ run directory
     def run_result(self, ds: CrossModalDataset, *, extra_config: Mapping[str, Any] | None = None):

@@ -147,17 +147,18 @@ class ICA:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "ICA":
-        from xcausal.io import read_checkpoint_meta
+        from xcausal.io import checkpoint_errors, read_checkpoint_meta
 
         path = Path(path)
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
-        obj = cls(**{**meta["params"], "device": device})
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        obj.mean_ = state["mean"].numpy()
-        obj.unmixing_ = state["unmixing"].numpy()
-        obj.mixing_ = state["mixing"].numpy()
-        obj.n_latents_ = meta["n_latents"]
-        obj.image_size_ = meta["image_size"]
-        obj.channels_ = meta["channels"]
-        obj.history_ = pd.DataFrame(meta["history"])
-        return obj
+        with checkpoint_errors(path):
+            obj = cls(**{**meta["params"], "device": device})
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            obj.mean_ = state["mean"].numpy()
+            obj.unmixing_ = state["unmixing"].numpy()
+            obj.mixing_ = state["mixing"].numpy()
+            obj.n_latents_ = meta["n_latents"]
+            obj.image_size_ = meta["image_size"]
+            obj.channels_ = meta["channels"]
+            obj.history_ = pd.DataFrame(meta["history"])
+            return obj

@@ -41,7 +41,7 @@ from torch import nn
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.linear import ICA
-from xcausal._runtime import fit_progress, resolve_device
+from xcausal._runtime import fit_progress, load_net_state, resolve_device
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder
 from xcausal.types import VarType
 
@@ -416,26 +416,24 @@ class _ConvVAEBase:
         """Rebuild a model written by :meth:`save`; ValueError for another method's checkpoint."""
         from xcausal.models.cmcl import _Encoding
 
-        from xcausal.io import read_checkpoint_meta
+        from xcausal.io import checkpoint_errors, read_checkpoint_meta
 
         path = Path(path)
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
-        params["device"] = device
-        obj = cls(**params)
-        obj.n_latents_ = int(meta["n_latents"])
-        obj.epochs_ = int(meta["epochs"])
-        obj.image_size_ = int(meta["image_size"])
-        obj.channels_ = int(meta["channels"])
-        obj.u_encoding_ = _Encoding.from_dict(meta["u_encoding"]) if meta.get("u_encoding") else None
-        obj.device_ = resolve_device(device)
-        obj.history_ = pd.DataFrame(meta.get("history", []))
-        net = obj._build_net()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        obj.net_ = net.to(obj.device_)
-        obj.net_.eval()
-        return obj
+        with checkpoint_errors(path):
+            params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
+            params["device"] = device
+            obj = cls(**params)
+            obj.n_latents_ = int(meta["n_latents"])
+            obj.epochs_ = int(meta["epochs"])
+            obj.image_size_ = int(meta["image_size"])
+            obj.channels_ = int(meta["channels"])
+            obj.u_encoding_ = _Encoding.from_dict(meta["u_encoding"]) if meta.get("u_encoding") else None
+            obj.device_ = resolve_device(device)
+            obj.history_ = pd.DataFrame(meta.get("history", []))
+            obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
+            obj.net_.eval()
+            return obj
 
 
 def _describe(row) -> str:
