@@ -249,3 +249,27 @@ def test_ica_anchor_ignores_constant_pixels():
     assert float(unmix.numpy()[border.ravel()].__abs__().max()) == 0.0
     src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
+
+
+def test_fit_starts_both_decoders_at_the_mean_image_intensity(monkeypatch):
+    """fit initialises the output bias of dec0 and dec from the training images (per channel)."""
+    from xcausal.nn import ConvDecoder
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((64, 3, 8, 8), np.float32)
+    img[:, 0] = 0.1
+    img[:, 1, 2:4, 2:4] = rng.uniform(0.5, 1.0, size=(64, 2, 2))
+    img[:, 2] = 0.8
+    ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=64)}))
+    seen = []
+    original = ConvDecoder.init_output_bias
+
+    def spy(self, channel_mean):
+        seen.append(torch.as_tensor(channel_mean).clone())
+        original(self, channel_mean)
+
+    monkeypatch.setattr(ConvDecoder, "init_output_bias", spy)
+    CMCL(latent_dim=1, epochs=1, device="cpu").fit(ds)
+    assert len(seen) == 2
+    for mean in seen:
+        np.testing.assert_allclose(mean.numpy(), img.mean(axis=(0, 2, 3)), rtol=1e-5)

@@ -608,6 +608,7 @@ class CMCL:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(self.seed)
             self.net_ = self._build_net().to(dev)
+            self._init_decoder_bias(ds)
             if self.devices > 1:
                 self._train_distributed(ds, epochs, dev, ckpt, stop)
             else:
@@ -736,6 +737,19 @@ class CMCL:
                        embed_dim=self.embed_dim_, use_cm=self.use_cm, allow_all_edges=self.allow_all_edges,
                        plan=self.channel_plan, dag_hidden=self.dag_hidden, convs_per_stage=self.convs_per_stage,
                        posterior_uses_u=self.posterior_uses_u, ivae_prior=self.prior == "ivae")
+
+    def _init_decoder_bias(self, ds: CrossModalDataset) -> None:
+        """Both decoders start at the training images' mean intensity per channel (on at most 5,000
+        images); see :meth:`xcausal.nn.ConvDecoder.init_output_bias` for why."""
+        n = len(ds)
+        idx = np.arange(n) if n <= 5000 else np.sort(np.random.default_rng(self.seed).choice(n, 5000, replace=False))
+        total = np.zeros(self.channels_)
+        for s0 in range(0, len(idx), 512):
+            total += ds.images(idx[s0:s0 + 512]).astype(np.float64).sum(axis=(0, 2, 3))
+        mean = torch.as_tensor(total / (len(idx) * self.image_size_ ** 2))
+        self.net_.dec0.init_output_bias(mean)
+        if self.net_.use_cm:
+            self.net_.dec.init_output_bias(mean)
 
     def _rec(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
