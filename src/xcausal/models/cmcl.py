@@ -1156,7 +1156,8 @@ class CMCL:
             for j in range(d, D):
                 if not (mask[i, j] and mask[j, i]) or np.std(V[:, j]) == 0:
                     continue
-                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method)
+                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method,
+                                                      strata=self._discrete_strata(V[:, :d], V[:, j]))
                 if direction == 1:
                     mask[j, i] = False
                 else:
@@ -1200,7 +1201,8 @@ class CMCL:
         for i, j in cand:
             if np.std(z[:, j - d]) == 0:
                 continue
-            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method)
+            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method,
+                                                  strata=self._discrete_strata(u, z[:, j - d]))
             src, dst = (i, j) if direction == 1 else (j, i)
             if (i, j) in oriented and bool(dag.allowed[src, dst]):
                 continue  # verdict unchanged
@@ -1214,6 +1216,40 @@ class CMCL:
             if log:
                 logger.info("oriented %s -> %s by ANM score (u->z %.3f, z->u %.3f)", self._node_name(src),
                         self._node_name(dst), s_uz, s_zu)
+
+    def _discrete_strata(self, u: np.ndarray, zj: np.ndarray) -> np.ndarray | None:
+        """Joint levels (N,) of the binary / categorical variables associated with the latent
+        values ``zj`` (N,) (one-way ANOVA of ``zj`` across the variable's levels, p < 0.01); None
+        when there are none. ``u`` holds the variables' columns (N, d) as stored (discrete ones as
+        integer codes).
+
+        The ANM orientation of a continuous variable-latent pair is scored within these strata
+        (:func:`xcausal.structure.anm.anm_direction`, ``strata``): a discrete cause of the latent
+        would otherwise enter the pair's "noise". Measured on rotated MNIST (seed 0): ``digit``
+        explains 50-80% of each latent's variance, and the pooled score reversed all six
+        angle-latent pairs. The discrete variables are chosen by association, not by the DAG,
+        because the DAG is not yet known where the orientation is needed (before the refit the
+        jointly trained DAG of that run had no edge at all); the cost is that a discrete child of
+        the latent is conditioned on too, and an unrelated one only adds estimation noise.
+        """
+        from scipy.stats import f_oneway
+
+        cols = []
+        for b, var in enumerate(self.encoding_.variables):
+            if var.type is VarType.CONTINUOUS:
+                continue
+            groups = [zj[u[:, b] == level] for level in np.unique(u[:, b])]
+            groups = [g for g in groups if len(g) > 1]
+            if len(groups) < 2:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # constant groups: p is NaN, not associated
+                p = f_oneway(*groups).pvalue
+            if np.isfinite(p) and p < 0.01:
+                cols.append(b)
+        if not cols:
+            return None
+        return np.unique(np.round(np.asarray(u, dtype=float)[:, cols]), axis=0, return_inverse=True)[1].ravel()
 
     def _node_name(self, k: int) -> str:
         d = len(self.encoding_.variables)
