@@ -273,3 +273,20 @@ def test_fit_starts_both_decoders_at_the_mean_image_intensity(monkeypatch):
     assert len(seen) == 2
     for mean in seen:
         np.testing.assert_allclose(mean.numpy(), img.mean(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_anm_strata_are_the_discrete_variables_associated_with_the_latent():
+    """_discrete_strata: the levels of a categorical variable that shifts the latent, none for an
+    unrelated one (the ANM orientation of a u-z pair is then scored within them)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    table = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(["p", "q", "r"], n),
+                          "b": rng.integers(0, 2, n)})
+    ds = dataset_from_arrays(rng.uniform(size=(n, 1, 8, 8)).astype(np.float32), table)
+    model = CMCL(latent_dim=1, epochs=1, device="cpu").fit(ds)
+    c = ds.u[:, 1]
+    zj = 3.0 * c + 0.1 * rng.normal(size=n)  # shifted by c only
+    strata = model._discrete_strata(ds.u, zj)
+    assert strata is not None and len(np.unique(strata)) == 3
+    np.testing.assert_array_equal(np.unique(strata[c == c[0]]), [strata[0]])  # one stratum per level of c
+    assert model._discrete_strata(ds.u, rng.normal(size=n)) is None
