@@ -41,7 +41,7 @@ def test_init_output_bias_starts_at_the_channel_mean(depth):
 def test_init_output_bias_clips_and_checks_channels():
     dec = ConvDecoder(out_channels=1, image_size=8, latent_dim=2)
     dec.init_output_bias([0.0])  # an all-black data set: a finite logit, not -inf
-    bias = [m for m in dec.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1].bias
+    bias = [m for m in dec.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1].bias.detach()
     assert torch.isfinite(bias).all() and float(bias) == pytest.approx(float(torch.logit(torch.tensor(1e-3))))
     with pytest.raises(ValueError, match="2 values; the decoder has 1 channels"):
         dec.init_output_bias([0.1, 0.2])
