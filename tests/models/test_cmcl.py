@@ -249,3 +249,54 @@ def test_ica_anchor_ignores_constant_pixels():
     assert float(unmix.numpy()[border.ravel()].__abs__().max()) == 0.0
     src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
+
+
+def test_fit_starts_both_decoders_at_the_mean_image_intensity(monkeypatch):
+    """fit initialises the output bias of dec0 and dec from the training images (per channel)."""
+    from xcausal.nn import ConvDecoder
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((64, 3, 8, 8), np.float32)
+    img[:, 0] = 0.1
+    img[:, 1, 2:4, 2:4] = rng.uniform(0.5, 1.0, size=(64, 2, 2))
+    img[:, 2] = 0.8
+    ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=64)}))
+    seen = []
+    original = ConvDecoder.init_output_bias
+
+    def spy(self, channel_mean):
+        seen.append(torch.as_tensor(channel_mean).clone())
+        original(self, channel_mean)
+
+    monkeypatch.setattr(ConvDecoder, "init_output_bias", spy)
+    CMCL(latent_dim=1, epochs=1, device="cpu").fit(ds)
+    assert len(seen) == 2
+    for mean in seen:
+        np.testing.assert_allclose(mean.numpy(), img.mean(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_anm_strata_are_the_discrete_variables_associated_with_the_latent():
+    """_discrete_strata: the levels of a categorical variable that shifts the latent, none for an
+    unrelated one (the ANM orientation of a u-z pair is then scored within them)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    table = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(["p", "q", "r"], n),
+                          "b": rng.integers(0, 2, n)})
+    ds = dataset_from_arrays(rng.uniform(size=(n, 1, 8, 8)).astype(np.float32), table)
+    model = CMCL(latent_dim=1, epochs=1, device="cpu").fit(ds)
+    c = ds.u[:, 1]
+    zj = 3.0 * c + 0.1 * rng.normal(size=n)  # shifted by c only
+    strata = model._discrete_strata(ds.u, zj)
+    assert strata is not None and len(np.unique(strata)) == 3
+    np.testing.assert_array_equal(np.unique(strata[c == c[0]]), [strata[0]])  # one stratum per level of c
+    assert model._discrete_strata(ds.u, rng.normal(size=n)) is None
+
+
+def test_jointly_trained_dag_keeps_its_edge_when_the_gradient_is_clipped():
+    """The L1 proximal step is scaled by the step's gradient-clipping factor. With a sharp pixel
+    likelihood the reconstruction gradient is far above the clipping norm on every step; an
+    unscaled prox then compared the (clipped) DAG gradient with the full lambda1 and emptied the
+    jointly trained DAG. Without the refit, the edge must come from joint training itself."""
+    ds = _one_edge("u->z")
+    model = CMCL(latent_dim=1, epochs=EPOCHS, device="cpu", seed=0, pixel_sigma=0.02, dag_refit=False).fit(ds)
+    assert model.w_raw_[0, 1] > model.w_threshold, model.w_raw_

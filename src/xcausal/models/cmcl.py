@@ -174,6 +174,10 @@ def _write_training_checkpoint(directory: Path, meta: dict[str, Any], tensors: d
             old.unlink(missing_ok=True)
 
 
+GRAD_CLIP_NORM = 100.0
+"""Training clips the gradient of all parameters to this total norm (per step)."""
+
+
 def default_latent_dim(n_variables: int) -> int:
     """Latent size when the user gives none: one per variable plus room for other image content."""
     return int(min(32, max(4, n_variables + 4)))
@@ -608,6 +612,7 @@ class CMCL:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(self.seed)
             self.net_ = self._build_net().to(dev)
+            self._init_decoder_bias(ds)
             if self.devices > 1:
                 self._train_distributed(ds, epochs, dev, ckpt, stop)
             else:
@@ -736,6 +741,19 @@ class CMCL:
                        embed_dim=self.embed_dim_, use_cm=self.use_cm, allow_all_edges=self.allow_all_edges,
                        plan=self.channel_plan, dag_hidden=self.dag_hidden, convs_per_stage=self.convs_per_stage,
                        posterior_uses_u=self.posterior_uses_u, ivae_prior=self.prior == "ivae")
+
+    def _init_decoder_bias(self, ds: CrossModalDataset) -> None:
+        """Both decoders start at the training images' mean intensity per channel (on at most 5,000
+        images); see :meth:`xcausal.nn.ConvDecoder.init_output_bias` for why."""
+        n = len(ds)
+        idx = np.arange(n) if n <= 5000 else np.sort(np.random.default_rng(self.seed).choice(n, 5000, replace=False))
+        total = np.zeros(self.channels_)
+        for s0 in range(0, len(idx), 512):
+            total += ds.images(idx[s0:s0 + 512]).astype(np.float64).sum(axis=(0, 2, 3))
+        mean = torch.as_tensor(total / (len(idx) * self.image_size_ ** 2))
+        self.net_.dec0.init_output_bias(mean)
+        if self.net_.use_cm:
+            self.net_.dec.init_output_bias(mean)
 
     def _rec(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -965,12 +983,18 @@ class CMCL:
                     if bad or not math.isfinite(total):
                         what = f"loss term {', '.join(bad)}" if bad else f"the total loss ({total})"
                         raise nonfinite(what, epoch, step + 1, n_steps)
-                    gnorm = float(nn.utils.clip_grad_norm_(params, 100.0))
+                    gnorm = float(nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM))
                     if not math.isfinite(gnorm):
                         raise nonfinite(f"the gradient norm ({gnorm}; the loss terms were finite)", epoch, step + 1,
                                         n_steps)
                     opt.step()
-                    prox_l1_first_layer_(net.dag, opt, self.lambda1 * self.dag_weight)
+                    # clipping scaled this step's smooth gradient by `clip`; the L1 term belongs to the
+                    # same objective, so its proximal step is scaled alike (unscaled, the prox compares
+                    # the clipped gradient with the full lambda1 and, where reconstruction gradients
+                    # are large, zeroes every DAG weight: on 28-px MNIST the jointly trained DAG stayed
+                    # empty for all epochs)
+                    clip = min(1.0, GRAD_CLIP_NORM / (gnorm + 1e-6))
+                    prox_l1_first_layer_(net.dag, opt, self.lambda1 * self.dag_weight * clip)
                     if self._dag_prior and net.dag.log_var is not None:
                         with torch.no_grad():  # latents have unit noise variance: it pins their scale
                             net.dag.log_var[len(self.encoding_.variables):] = 0.0
@@ -1142,7 +1166,8 @@ class CMCL:
             for j in range(d, D):
                 if not (mask[i, j] and mask[j, i]) or np.std(V[:, j]) == 0:
                     continue
-                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method)
+                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method,
+                                                      strata=self._discrete_strata(V[:, :d], V[:, j]))
                 if direction == 1:
                     mask[j, i] = False
                 else:
@@ -1186,7 +1211,8 @@ class CMCL:
         for i, j in cand:
             if np.std(z[:, j - d]) == 0:
                 continue
-            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method)
+            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method,
+                                                  strata=self._discrete_strata(u, z[:, j - d]))
             src, dst = (i, j) if direction == 1 else (j, i)
             if (i, j) in oriented and bool(dag.allowed[src, dst]):
                 continue  # verdict unchanged
@@ -1200,6 +1226,40 @@ class CMCL:
             if log:
                 logger.info("oriented %s -> %s by ANM score (u->z %.3f, z->u %.3f)", self._node_name(src),
                         self._node_name(dst), s_uz, s_zu)
+
+    def _discrete_strata(self, u: np.ndarray, zj: np.ndarray) -> np.ndarray | None:
+        """Joint levels (N,) of the binary / categorical variables associated with the latent
+        values ``zj`` (N,) (one-way ANOVA of ``zj`` across the variable's levels, p < 0.01); None
+        when there are none. ``u`` holds the variables' columns (N, d) as stored (discrete ones as
+        integer codes).
+
+        The ANM orientation of a continuous variable-latent pair is scored within these strata
+        (:func:`xcausal.structure.anm.anm_direction`, ``strata``): a discrete cause of the latent
+        would otherwise enter the pair's "noise". Measured on rotated MNIST (seed 0): ``digit``
+        explains 50-80% of each latent's variance, and the pooled score reversed all six
+        angle-latent pairs. The discrete variables are chosen by association, not by the DAG,
+        because the DAG is not yet known where the orientation is needed (before the refit the
+        jointly trained DAG of that run had no edge at all); the cost is that a discrete child of
+        the latent is conditioned on too, and an unrelated one only adds estimation noise.
+        """
+        from scipy.stats import f_oneway
+
+        cols = []
+        for b, var in enumerate(self.encoding_.variables):
+            if var.type is VarType.CONTINUOUS:
+                continue
+            groups = [zj[u[:, b] == level] for level in np.unique(u[:, b])]
+            groups = [g for g in groups if len(g) > 1]
+            if len(groups) < 2:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # constant groups: p is NaN, not associated
+                p = f_oneway(*groups).pvalue
+            if np.isfinite(p) and p < 0.01:
+                cols.append(b)
+        if not cols:
+            return None
+        return np.unique(np.round(np.asarray(u, dtype=float)[:, cols]), axis=0, return_inverse=True)[1].ravel()
 
     def _node_name(self, k: int) -> str:
         d = len(self.encoding_.variables)

@@ -120,6 +120,25 @@ class ConvDecoder(nn.Module):
             c = ch
         self.net = nn.Sequential(*layers)
 
+    @torch.no_grad()
+    def init_output_bias(self, channel_mean: torch.Tensor | Sequence[float]) -> None:
+        """Start the output at the data's mean intensity: the last layer's bias per channel set to
+        ``logit(channel_mean)`` (clipped to [1e-3, 1 - 1e-3]).
+
+        Why: with bias 0 every output pixel starts at sigmoid(0) = 0.5. On images that are mostly
+        background (MNIST: about 80% of pixels are 0) the first Adam steps then drive all logits far
+        negative, and under a Gaussian likelihood on sigmoid outputs the gradient
+        (sigmoid(l) - x) * sigmoid'(l) of a saturated pixel vanishes even where x = 1: training can
+        stay at an all-dark image for good (measured: a plain conv VAE on rotated MNIST, seed 2,
+        stuck at the mean-image error for 30 epochs with 86-99% of outputs below 1e-3; with this
+        initialisation it left it in the first epoch).
+        """
+        last = [m for m in self.net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+        p = torch.as_tensor(channel_mean, dtype=last.bias.dtype).reshape(-1).clamp(1e-3, 1 - 1e-3)
+        if p.numel() != last.bias.numel():
+            raise ValueError(f"channel_mean has {p.numel()} values; the decoder has {last.bias.numel()} channels")
+        last.bias.copy_(torch.log(p / (1 - p)).to(last.bias.device))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.fc(z).view(-1, self.c0, self.base, self.base)
         out = self.net(h)

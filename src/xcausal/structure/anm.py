@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import KNeighborsRegressor
 
-__all__ = ["entropy_1d", "anm_score", "anm_direction", "hsic"]
+__all__ = ["entropy_1d", "anm_score", "anm_direction", "hsic", "MIN_STRATUM"]
 
 HSIC_MAX_ROWS = 800
 """HSIC is O(n^2) in memory and time: at most this many rows (a fixed, seeded subsample) enter it."""
@@ -113,21 +113,52 @@ def _residual(cause: np.ndarray, effect: np.ndarray, n_neighbors: int | None) ->
     return effect - KNeighborsRegressor(n_neighbors=k).fit(cause[:, None], effect).predict(cause[:, None])
 
 
+MIN_STRATUM = 30
+"""Smallest stratum that :func:`anm_direction` scores when given ``strata``."""
+
+
 def anm_direction(x: np.ndarray, y: np.ndarray, *, n_neighbors: int | None = None,
-                  method: str = "entropy") -> tuple[int, float, float]:
+                  method: str = "entropy", strata: np.ndarray | None = None) -> tuple[int, float, float]:
     """Orient the pair (x, y).
 
     Parameters
     ----------
     x, y : (n,) arrays
-    n_neighbors : k of the k-NN regression; default ``max(10, n // 25)``.
+    n_neighbors : k of the k-NN regression; default ``max(10, n // 25)`` (of the stratum's n).
     method : "entropy" (default) or "hsic", see the module docstring.
+    strata : optional (n,) labels of a discrete variable that also causes ``y`` (or ``x``), e.g. a
+        categorical parent of a latent. The pair is then scored within each stratum of at least
+        :data:`MIN_STRATUM` rows (both variables non-constant there) and the scores are averaged,
+        weighted by stratum size: a conditional ANM. Why: pooled over a strong discrete cause,
+        y = f_s(x) + e is a mixture of shifted (and differently shaped) curves, its "noise" is
+        the cluster structure, not independent of x, and the pooled score can prefer the wrong
+        direction (measured on CMCL's latents of rotated MNIST, where ``digit`` explains 50-80%
+        of each latent's variance: all six angle-latent pairs reversed pooled, none stratified).
+        When no stratum qualifies, the pooled score is used.
 
     Returns
     -------
     (direction, score_xy, score_yx) with direction +1 for x -> y, -1 for y -> x; the scores are
     lower for the more plausible direction (HSIC of input and residual, or the entropy score).
     """
+    if strata is not None:
+        x = np.asarray(x, dtype=float).ravel()
+        y = np.asarray(y, dtype=float).ravel()
+        strata = np.asarray(strata).ravel()
+        if not (len(strata) == len(x) == len(y)):
+            raise ValueError(f"anm_direction: lengths differ (x {len(x)}, y {len(y)}, strata {len(strata)})")
+        sxy = syx = 0.0
+        total = 0
+        for level in np.unique(strata):
+            s = strata == level
+            if s.sum() < MIN_STRATUM or x[s].std() == 0 or y[s].std() == 0:
+                continue
+            _, a, b = anm_direction(x[s], y[s], n_neighbors=n_neighbors, method=method)
+            sxy += s.sum() * a
+            syx += s.sum() * b
+            total += int(s.sum())
+        if total:
+            return (1 if sxy <= syx else -1), sxy / total, syx / total
     if method == "entropy":
         sxy = anm_score(x, y, n_neighbors=n_neighbors)
         syx = anm_score(y, x, n_neighbors=n_neighbors)
