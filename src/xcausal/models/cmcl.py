@@ -1160,14 +1160,16 @@ class CMCL:
         D = V.shape[1]
         mask = torch.ones(D, D, dtype=torch.bool) if allowed is None else allowed.clone().bool()
         mask.fill_diagonal_(False)
+        strata: dict[int, np.ndarray | None] = {}
         for i, var in enumerate(self.encoding_.variables):
             if var.type is not VarType.CONTINUOUS:
                 continue
             for j in range(d, D):
                 if not (mask[i, j] and mask[j, i]) or np.std(V[:, j]) == 0:
                     continue
-                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method,
-                                                      strata=self._discrete_strata(V[:, :d], V[:, j]))
+                if j not in strata:  # per latent, not per pair: the same for every variable
+                    strata[j] = self._discrete_strata(V[:, :d], V[:, j])
+                direction, s_uz, s_zu = anm_direction(V[:, i], V[:, j], method=self.anm_method, strata=strata[j])
                 if direction == 1:
                     mask[j, i] = False
                 else:
@@ -1208,11 +1210,13 @@ class CMCL:
         net.train(was_training)
         z = torch.cat(zs).numpy()
         u = ds.u[idx]
+        strata: dict[int, np.ndarray | None] = {}
         for i, j in cand:
             if np.std(z[:, j - d]) == 0:
                 continue
-            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method,
-                                                  strata=self._discrete_strata(u, z[:, j - d]))
+            if j not in strata:  # per latent, not per pair
+                strata[j] = self._discrete_strata(u, z[:, j - d])
+            direction, s_uz, s_zu = anm_direction(u[:, i], z[:, j - d], method=self.anm_method, strata=strata[j])
             src, dst = (i, j) if direction == 1 else (j, i)
             if (i, j) in oriented and bool(dag.allowed[src, dst]):
                 continue  # verdict unchanged
