@@ -450,7 +450,7 @@ class CMCL:
                  channel_plan: str | Sequence[int] = "synthetic", convs_per_stage: int = 1,
                  kl_warmup: float = 0.2, init: Literal["ica", "none"] = "ica", init_weight: float = 10.0,
                  dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm",
-                 anm_method: Literal["entropy", "hsic"] = "entropy",
+                 anm_method: Literal["entropy", "pnl", "hsic"] = "entropy",
                  data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
                  devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
                  precision: Literal["32", "bf16-mixed"] = "32",
@@ -528,8 +528,8 @@ class CMCL:
             raise ValueError(f"orient='{self.orient}': must be 'anm' or 'dag'")
         if self.prior not in ("dag", "ivae"):
             raise ValueError(f"prior='{self.prior}': must be 'dag' or 'ivae'")
-        if self.anm_method not in ("entropy", "hsic"):
-            raise ValueError(f"anm_method='{self.anm_method}': must be 'entropy' or 'hsic'")
+        if self.anm_method not in ("entropy", "pnl", "hsic"):
+            raise ValueError(f"anm_method='{self.anm_method}': must be 'entropy', 'pnl' or 'hsic'")
         if self.refit_orient not in ("dag", "anm"):
             raise ValueError(f"refit_orient='{self.refit_orient}': must be 'dag' or 'anm'")
         if self.init not in ("ica", "none"):
