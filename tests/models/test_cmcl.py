@@ -82,15 +82,15 @@ def test_no_global_rng_side_effect():
 def test_save_load_identical(tmp_path):
     ds = tiny()
     model = CMCL(**FAST).fit(ds)
-    model.save(tmp_path / "m.pt")
-    back = CMCL.load(tmp_path / "m.pt")
+    model.save(tmp_path / "new" / "m.pt")  # a missing parent directory is created
+    back = CMCL.load(tmp_path / "new" / "m.pt")
     np.testing.assert_array_equal(model.transform(ds), back.transform(ds))
     pd.testing.assert_frame_equal(model.adjacency_, back.adjacency_)
     a = model.counterfactual(ds, {"a": 1.0}, rows=[0, 1])["counterfactual"]
     b = back.counterfactual(ds, {"a": 1.0}, rows=[0, 1])["counterfactual"]
     np.testing.assert_array_equal(a, b)
     # tensors only: loadable without unpickling arbitrary objects
-    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    state = torch.load(tmp_path / "new" / "m.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
 

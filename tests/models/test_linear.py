@@ -32,14 +32,14 @@ def test_deterministic_and_save_load_identical(tmp_path):
     ds = dataset_from_arrays(sim.images, sim.table)
     a, b = ICA(latent_dim=4, seed=3).fit(ds), ICA(latent_dim=4, seed=3).fit(ds)
     np.testing.assert_array_equal(a.transform(ds), b.transform(ds))
-    a.save(tmp_path / "m.pt")
-    c = ICA.load(tmp_path / "m.pt")
+    a.save(tmp_path / "sub" / "dir" / "m.pt")  # missing parents are created
+    c = ICA.load(tmp_path / "sub" / "dir" / "m.pt")
     np.testing.assert_array_equal(a.transform(ds), c.transform(ds))
-    meta = json.loads((tmp_path / "m.pt.json").read_text())
+    meta = json.loads((tmp_path / "sub" / "dir" / "m.pt.json").read_text())
     meta["method"] = "ivae"
-    (tmp_path / "m.pt.json").write_text(json.dumps(meta))
+    (tmp_path / "sub" / "dir" / "m.pt.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="for method 'ivae'"):
-        ICA.load(tmp_path / "m.pt")
+        ICA.load(tmp_path / "sub" / "dir" / "m.pt")
 
 
 def test_bad_input_rejected():

@@ -932,6 +932,7 @@ class CausalPIMA:
         """Write ``path`` (tensors only, loadable with weights_only=True) and ``path.json`` (config)."""
         self._check_fitted()
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
         torch.save({f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}, path)
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(self._meta(), indent=2))
 

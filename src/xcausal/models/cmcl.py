@@ -1539,6 +1539,7 @@ class CMCL:
         """Write ``path`` (tensors only, loadable with weights_only=True) and ``path.json`` (config)."""
         self._check_fitted()
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
         state = {f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}
         torch.save(state, path)
         meta = {"format": FORMAT_VERSION, "method": self.method_name, "xcausal_version": __version__,

@@ -138,6 +138,7 @@ class ICA:
         if not hasattr(self, "unmixing_"):
             raise ValueError("this ICA instance is not fitted yet; call fit(dataset) first")
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
         torch.save({"mean": torch.from_numpy(self.mean_), "unmixing": torch.from_numpy(self.unmixing_),
                     "mixing": torch.from_numpy(self.mixing_)}, path)
         meta = {"format": FORMAT_VERSION, "method": self.method_name, "xcausal_version": __version__,

@@ -357,6 +357,7 @@ class Pipeline:
         """
         self._check_fitted()
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
         with tempfile.TemporaryDirectory() as tmp:
             rp = Path(tmp) / "rep.pt"
             self.rep_.save(rp)

@@ -403,6 +403,7 @@ class _ConvVAEBase:
         if not hasattr(self, "net_"):
             raise ValueError(f"this {type(self).__name__} instance is not fitted yet; call fit(dataset) first")
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
         torch.save({f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}, path)
         meta = {"format": FORMAT_VERSION, "method": self.method_name, "xcausal_version": __version__,
                 "params": self.get_params(), "n_latents": self.n_latents_, "epochs": self.epochs_,
