@@ -421,8 +421,15 @@ class CMCL:
         :meth:`_anm_orientation_mask`); "dag": the refit's NOTEARS score orients every pair.
         Measured on 5/10, seeds 0-2, n = 2000, default epochs: SHD 1/1/1 and 12 of 15 found edges
         oriented right with "dag", 0/1/1 and 13 of 15 with "anm".
-    anm_method : the ANM score used by ``orient`` and ``refit_orient``: "entropy" (default) or
-        "hsic" (:func:`xcausal.structure.anm.anm_direction`; why entropy is the default is there).
+    anm_method : the pairwise score used by ``orient`` and ``refit_orient``
+        (:func:`xcausal.structure.anm.anm_direction`, the latent passed as ``y``): "pnl" (default)
+        allows the latent to be a monotone warp of the true one, as a learned latent is, and
+        scores variable -> latent as a post-nonlinear model; "entropy" is the plain ANM entropy
+        score; "hsic" the ANM with an HSIC independence test. Measured, "entropy" -> "pnl" (README):
+        shifted MNIST, 3 seeds: the shift oriented right on 0 -> 3 seeds (effectiveness r
+        0.93-0.95); x-ray phantoms (64 px, 60 epochs, 3 seeds): 7 -> 10 of 12 verdicts right;
+        simulated 5/10, seeds 0-2: 13 -> 12 of 15 found edges oriented right (the pair lost was
+        a near-tie on the latents of the "entropy" fit: a margin of 3e-4 nats).
     data_loading, num_workers : "memory" decodes every image once into one tensor; "stream" decodes
         each batch in a DataLoader with ``num_workers`` worker processes, so memory does not grow with
         N; "auto" (default): "memory" while the images take at most 2 GB as float32. Both give the
@@ -450,7 +457,7 @@ class CMCL:
                  channel_plan: str | Sequence[int] = "synthetic", convs_per_stage: int = 1,
                  kl_warmup: float = 0.2, init: Literal["ica", "none"] = "ica", init_weight: float = 10.0,
                  dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm",
-                 anm_method: Literal["entropy", "pnl", "hsic"] = "entropy",
+                 anm_method: Literal["entropy", "pnl", "hsic"] = "pnl",
                  data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
                  devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
                  precision: Literal["32", "bf16-mixed"] = "32",
