@@ -31,7 +31,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 use_cm=not cfg.no_cm, use_cr=not cfg.no_cr, allow_all_edges=cfg.allow_all_edges,
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
-                precision=cfg.precision, num_workers=cfg.workers,
+                precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation,
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -145,6 +145,8 @@ class FitConfig:
     allow_all_edges: bool = False
     h_func: Literal["logdet", "expm"] = "logdet"
     w_threshold: float = 0.3
+    # cmcl: the pairwise score orienting each continuous variable-latent pair (CMCL's anm_method)
+    orientation: Literal["pnl", "entropy", "hsic"] = "pnl"
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -385,6 +387,11 @@ def _check_fabric_options(cfg: FitConfig) -> None:
         raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory, stream or cache")
     if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
         raise DataError(f"--workers {cfg.workers}: must be 0 (decode in the training process) or more")
+    if cfg.orientation not in ("pnl", "entropy", "hsic"):
+        raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
+    if cfg.method != "cmcl" and cfg.orientation != "pnl":
+        raise DataError(f"--orientation {cfg.orientation}: implemented for cmcl only (method '{cfg.method}' "
+                        "orients its graph with its own structure learner)")
     if cfg.method in FABRIC_METHODS:
         return
     for opt, val, default in (("devices", cfg.devices, 1), ("precision", cfg.precision, "32"),

@@ -284,6 +284,7 @@ def fit(
     allow_all_edges: Annotated[bool, typer.Option("--allow-all-edges", help="Allow u-u and z-z edges (default: u-z only).")] = False,
     h_func: Annotated[str, typer.Option("--h-func", help="Acyclicity function: logdet or expm.")] = "logdet",
     w_threshold: Annotated[float, typer.Option("--w-threshold", help="Report edges with |W| above this.")] = 0.3,
+    orientation: Annotated[str, typer.Option("--orientation", help="cmcl: score that orients each continuous variable-latent pair: pnl (a latent may be a monotone warp of the true one; default), entropy (additive-noise model) or hsic.")] = "pnl",
     channel_plan: Annotated[str, typer.Option("--channel-plan", help="Conv widths: synthetic, mnist or xray.")] = "synthetic",
     nodes: Annotated[int, typer.Option("--nodes", help="causal-pima / pima: number of binary feature nodes n (2^n mixture components).")] = 3,
     modalities: Annotated[Optional[str], typer.Option("--modalities", help="causal-pima / pima: modalities to use, e.g. image,curve (default: all in the dataset).")] = None,
@@ -310,8 +311,8 @@ def fit(
                  precision=precision, data_loading=data_loading, workers=workers, batch_size=batch_size, lr=lr,
                  image_size=image_size, channels=channels, categorical=_split(categorical),
                  continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
-                 allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, channel_plan=channel_plan,
-                 n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
+                 allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, orientation=orientation,
+                 channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
                  pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
                  progress=not quiet, checkpoint_every=checkpoint_every, resume=resume)
     if config is not None:
