@@ -8,14 +8,15 @@ standardised first, so the score does not depend on their scales (unlike least-s
 scores, see DESIGN.md §5 on varsortability), and the regression is a k-nearest-neighbour smoother,
 so f may be any smooth function.
 
-Two scores of the direction x -> y are offered (:func:`anm_direction`, ``method=``):
+Three scores of the direction x -> y are offered (:func:`anm_direction`, ``method=``):
 
 * ``"entropy"`` (default): H(cause) + H(residual) with Vasicek's estimator (the likelihood form).
 * ``"pnl"``: for a pair whose second variable ``y`` is known only up to a monotone
   transformation (a learned latent next to an observed variable): x -> y is scored as the better of
-  the ANM and a post-nonlinear model h(y) = f(x) + e with h monotone (:func:`pnl_score`, used only
-  when it beats the ANM by more than the scores' noise); y -> x stays an ANM, because a warp of the cause is absorbed by f.
-  See :func:`anm_direction` for why and what it measured.
+  the ANM and a post-nonlinear model h(y) = f(x) + e with h monotone (:func:`pnl_score`, used
+  only when it beats the ANM by more than the scores' noise); y -> x stays an ANM, because a warp
+  of the cause is absorbed by f. CMCL's default (``anm_method="pnl"``); see :func:`anm_direction`
+  for why and what it measured.
 * ``"hsic"``: the dependence between the input and the regression residual, measured by the
   (biased) Hilbert-Schmidt independence criterion with Gaussian kernels (median-heuristic widths)
   on a fixed subsample of at most 800 rows; the direction whose residual is *more* independent of
@@ -28,7 +29,7 @@ different 800-row subsample per pair, so the HSIC comparison is noisy at this su
 Inside CMCL, on its learned latents: 5/10, seeds 0-2, 15 edges: 13 right with "entropy", 11 with
 "hsic"
 (``benchmarks/results/cmcl_anm_refit`` vs ``cmcl_hsic_refit``) -- within noise at 15 edges, but
-no evidence for switching, so "entropy" stays the default. causal-learn's ``ANM`` does the HSIC
+no evidence for HSIC. causal-learn's ``ANM`` does the HSIC
 variant with Gaussian-process regression and a kernel test's p-value: O(n^3) per pair, too slow for
 CMCL, which orients every variable-latent pair several times during training.
 """
