@@ -429,7 +429,7 @@ class CMCL:
         shifted MNIST, 3 seeds: the shift oriented right on 0 -> 3 seeds (effectiveness r
         0.93-0.95); x-ray phantoms (64 px, 60 epochs, 3 seeds): 7 -> 10 of 12 verdicts right;
         simulated 5/10, seeds 0-2: 13 -> 12 of 15 found edges oriented right (the pair lost was
-        a near-tie on the latents of the "entropy" fit: a margin of 3e-4 nats).
+        a near-tie on the latents of the "entropy" fit: a margin below 1e-3 nats).
     data_loading, num_workers : "memory" decodes every image once into one tensor; "stream" decodes
         each batch in a DataLoader with ``num_workers`` worker processes, so memory does not grow with
         N; "auto" (default): "memory" while the images take at most 2 GB as float32. Both give the
