@@ -390,8 +390,8 @@ class CMCL:
         compared as joint likelihoods of (u, x) and root latents keep a fixed Gaussian shape.
     orient, orient_every : "anm" (default): from the end of the DAG warm-up, and every
         ``orient_every`` epochs after it, each continuous variable–latent pair with weight above
-        w_threshold / 2 in either direction is oriented by the additive-noise entropy score
-        (:mod:`xcausal.structure.anm`) on the current latents, and the other direction is masked out
+        w_threshold / 2 in either direction is oriented by the pairwise score ``anm_method``
+        (:mod:`xcausal.structure.anm`; default "pnl") on the current latents, and the other direction is masked out
         for the rest of training (so the DAG's causal functions, used for interventions, follow the
         reported direction). "dag": orientation as NOTEARS' optimisation leaves it. Measured on a
         one-edge problem with a perfectly recovered latent: the augmented-Lagrangian race oriented
@@ -1187,7 +1187,7 @@ class CMCL:
     @torch.no_grad()
     def _orient_edges(self, ds: CrossModalDataset, x_all: torch.Tensor | None, u_all: torch.Tensor | None,
                       log: bool = True) -> None:
-        """Fix the direction of continuous variable–latent pairs by the ANM entropy score."""
+        """Fix the direction of continuous variable–latent pairs by the pairwise score ``anm_method``."""
         from xcausal.structure.anm import anm_direction
 
         net = self.net_
