@@ -376,6 +376,15 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
+def _check_orientation(cfg: FitConfig) -> None:
+    """--orientation: a known score, and only for cmcl (the other methods have no pairwise orientation step)."""
+    if cfg.orientation not in ("pnl", "entropy", "hsic"):
+        raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
+    if cfg.method != "cmcl" and cfg.orientation != "pnl":
+        raise DataError(f"--orientation {cfg.orientation}: implemented for cmcl only (method '{cfg.method}' "
+                        "orients its graph with its own structure learner)")
+
+
 def _check_fabric_options(cfg: FitConfig) -> None:
     from xcausal._runtime import check_distributed
 
@@ -387,11 +396,6 @@ def _check_fabric_options(cfg: FitConfig) -> None:
         raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory, stream or cache")
     if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
         raise DataError(f"--workers {cfg.workers}: must be 0 (decode in the training process) or more")
-    if cfg.orientation not in ("pnl", "entropy", "hsic"):
-        raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
-    if cfg.method != "cmcl" and cfg.orientation != "pnl":
-        raise DataError(f"--orientation {cfg.orientation}: implemented for cmcl only (method '{cfg.method}' "
-                        "orients its graph with its own structure learner)")
     if cfg.method in FABRIC_METHODS:
         return
     for opt, val, default in (("devices", cfg.devices, 1), ("precision", cfg.precision, "32"),
@@ -446,6 +450,7 @@ def fit(cfg: FitConfig) -> Path:
     if cfg.jobs < 1:
         raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
     _check_fabric_options(cfg)
+    _check_orientation(cfg)
     if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every {cfg.checkpoint_every}: must be 0 (no checkpoints) or a number of epochs")
     checkpointed = cfg.method in RESUMABLE_METHODS and cfg.checkpoint_every > 0

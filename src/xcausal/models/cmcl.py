@@ -427,10 +427,10 @@ class CMCL:
         scores variable -> latent as a post-nonlinear model; "entropy" is the plain ANM entropy
         score; "hsic" the ANM with an HSIC independence test. Measured, "entropy" -> "pnl" (README):
         shifted MNIST, 3 seeds: the shift oriented right on 0 -> 3 seeds (effectiveness r
-        0.93-0.95); x-ray phantoms (64 px, 60 epochs, 3 seeds): 7 -> 10 of 12 verdicts right (9 if
+        0.93-0.96); x-ray phantoms (64 px, 60 epochs, 3 seeds): 7 -> 10 of 12 verdicts right (9 if
         a variable with latent edges both ways counts as wrong);
         simulated 5/10, seeds 0-2: 13 -> 12 of 15 found edges oriented right (the pair lost was
-        a near-tie on the latents of the "entropy" fit: a margin below 1e-3 nats).
+        a near-tie: in a scratch rescoring of the "entropy" fit's latents, a margin below 1e-3 nats).
     data_loading, num_workers : "memory" decodes every image once into one tensor; "stream" decodes
         each batch in a DataLoader with ``num_workers`` worker processes, so memory does not grow with
         N; "auto" (default): "memory" while the images take at most 2 GB as float32. Both give the
