@@ -36,6 +36,7 @@ class Relation(str, Enum):
 
     CAUSAL = "causal"  # u -> z
     ANTICAUSAL = "anti-causal"  # z -> u
+    MIXED = "mixed"  # u -> z_i and z_j -> u: edges to some latents and from others
     NONE = "none"
 
 
@@ -126,11 +127,16 @@ class Graph:
         return nx.is_directed_acyclic_graph(self.to_networkx())
 
     def relation(self, variable: str) -> Relation:
-        """Relation of an observed variable to the latents (causal wins if both exist)."""
+        """Relation of an observed variable to the latents: MIXED when it has edges into some
+        latents and from others (neither verdict alone would be true)."""
         lat = set(self.latent)
-        if any(e.source == variable and e.target in lat for e in self.edges):
+        out = any(e.source == variable and e.target in lat for e in self.edges)
+        into = any(e.target == variable and e.source in lat for e in self.edges)
+        if out and into:
+            return Relation.MIXED
+        if out:
             return Relation.CAUSAL
-        if any(e.target == variable and e.source in lat for e in self.edges):
+        if into:
             return Relation.ANTICAUSAL
         return Relation.NONE
 

@@ -192,7 +192,7 @@ def test_ica_anchor_recovers_independent_image_sources():
     img[:, 0, :, 4:] = 0.5 + 0.2 * np.tanh(s[:, 1:, None])
     img += 0.01 * rng.normal(size=img.shape).astype(np.float32)
     ds = dataset_from_arrays(np.clip(img, 0, 1), pd.DataFrame({"a": rng.normal(size=n)}))
-    model = CMCL(latent_dim=2, epochs=1, device="cpu")
+    model = CMCL(latent_dim=2, epochs=1, device="cpu", init="ica")
     model.fit(ds)  # builds net_ and the encoding; the anchor is recomputed below from the same data
     mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
     src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
@@ -201,8 +201,32 @@ def test_ica_anchor_recovers_independent_image_sources():
     assert sorted(corr.max(1)) == pytest.approx([1.0, 1.0], abs=0.02), corr
 
 
+def test_varimax_anchor_separates_gaussian_sources_that_ica_cannot():
+    """init='varimax': three Gaussian latents, each brightening its own third of the image. FastICA
+    cannot unmix Gaussian sources (any rotation of them is as independent); the varimax rotation
+    of factor analysis picks the one with sparse pixel loadings, which is the true one here."""
+    rng = np.random.default_rng(0)
+    n = 600
+    s = rng.normal(size=(n, 3))
+    img = np.zeros((n, 1, 9, 9), np.float32)
+    for k in range(3):
+        img[:, 0, :, 3 * k:3 * k + 3] = 0.5 + 0.15 * s[:, k:k + 1, None]
+    img += 0.01 * rng.normal(size=img.shape).astype(np.float32)
+    ds = dataset_from_arrays(np.clip(img, 0, 1), pd.DataFrame({"a": rng.normal(size=n)}))
+    best = {}
+    for init in ("varimax", "ica"):
+        model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
+        mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
+        src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+        np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
+        corr = np.abs(np.corrcoef(np.column_stack([s, src]).T)[:3, 3:])
+        best[init] = corr.max(1)
+    assert best["varimax"].min() > 0.98, best
+    assert best["ica"].min() < 0.95, best  # the case this init exists for
+
+
 def test_init_and_refit_options_validated_and_switchable():
-    with pytest.raises(ValueError, match="init='pca'"):
+    with pytest.raises(ValueError, match="init='pca'.*'varimax'"):
         CMCL(init="pca").fit(tiny())  # type: ignore[arg-type]
     ds = tiny()
     opts = {**FAST, "epochs": 5}  # a DAG warm-up of one epoch, where the anchor acts
@@ -233,7 +257,8 @@ def test_refit_orientation_mask_follows_the_anm_direction():
     assert bool(mask[4, 0]) and not bool(mask[0, 4])
 
 
-def test_ica_anchor_ignores_constant_pixels():
+@pytest.mark.parametrize("init", ["ica", "varimax"])
+def test_ica_anchor_ignores_constant_pixels(init):
     """A constant border (MNIST's) made FastICA's whitening return NaN; those pixels are left out
     and get no weight, and the sources stay unit-variance."""
     rng = np.random.default_rng(1)
@@ -241,7 +266,7 @@ def test_ica_anchor_ignores_constant_pixels():
     img = np.zeros((n, 1, 8, 8), np.float32)
     img[:, 0, 2:6, 2:6] = rng.uniform(0.2, 0.8, size=(n, 4, 4)).astype(np.float32)  # border stays 0
     ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=n)}))
-    model = CMCL(latent_dim=3, epochs=1, device="cpu").fit(ds)
+    model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
     mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
     assert torch.isfinite(unmix).all() and torch.isfinite(mean).all()
     border = np.ones((8, 8), bool)
