@@ -28,6 +28,8 @@ def data(tmp_path_factory):
     (["--method", "causal-pima", "--precision", "bf16-mixed"], "--precision bf16-mixed: implemented for cmcl only"),
     (["--orientation", "anm"], "--orientation anm: must be pnl, entropy or hsic"),
     (["--method", "ivae+notears", "--orientation", "entropy"], "--orientation entropy: implemented for cmcl only"),
+    (["--init", "pca"], "--init pca: must be auto, varimax, ica or none"),
+    (["--method", "ivae+notears", "--init", "ica"], "--init ica: implemented for cmcl only"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     run = tmp_path / "run"
@@ -39,14 +41,15 @@ def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
 
 def test_options_from_config_reach_the_model(data, tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("epochs: 1\nprecision: 32\ndata-loading: stream\nworkers: 0\ndevice: cpu\nquiet: true\n"
-                   "orientation: entropy\n")
+    cfg.write_text("epochs: 5\nprecision: 32\ndata-loading: stream\nworkers: 0\ndevice: cpu\nquiet: true\n"
+                   "orientation: entropy\ninit: ica\n")
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--config", str(cfg)]) == 0
     params = json.loads((run / "config.json").read_text())
     flat = json.dumps(params)
     assert '"data_loading": "stream"' in flat and '"num_workers": 0' in flat and '"precision": "32"' in flat
-    assert '"anm_method": "entropy"' in flat
+    assert '"anm_method": "entropy"' in flat and '"init": "ica"' in flat
+    assert '"anchor": {"method": "ica"' in flat  # the anchor actually used
 
 
 def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):

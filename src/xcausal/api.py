@@ -31,7 +31,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 use_cm=not cfg.no_cm, use_cr=not cfg.no_cr, allow_all_edges=cfg.allow_all_edges,
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
-                precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation,
+                precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -147,6 +147,8 @@ class FitConfig:
     w_threshold: float = 0.3
     # cmcl: the pairwise score orienting each continuous variable-latent pair (CMCL's anm_method)
     orientation: Literal["pnl", "entropy", "hsic"] = "pnl"
+    # cmcl: the linear anchor of the latents during the DAG warm-up (CMCL's init)
+    init: Literal["auto", "varimax", "ica", "none"] = "auto"
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -377,7 +379,12 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
 
 
 def _check_orientation(cfg: FitConfig) -> None:
-    """--orientation: a known score, and only for cmcl (the other methods have no pairwise orientation step)."""
+    """--orientation / --init: known values, and only for cmcl (the other methods have no pairwise
+    orientation step and no latent anchor)."""
+    if cfg.init not in ("auto", "varimax", "ica", "none"):
+        raise DataError(f"--init {cfg.init}: must be auto, varimax, ica or none")
+    if cfg.method != "cmcl" and cfg.init != "auto":
+        raise DataError(f"--init {cfg.init}: implemented for cmcl only (method '{cfg.method}' has no latent anchor)")
     if cfg.orientation not in ("pnl", "entropy", "hsic"):
         raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
     if cfg.method != "cmcl" and cfg.orientation != "pnl":

@@ -225,8 +225,38 @@ def test_varimax_anchor_separates_gaussian_sources_that_ica_cannot():
     assert best["ica"].min() < 0.95, best  # the case this init exists for
 
 
+def test_auto_anchor_picks_varimax_for_linear_images_and_ica_otherwise():
+    """init='auto': varimax (weight 100) when m linear components explain >= AUTO_LINEAR_R2 of the
+    pixel variance, FastICA (weight 10) for images that are a nonlinear function of the latents
+    (a bright bar whose position moves); an explicit init_weight wins."""
+    from xcausal.models.cmcl import AUTO_LINEAR_R2
+
+    rng = np.random.default_rng(0)
+    n = 400
+    s = rng.normal(size=(n, 2))
+    lin = np.zeros((n, 1, 8, 8), np.float32)
+    lin[:, 0, :, :4] = 0.5 + 0.15 * s[:, :1, None]
+    lin[:, 0, :, 4:] = 0.5 + 0.15 * s[:, 1:, None]
+    pos = rng.integers(0, 8, size=n)
+    moving = np.zeros((n, 1, 8, 8), np.float32)
+    moving[np.arange(n), 0, :, pos] = 1.0  # one lit column: far from any 2-factor linear mixture
+    table = pd.DataFrame({"a": rng.normal(size=n)})
+    picked = {}
+    for name, img in (("linear", lin), ("moving", moving)):
+        model = CMCL(latent_dim=2, epochs=5, device="cpu").fit(dataset_from_arrays(np.clip(img, 0, 1), table))
+        picked[name] = model.anchor_
+    assert picked["linear"]["method"] == "varimax" and picked["linear"]["weight"] == 100.0
+    assert picked["linear"]["linear_r2"] >= AUTO_LINEAR_R2
+    assert picked["moving"]["method"] == "ica" and picked["moving"]["weight"] == 10.0
+    assert picked["moving"]["linear_r2"] < AUTO_LINEAR_R2
+    model = CMCL(latent_dim=2, epochs=5, device="cpu", init_weight=3.0).fit(dataset_from_arrays(lin, table))
+    assert model.anchor_["weight"] == 3.0
+    with pytest.raises(ValueError, match="init_weight=-1"):
+        CMCL(init_weight=-1.0).fit(dataset_from_arrays(lin, table))
+
+
 def test_init_and_refit_options_validated_and_switchable():
-    with pytest.raises(ValueError, match="init='pca'.*'varimax'"):
+    with pytest.raises(ValueError, match="init='pca'.*'auto'.*'varimax'"):
         CMCL(init="pca").fit(tiny())  # type: ignore[arg-type]
     ds = tiny()
     opts = {**FAST, "epochs": 5}  # a DAG warm-up of one epoch, where the anchor acts
