@@ -378,7 +378,7 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
-def _check_orientation(cfg: FitConfig) -> None:
+def _check_cmcl_choices(cfg: FitConfig) -> None:
     """--orientation / --init: known values, and only for cmcl (the other methods have no pairwise
     orientation step and no latent anchor)."""
     if cfg.init not in ("auto", "varimax", "ica", "none"):
@@ -457,7 +457,7 @@ def fit(cfg: FitConfig) -> Path:
     if cfg.jobs < 1:
         raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
     _check_fabric_options(cfg)
-    _check_orientation(cfg)
+    _check_cmcl_choices(cfg)
     if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every {cfg.checkpoint_every}: must be 0 (no checkpoints) or a number of epochs")
     checkpointed = cfg.method in RESUMABLE_METHODS and cfg.checkpoint_every > 0

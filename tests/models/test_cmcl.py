@@ -225,7 +225,7 @@ def test_varimax_anchor_separates_gaussian_sources_that_ica_cannot():
     assert best["ica"].min() < 0.95, best  # the case this init exists for
 
 
-def test_auto_anchor_picks_varimax_for_linear_images_and_ica_otherwise():
+def test_auto_anchor_picks_varimax_for_linear_images_and_ica_otherwise(tmp_path):
     """init='auto': varimax (weight 100) when m linear components explain >= AUTO_LINEAR_R2 of the
     pixel variance, FastICA (weight 10) for images that are a nonlinear function of the latents
     (a bright bar whose position moves); an explicit init_weight wins."""
@@ -251,8 +251,17 @@ def test_auto_anchor_picks_varimax_for_linear_images_and_ica_otherwise():
     assert picked["moving"]["linear_r2"] < AUTO_LINEAR_R2
     model = CMCL(latent_dim=2, epochs=5, device="cpu", init_weight=3.0).fit(dataset_from_arrays(lin, table))
     assert model.anchor_["weight"] == 3.0
-    with pytest.raises(ValueError, match="init_weight=-1"):
-        CMCL(init_weight=-1.0).fit(dataset_from_arrays(lin, table))
+    model.save(tmp_path / "m.pt")
+    assert CMCL.load(tmp_path / "m.pt").anchor_ == model.anchor_
+    model.init = "none"
+    model.fit(dataset_from_arrays(lin, table))
+    assert model.anchor_ is None  # no stale anchor from the previous fit
+    model.init, model.epochs = "auto", 1
+    model.fit(dataset_from_arrays(lin, table))
+    assert model.anchor_ is None  # a warm-up of 0 epochs builds none
+    for bad in (-1.0, float("nan"), "x", True):
+        with pytest.raises(ValueError, match="init_weight="):
+            CMCL(init_weight=bad).fit(dataset_from_arrays(lin, table))
 
 
 def test_init_and_refit_options_validated_and_switchable():

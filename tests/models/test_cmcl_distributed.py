@@ -65,6 +65,7 @@ def test_two_processes_match_one_within_tolerance(runs):
         a, b = h1[col].to_numpy(float), h2[col].to_numpy(float)
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=col)
     assert (np.abs(one.adjacency_.to_numpy()) > 0).tolist() == (np.abs(two.adjacency_.to_numpy()) > 0).tolist()
+    assert one.anchor_ is not None and two.anchor_ == one.anchor_  # the workers' anchor comes back
 
 
 def test_bad_distribution_settings_are_one_line_errors():

@@ -564,7 +564,9 @@ class CMCL:
             raise ValueError(f"refit_orient='{self.refit_orient}': must be 'dag' or 'anm'")
         if self.init not in ("auto", "varimax", "ica", "none"):
             raise ValueError(f"init='{self.init}': must be 'auto', 'varimax', 'ica' or 'none'")
-        if self.init_weight is not None and not (np.isfinite(self.init_weight) and self.init_weight >= 0):
+        if self.init_weight is not None and (isinstance(self.init_weight, bool)
+                                             or not isinstance(self.init_weight, (int, float))
+                                             or not (np.isfinite(self.init_weight) and self.init_weight >= 0)):
             raise ValueError(f"init_weight={self.init_weight}: must be None or a finite number >= 0")
         if self.pixel_sigma <= 0:
             raise ValueError(f"pixel_sigma={self.pixel_sigma}: must be positive")
@@ -635,6 +637,7 @@ class CMCL:
         self.channels_ = ds.channels
         self.device_ = dev
         self._anm_pairs: set[tuple[int, int]] = set()
+        self.anchor_: dict[str, Any] | None = None  # set when an anchor is built (or restored)
         ckpt = None
         if checkpoint_dir is not None:
             ckpt = _Checkpointing(Path(checkpoint_dir), checkpoint_every)
@@ -706,7 +709,7 @@ class CMCL:
         ``opt.<param index>.<name>`` Adam's per-parameter state; ``rng.shuffle``, ``rng.noise``,
         ``rng.cr`` the training generators (batch order, reparametrisation noise, CR's permutations);
         ``epoch.perm`` the current epoch's batch order (mid-epoch);
-        ``anchor.mean`` / ``anchor.unmix`` the ICA anchor. The meta holds everything else: progress,
+        ``anchor.mean`` / ``anchor.unmix`` the anchor (FastICA or varimax). The meta holds everything else: progress,
         parameters, data fingerprint, history rows, the partial epoch's sums, the augmented
         Lagrangian, the ANM-oriented pairs and the timings.
         """
@@ -734,7 +737,7 @@ class CMCL:
                              "device": str(self.device_)},
                 "data": self._data_fingerprint(ds), "history": rows, "epoch_sums": dict(sums), "epoch_batches": nb,
                 "alm": alm_state, "anm_pairs": sorted([int(i), int(j)] for i, j in self._anm_pairs),
-                "anchor": anchor is not None, "anchor_info": getattr(self, "anchor_", None),
+                "anchor": anchor is not None, "anchor_info": self.anchor_ if anchor is not None else None,
                 "time_parts": dict(t_parts)}
         return meta, tensors
 
@@ -806,7 +809,7 @@ class CMCL:
 
     @staticmethod
     def _ica_pixels(x: torch.Tensor) -> torch.Tensor:
-        """Images (n, C, H, W) as the flat pixel vectors the ICA anchor works on (at most 32×32)."""
+        """Images (n, C, H, W) as the flat pixel vectors the anchor (FastICA or varimax) works on (at most 32×32)."""
         if x.shape[-1] > 32:
             x = F.adaptive_avg_pool2d(x, 32)
         return x.reshape(len(x), -1)
@@ -861,8 +864,11 @@ class CMCL:
             logger.warning("%s: the decomposition did not converge; using its last estimate", what)
         weight = float(self.init_weight) if self.init_weight is not None else ANCHOR_WEIGHT[method]
         self.anchor_ = {"method": method, "linear_r2": r2, "weight": weight}
-        logger.info("anchor: %s (%d linear components explain %s of the pixel variance), weight %g", method, m,
-                    "-" if r2 is None else f"{r2:.1%}", weight)
+        if r2 is None:
+            logger.info("anchor: %s, weight %g", method, weight)
+        else:
+            logger.info("anchor: %s (%d linear components explain %.1f%% of the pixel variance), weight %g",
+                        method, m, 100 * r2, weight)
         unmix = np.zeros((px.shape[1], m))
         unmix[keep] = lin / src.std(0)[None, :]
         return (torch.as_tensor(mean, dtype=torch.float32, device=dev),
@@ -1014,7 +1020,7 @@ class CMCL:
                     batches = ((xb.to(dev, non_blocking=True), ub.to(dev, non_blocking=True)) for xb, ub in loader)
                 constrain = epoch >= warm
                 kl_w = self.beta * min(1.0, (epoch + 1) / max(1.0, self.kl_warmup * epochs))
-                # the ICA anchor: full weight during the warm-up, then fading to 0 over as many epochs
+                # the anchor: full weight during the warm-up, then fading to 0 over as many epochs
                 a_w = 0.0
                 if anchor is not None:
                     fade = 1.0 if epoch < warm else max(0.0, 1.0 - (epoch - warm + 1) / max(1, warm))
@@ -1147,6 +1153,7 @@ class CMCL:
         self.alm_ = AugmentedLagrangian(rho_max=self.rho_max)
         self.alm_.load_state_dict({k: float(v) for k, v in info["alm"].items()})
         self._anm_pairs = {(int(i), int(j)) for i, j in info["anm_pairs"]}
+        self.anchor_ = info.get("anchor")
 
     @staticmethod
     def _stop_requested(stop: Any, rank: int, fabric: Any) -> bool:
@@ -1603,7 +1610,8 @@ class CMCL:
         meta = {"format": FORMAT_VERSION, "method": self.method_name, "xcausal_version": __version__,
                 "params": self.get_params(), "encoding": self.encoding_.to_dict(), "n_latents": self.n_latents_,
                 "embed_dim": self.embed_dim_, "epochs": self.epochs_, "image_size": self.image_size_,
-                "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None}
+                "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None,
+                "anchor": getattr(self, "anchor_", None)}
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -1625,6 +1633,7 @@ class CMCL:
             obj.epochs_ = meta["epochs"]
             obj.image_size_ = meta["image_size"]
             obj.channels_ = meta["channels"]
+            obj.anchor_ = meta.get("anchor")  # absent in files written before ef3026d
             obj.device_ = _resolve_device(device)
             obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
             obj._finalise()
@@ -1639,7 +1648,7 @@ class CMCL:
                   "resolved": {"latent_dim": self.n_latents_, "embed_dim": self.embed_dim_, "epochs": self.epochs_,
                                "device": str(self.device_)},
                   "data": ds.summary(), "time_share": getattr(self, "time_share_", None),
-                  "dropped_edges": self.dropped_edges_, "anchor": getattr(self, "anchor_", None),
+                  "dropped_edges": self.dropped_edges_, "anchor": self.anchor_,
                   **(extra_config or {})}
         return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
                          history=self.history_, save_checkpoint=self.save)
@@ -1676,7 +1685,8 @@ def _distributed_worker(fabric: Any, payload: bytes, stop: Any, out_dir: str) ->
         torch.save(tensors, Path(out_dir) / "state.pt")
         info = {"history": model.history_.to_dict("records"), "time_parts": model.time_parts_,
                 "alm": {k: float(v) for k, v in model.alm_.state_dict().items()},
-                "anm_pairs": sorted([int(i), int(j)] for i, j in model._anm_pairs)}
+                "anm_pairs": sorted([int(i), int(j)] for i, j in model._anm_pairs),
+                "anchor": model.anchor_}
         (Path(out_dir) / "state.json").write_text(json.dumps(info))
     return {"ok": True}
 

@@ -7,7 +7,8 @@ machine-learning person: each section opens with plain-language sentences genera
 results. Sections, in order:
 
 1. Summary: the verdict per variable -- causal (variable -> latent), anti-causal
-   (latent -> variable) or none -- with the latents involved and the bootstrap support when the
+   (latent -> variable), "causal and anti-causal" (edges both ways; ``Relation.MIXED`` in
+   :meth:`xcausal.types.Graph.relation`) or none -- with the latents involved and the bootstrap support when the
    run has it (``RUN/edges.csv``, or a ``"support"`` key on graph.json's edges).
 2. Data: rows, variables and their types, image size and channels, further modalities.
 3. The causal graph (``RUN/graph.png``) and its edges.
