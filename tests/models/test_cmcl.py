@@ -181,7 +181,7 @@ def test_recovers_one_edge_in_both_directions(direction, expected):
     assert len(model.graph_obj_.edges) == 1
 
 
-def test_ica_anchor_recovers_independent_image_sources():
+def test_anchor_recovers_independent_image_sources():
     """init='ica': the anchor's sources are unit-variance and match two independent latents that
     each brighten their own half of the image (a rotation-free target for the posterior)."""
     rng = np.random.default_rng(0)
@@ -194,8 +194,8 @@ def test_ica_anchor_recovers_independent_image_sources():
     ds = dataset_from_arrays(np.clip(img, 0, 1), pd.DataFrame({"a": rng.normal(size=n)}))
     model = CMCL(latent_dim=2, epochs=1, device="cpu", init="ica")
     model.fit(ds)  # builds net_ and the encoding; the anchor is recomputed below from the same data
-    mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
-    src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+    mean, unmix = model._anchor(ds, torch.device("cpu"))
+    src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
     corr = np.abs(np.corrcoef(np.column_stack([np.tanh(s), src]).T)[:2, 2:])  # what the pixels carry
     assert sorted(corr.max(1)) == pytest.approx([1.0, 1.0], abs=0.02), corr
@@ -216,8 +216,8 @@ def test_varimax_anchor_separates_gaussian_sources_that_ica_cannot():
     best = {}
     for init in ("varimax", "ica"):
         model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
-        mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
-        src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+        mean, unmix = model._anchor(ds, torch.device("cpu"))
+        src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
         np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
         corr = np.abs(np.corrcoef(np.column_stack([s, src]).T)[:3, 3:])
         best[init] = corr.max(1)
@@ -297,7 +297,7 @@ def test_refit_orientation_mask_follows_the_anm_direction():
 
 
 @pytest.mark.parametrize("init", ["ica", "varimax"])
-def test_ica_anchor_ignores_constant_pixels(init):
+def test_anchor_ignores_constant_pixels(init):
     """A constant border (MNIST's) made FastICA's whitening return NaN; those pixels are left out
     and get no weight, and the sources stay unit-variance."""
     rng = np.random.default_rng(1)
@@ -306,12 +306,12 @@ def test_ica_anchor_ignores_constant_pixels(init):
     img[:, 0, 2:6, 2:6] = rng.uniform(0.2, 0.8, size=(n, 4, 4)).astype(np.float32)  # border stays 0
     ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=n)}))
     model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
-    mean, unmix = model._ica_anchor(ds, torch.device("cpu"))
+    mean, unmix = model._anchor(ds, torch.device("cpu"))
     assert torch.isfinite(unmix).all() and torch.isfinite(mean).all()
     border = np.ones((8, 8), bool)
     border[2:6, 2:6] = False
     assert float(unmix.numpy()[border.ravel()].__abs__().max()) == 0.0
-    src = ((model._ica_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+    src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
 
 

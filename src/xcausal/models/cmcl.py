@@ -808,13 +808,13 @@ class CMCL:
         return torch.cat([self.encoding_.dag_columns(u), zz], dim=1)
 
     @staticmethod
-    def _ica_pixels(x: torch.Tensor) -> torch.Tensor:
+    def _anchor_pixels(x: torch.Tensor) -> torch.Tensor:
         """Images (n, C, H, W) as the flat pixel vectors the anchor (FastICA or varimax) works on (at most 32×32)."""
         if x.shape[-1] > 32:
             x = F.adaptive_avg_pool2d(x, 32)
         return x.reshape(len(x), -1)
 
-    def _ica_anchor(self, ds: CrossModalDataset, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _anchor(self, ds: CrossModalDataset, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mean, unmixing) such that ``(pixels - mean) @ unmixing`` are the unit-variance sources
         of the anchor: FastICA ("ica") or varimax-rotated factor analysis ("varimax"); "auto"
         picks by :data:`AUTO_LINEAR_R2`. Sets ``anchor_`` (method, linear R², weight)."""
@@ -824,7 +824,7 @@ class CMCL:
         n = len(ds)
         what = f"init='{self.init}'"
         idx = np.arange(n) if n <= 5000 else np.sort(np.random.default_rng(self.seed).choice(n, 5000, replace=False))
-        px = torch.cat([self._ica_pixels(torch.from_numpy(ds.images(idx[s:s + 512])))
+        px = torch.cat([self._anchor_pixels(torch.from_numpy(ds.images(idx[s:s + 512])))
                         for s in range(0, len(idx), 512)]).double().numpy()
         if m >= min(px.shape):
             logger.warning("%s skipped: %d latents but only %d images × %d pixels", what, m, *px.shape)
@@ -936,9 +936,10 @@ class CMCL:
             self._restore_state(meta, tensors, opt, alm, gens)
             if meta.get("anchor"):
                 anchor = (tensors["anchor.mean"].to(dev), tensors["anchor.unmix"].to(dev))
-                self.anchor_ = meta.get("anchor_info") or {  # a checkpoint written before anchor_info
-                    "method": self.init, "linear_r2": None,
-                    "weight": self.init_weight if self.init_weight is not None else ANCHOR_WEIGHT.get(self.init, 10.0)}
+                # checkpoints written before anchor_info (ef3026d) could only hold a FastICA anchor
+                self.anchor_ = meta.get("anchor_info") or {
+                    "method": "ica", "linear_r2": None,
+                    "weight": self.init_weight if self.init_weight is not None else ANCHOR_WEIGHT["ica"]}
             rows = [dict(r) for r in meta["history"]]
             t_parts.update(meta.get("time_parts", {}))
             start_epoch, start_step = int(meta["epoch"]), int(meta["step"])
@@ -950,7 +951,7 @@ class CMCL:
                 logger.info("resuming from %s: epoch %d, step %d", ckpt.directory, start_epoch, start_step)
         elif self.init != "none":
             if warm > 0:
-                anchor = self._ica_anchor(ds, dev)
+                anchor = self._anchor(ds, dev)
             elif rank == 0:  # the anchor acts only during the DAG warm-up
                 logger.warning("init='%s' has no effect: the DAG warm-up is 0 epochs (epochs=%d, dag_warmup=%g)", self.init,
                                epochs, self.dag_warmup)
@@ -1351,7 +1352,7 @@ class CMCL:
         loss = rec0 + kl_w * kl0
         terms = {"rec0": rec0, "kl0": kl0}
         if anchor is not None:
-            src = (self._ica_pixels(x.float()) - anchor[0]) @ anchor[1]
+            src = (self._anchor_pixels(x.float()) - anchor[0]) @ anchor[1]
             l_anchor = (e["muq"].float() - src).pow(2).sum(1).mean()
             loss = loss + anchor_w * l_anchor
             terms["anchor"] = l_anchor
@@ -1611,7 +1612,7 @@ class CMCL:
                 "params": self.get_params(), "encoding": self.encoding_.to_dict(), "n_latents": self.n_latents_,
                 "embed_dim": self.embed_dim_, "epochs": self.epochs_, "image_size": self.image_size_,
                 "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None,
-                "anchor": getattr(self, "anchor_", None)}
+                "anchor": self.anchor_}
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
