@@ -32,6 +32,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
+                cr_vars=cfg.cr_vars,
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -149,6 +150,8 @@ class FitConfig:
     orientation: Literal["pnl", "entropy", "hsic"] = "pnl"
     # cmcl: the linear anchor of the latents during the DAG warm-up (CMCL's init)
     init: Literal["auto", "varimax", "ica", "none"] = "auto"
+    # cmcl: at most this many variables (or "all") intervened on per counterfactual (CR) step
+    cr_vars: int | str = 4
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -287,7 +290,7 @@ def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
     """Check ``work`` against ``cfg`` (DataError when it cannot be used); returns the checkpoint's
     meta when resuming, else None after clearing (with --overwrite) a stale checkpoint."""
     from xcausal.io import read_json
-    from xcausal.models.cmcl import read_training_checkpoint_meta
+    from xcausal.models.cmcl import CHECKPOINT_LEGACY_PARAMS, read_training_checkpoint_meta
 
     try:
         meta = read_training_checkpoint_meta(work) if work.is_dir() else None
@@ -298,6 +301,7 @@ def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
             raise DataError(f"--resume: {work} holds no training checkpoint to continue "
                             f"(run without --resume to start the fit)")
         saved = read_json(work / _FIT_CONFIG_FILE) if (work / _FIT_CONFIG_FILE).is_file() else {}
+        saved = {**CHECKPOINT_LEGACY_PARAMS, **saved}  # options older checkpoints do not record
         now = _conf_dict(cfg)
         diff = sorted(k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k))
         if diff:
@@ -379,12 +383,23 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
 
 
 def _check_cmcl_choices(cfg: FitConfig) -> None:
-    """--orientation / --init: known values, and only for cmcl (the other methods have no pairwise
-    orientation step and no latent anchor)."""
+    """--orientation / --init / --cr-vars: known values, and only for cmcl (the other methods have no
+    pairwise orientation step, no latent anchor and no counterfactual regularizer)."""
     if cfg.init not in ("auto", "varimax", "ica", "none"):
         raise DataError(f"--init {cfg.init}: must be auto, varimax, ica or none")
     if cfg.method != "cmcl" and cfg.init != "auto":
         raise DataError(f"--init {cfg.init}: implemented for cmcl only (method '{cfg.method}' has no latent anchor)")
+    from xcausal.models.cmcl import CR_VARS
+
+    cv = cfg.cr_vars
+    if isinstance(cv, str) and cv.strip().isdigit():
+        cv = int(cv)  # from the command line every value is a string
+    if cv != "all" and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 1):
+        raise DataError(f"--cr-vars {cfg.cr_vars}: must be all or an integer >= 1")
+    cfg.cr_vars = cv
+    if cfg.method != "cmcl" and cv != CR_VARS:
+        raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "
+                        "counterfactual regularizer)")
     if cfg.orientation not in ("pnl", "entropy", "hsic"):
         raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
     if cfg.method != "cmcl" and cfg.orientation != "pnl":

@@ -202,3 +202,25 @@ def test_nan_without_checkpoints_still_named(ds, monkeypatch):
     monkeypatch.setattr(cmcl_mod, "_gauss", lambda logits, x, sigma: (logits.sum() * float("inf")))
     with pytest.raises(FloatingPointError, match=r"loss term rec0=.* at epoch 1, step 1 of 4; try a smaller"):
         CMCL(**PARAMS).fit(ds)
+
+
+def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds, tmp_path):
+    """A checkpoint written before ``cr_vars`` and ``anm_decontaminate`` existed was trained with
+    every variable per CR row and raw latents in the ANM score: resuming it names both, and
+    resumes with the old values."""
+    old = dict(cr_vars="all", anm_decontaminate=False)
+    stop = threading.Event()
+    m = CMCL(**PARAMS, **old)
+    stop_after_steps(m, stop, 5)
+    with pytest.raises(FitInterrupted):
+        m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
+    meta_path = tmp_path / cmcl_mod.TRAINING_CHECKPOINT_META
+    meta = json.loads(meta_path.read_text())
+    for key in old:
+        del meta["params"][key]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"anm_decontaminate=True \(checkpoint: False\), cr_vars=4 "
+                                        r"\(checkpoint: 'all'\)"):
+        CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    resumed = CMCL(**PARAMS, **old).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert_same_fit(resumed, CMCL(**PARAMS, **old).fit(ds), ds)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import KNeighborsRegressor
 
-__all__ = ["entropy_1d", "anm_score", "pnl_score", "anm_direction", "hsic", "MIN_STRATUM"]
+__all__ = ["entropy_1d", "anm_score", "pnl_score", "anm_direction", "hsic", "MIN_STRATUM", "decontaminate"]
 
 HSIC_MAX_ROWS = 800
 """HSIC is O(n^2) in memory and time: at most this many rows (a fixed, seeded subsample) enter it."""
@@ -263,3 +263,91 @@ def anm_direction(x: np.ndarray, y: np.ndarray, *, n_neighbors: int | None = Non
     else:
         raise ValueError(f"method='{method}': must be 'entropy', 'pnl' or 'hsic'")
     return (1 if sxy <= syx else -1), sxy, syx
+
+
+DECONTAMINATE_T = 3.0
+"""|t| a regression coefficient needs before :func:`decontaminate` uses it."""
+DECONTAMINATE_MIN_R = 0.9
+"""Smallest correlation between the corrected and the raw latent that :func:`decontaminate` accepts:
+a larger correction is not a few per cent of contamination but a variable that depends on several
+latents, and the corrected latent would be the regression's prediction of the variable itself."""
+
+
+def fold_regressions(u: np.ndarray, Z: np.ndarray, *, strata: np.ndarray | None = None,
+                     folds: int = 5) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Cross-fitted least squares of ``u`` (n,) on the latents ``Z`` (n, m), with ``strata`` (n,)
+    as dummies: per fold, (held-out rows, coefficients on Z, their |t|). Empty when n is too small
+    for m latents or a fold's design is rank-deficient. Reused by :func:`decontaminate` for every
+    latent paired with the same variable."""
+    from sklearn.model_selection import KFold
+
+    u = np.asarray(u, dtype=float).ravel()
+    Z = np.asarray(Z, dtype=float)
+    n, m = Z.shape
+    if m < 2 or n < 5 * (m + 2):
+        return []
+    cols = [np.ones(n)]
+    if strata is not None:
+        levels = np.unique(np.asarray(strata).ravel(), return_inverse=True)[1]
+        cols += [(levels == lv).astype(float) for lv in range(1, levels.max() + 1)]
+    A_all = np.column_stack(cols + [Z])
+    first = len(cols)
+    fits = []
+    for tr, te in KFold(folds, shuffle=True, random_state=0).split(Z):
+        A = A_all[tr]
+        coef, _, rank, _ = np.linalg.lstsq(A, u[tr], rcond=None)
+        dof = len(tr) - rank
+        if rank < A.shape[1] or dof <= 0:
+            return []
+        resid = u[tr] - A @ coef
+        se = np.sqrt(float(resid @ resid) / dof * np.diag(np.linalg.inv(A.T @ A)))[first:]
+        b = coef[first:]
+        fits.append((te, b, np.abs(b) / np.maximum(se, 1e-300)))
+    return fits
+
+
+def decontaminate(u: np.ndarray, Z: np.ndarray, j: int, *, strata: np.ndarray | None = None,
+                  folds: int = 5, t_min: float = DECONTAMINATE_T, min_r: float = DECONTAMINATE_MIN_R,
+                  fits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """Latent ``Z[:, j]`` with the other latents' linear contamination removed, as seen from ``u``.
+
+    A learned latent is the true one plus a few per cent of other latents mixed in. Where ``u`` is a
+    strong child of latent j, those errors in the cause enter the residual of u given z_j magnified
+    by the slope, and the pairwise score prefers u -> z_j (errors in variables). The least-squares
+    regression of ``u`` on all latents (and the ``strata`` as dummies) corrects it: its coefficients
+    b on the other latents cancel their share. Returned: ``z_j + Σ_k (b_k / b_j) z_k`` over the
+    latents k != j whose |t| exceeds ``t_min``, fitted on ``folds`` - 1 folds and applied to the
+    held-out one (so u's own noise does not enter its row); ``Z[:, j]`` unchanged where b_j itself
+    is not significant (a weak pair, where the ratios would be noise), where no other latent is,
+    or where the result correlates with ``Z[:, j]`` below ``min_r`` (not contamination: where u
+    depends on several latents, as the shift of an MNIST digit does on all of them, the "corrected"
+    latent is the regression's prediction of u, whose residual is uncorrelated with it by
+    construction, so the score would lean to z -> u. Measured without the bound: on the 20/40 latents
+    above the corrected latents correlate 0.96-0.999 with the raw ones; on one rotated- and one
+    shifted-MNIST fit (seed 0) 0.007-0.63 for three and four of the six latents).
+    Measured on CMCL's final latents of simulated 20/40, seed 0 (20 pairs, "pnl" score): 13
+    oriented right on the raw latents, 15 on these, 19 on the true latents.
+
+    Parameters
+    ----------
+    u : (n,) the variable; Z : (n, m) the latents; j : the latent's column.
+    strata : optional (n,) labels of discrete variables, entered as dummies (not part of the result).
+    fits : :func:`fold_regressions` of (u, Z, strata), when already computed.
+    """
+    Z = np.asarray(Z, dtype=float)
+    zj = Z[:, j].copy()
+    if fits is None:
+        fits = fold_regressions(u, Z, strata=strata, folds=folds)
+    if not fits or not all(t[j] > t_min for _, _, t in fits):
+        return zj
+    out = zj.copy()
+    changed = False
+    for te, b, t in fits:
+        keep = t > t_min
+        keep[j] = False
+        if keep.any():
+            out[te] = zj[te] + Z[te] @ np.where(keep, b / b[j], 0.0)
+            changed = True
+    if not changed or np.corrcoef(out, zj)[0, 1] < min_r:
+        return zj
+    return out
