@@ -301,8 +301,9 @@ def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
             raise DataError(f"--resume: {work} holds no training checkpoint to continue "
                             f"(run without --resume to start the fit)")
         saved = read_json(work / _FIT_CONFIG_FILE) if (work / _FIT_CONFIG_FILE).is_file() else {}
-        saved = {**CHECKPOINT_LEGACY_PARAMS, **saved}  # options older checkpoints do not record
         now = _conf_dict(cfg)
+        # the options a checkpoint from before they existed does not record, at the value it used
+        saved = {**{k: v for k, v in CHECKPOINT_LEGACY_PARAMS.items() if k in now}, **saved}
         diff = sorted(k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k))
         if diff:
             raise DataError(f"--resume: the options differ from the checkpointed fit's in {work}: "
