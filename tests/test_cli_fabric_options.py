@@ -33,6 +33,8 @@ def data(tmp_path_factory):
     (["--cr-vars", "some"], "--cr-vars some: must be all or an integer >= 1"),
     (["--cr-vars", "0"], "--cr-vars 0: must be all or an integer >= 1"),
     (["--method", "ivae+notears", "--cr-vars", "all"], "--cr-vars all: implemented for cmcl only"),
+    (["--cr-vars", "²"], "--cr-vars ²: must be all or an integer >= 1"),
+    (["--method", "ivae+notears", "--no-anm-decontaminate"], "--no-anm-decontaminate: implemented for cmcl only"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     run = tmp_path / "run"
@@ -45,13 +47,14 @@ def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
 def test_options_from_config_reach_the_model(data, tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text("epochs: 5\nprecision: 32\ndata-loading: stream\nworkers: 0\ndevice: cpu\nquiet: true\n"
-                   "orientation: entropy\ninit: ica\ncr-vars: 2\n")
+                   "orientation: entropy\ninit: ica\ncr-vars: 2\nanm-decontaminate: false\n")
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--config", str(cfg)]) == 0
     params = json.loads((run / "config.json").read_text())
     flat = json.dumps(params)
     assert '"data_loading": "stream"' in flat and '"num_workers": 0' in flat and '"precision": "32"' in flat
     assert '"anm_method": "entropy"' in flat and '"init": "ica"' in flat and '"cr_vars": 2' in flat
+    assert '"anm_decontaminate": false' in flat
     assert '"anchor": {"method": "ica"' in flat  # the anchor actually used
 
 

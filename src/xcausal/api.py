@@ -32,7 +32,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
-                cr_vars=cfg.cr_vars,
+                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate,
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -152,6 +152,8 @@ class FitConfig:
     init: Literal["auto", "varimax", "ica", "none"] = "auto"
     # cmcl: at most this many variables (or "all") intervened on per counterfactual (CR) step
     cr_vars: int | str = 4
+    # cmcl: clean each latent of other latents' linear share before a pair is oriented
+    anm_decontaminate: bool = True
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -393,11 +395,15 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     from xcausal.models.cmcl import CR_VARS
 
     cv = cfg.cr_vars
-    if isinstance(cv, str) and cv.strip().isdigit():
-        cv = int(cv)  # from the command line every value is a string
+    if isinstance(cv, str):  # from the command line every value is a string
+        cv = cv.strip().lower()
+        cv = int(cv) if cv.isascii() and cv.isdecimal() else cv
     if cv != "all" and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 1):
         raise DataError(f"--cr-vars {cfg.cr_vars}: must be all or an integer >= 1")
     cfg.cr_vars = cv
+    if cfg.method != "cmcl" and not cfg.anm_decontaminate:
+        raise DataError("--no-anm-decontaminate: implemented for cmcl only (method "
+                        f"'{cfg.method}' has no pairwise orientation step)")
     if cfg.method != "cmcl" and cv != CR_VARS:
         raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "
                         "counterfactual regularizer)")

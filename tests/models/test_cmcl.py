@@ -402,7 +402,7 @@ def test_cr_on_drawn_variables_has_the_expectation_of_the_full_loss():
 
 
 def test_cr_vars_is_validated():
-    for bad in ("some", 0, True, 2.0):
+    for bad in ("some", 0, True, 2.0, np.int64(3)):
         with pytest.raises(ValueError, match="must be 'all' or an integer >= 1"):
             CMCL(cr_vars=bad).fit(tiny())  # type: ignore[arg-type]
 

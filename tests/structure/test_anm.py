@@ -152,3 +152,15 @@ def test_decontaminate_leaves_weak_or_clean_pairs_alone_and_ignores_strata():
     s = (np.arange(len(u2)) % 3)
     clean = decontaminate(u2 + 4.0 * s, Z2, 0, strata=s)
     assert np.corrcoef(clean, z2)[0, 1] > 0.9995
+
+
+def test_decontaminate_survives_tiny_strata_and_constant_latents():
+    """A stratum of a few rows (absent from some training folds) and a constant latent column used
+    to make a fold's design singular and switch the correction off silently."""
+    u, Z, z = _contaminated(seed=3)
+    s = np.zeros(len(u), dtype=int)
+    s[:2] = 1  # two rows in their own stratum
+    Zc = np.column_stack([Z, np.full(len(u), 0.5)])
+    clean = decontaminate(u, Zc, 0, strata=s)
+    assert np.corrcoef(Zc[:, 0], z)[0, 1] < 0.996
+    assert np.corrcoef(clean, z)[0, 1] > 0.999

@@ -286,23 +286,35 @@ def fold_regressions(u: np.ndarray, Z: np.ndarray, *, strata: np.ndarray | None 
     n, m = Z.shape
     if m < 2 or n < 5 * (m + 2):
         return []
+    live = Z.std(axis=0) > 1e-6 * max(float(np.abs(Z).max()), 1e-300)  # constant latents: b = t = 0
     cols = [np.ones(n)]
     if strata is not None:
         levels = np.unique(np.asarray(strata).ravel(), return_inverse=True)[1]
-        cols += [(levels == lv).astype(float) for lv in range(1, levels.max() + 1)]
-    A_all = np.column_stack(cols + [Z])
+        counts = np.bincount(levels)
+        small = counts[levels] < MIN_STRATUM  # as anm_direction: tiny strata pooled into one level
+        levels = np.where(small, -1, levels)
+        cols += [(levels == lv).astype(float) for lv in np.unique(levels)[1:]]
     first = len(cols)
+    A_all = np.column_stack(cols + [Z[:, live]])
     fits = []
     for tr, te in KFold(folds, shuffle=True, random_state=0).split(Z):
         A = A_all[tr]
+        keep = np.ones(A.shape[1], dtype=bool)
+        keep[1:first] = A[:, 1:first].any(axis=0)  # a stratum absent from these rows
+        A = A[:, keep]
         coef, _, rank, _ = np.linalg.lstsq(A, u[tr], rcond=None)
         dof = len(tr) - rank
         if rank < A.shape[1] or dof <= 0:
             return []
         resid = u[tr] - A @ coef
-        se = np.sqrt(float(resid @ resid) / dof * np.diag(np.linalg.inv(A.T @ A)))[first:]
-        b = coef[first:]
-        fits.append((te, b, np.abs(b) / np.maximum(se, 1e-300)))
+        # the covariance from the pseudo-inverse: a nearly collinear column gives a large standard
+        # error, not a NaN
+        se = np.sqrt(np.maximum(float(resid @ resid) / dof * np.diag(np.linalg.pinv(A.T @ A)), 0.0))
+        n_dummies = int(keep[:first].sum())
+        b, t = np.zeros(m), np.zeros(m)
+        b[live] = coef[n_dummies:]
+        t[live] = np.abs(coef[n_dummies:]) / np.maximum(se[n_dummies:], 1e-300)
+        fits.append((te, b, t))
     return fits
 
 
