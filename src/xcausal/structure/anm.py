@@ -39,7 +39,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import KNeighborsRegressor
 
-__all__ = ["entropy_1d", "anm_score", "pnl_score", "anm_direction", "hsic", "MIN_STRATUM", "decontaminate"]
+__all__ = ["entropy_1d", "anm_score", "pnl_score", "anm_direction", "hsic", "MIN_STRATUM", "decontaminate",
+           "fold_regressions"]
 
 HSIC_MAX_ROWS = 800
 """HSIC is O(n^2) in memory and time: at most this many rows (a fixed, seeded subsample) enter it."""
@@ -291,7 +292,7 @@ def fold_regressions(u: np.ndarray, Z: np.ndarray, *, strata: np.ndarray | None 
     if strata is not None:
         levels = np.unique(np.asarray(strata).ravel(), return_inverse=True)[1]
         counts = np.bincount(levels)
-        small = counts[levels] < MIN_STRATUM  # as anm_direction: tiny strata pooled into one level
+        small = counts[levels] < MIN_STRATUM  # strata anm_direction would not score: one pooled level
         levels = np.where(small, -1, levels)
         cols += [(levels == lv).astype(float) for lv in np.unique(levels)[1:]]
     first = len(cols)
