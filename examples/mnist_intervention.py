@@ -8,6 +8,7 @@ the counterfactual images (effectiveness by registration, composition, reversibi
     OUT/heatmap.png                   Grad-CAM++ of the latent the variable drives most (Figure 5)
 
     python examples/mnist_intervention.py --kind rotate --out mnist_out [--n 1000] [--epochs E] [--seed 0]
+        [--decoder pose|conv]
 
 `examples/mnist_rotation.py` and `examples/mnist_shift.py` are this script with the kind fixed.
 """
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="default: CMCL's own for n")
     ap.add_argument("--latent-dim", type=int, default=None, help="default: CMCL's own for 2 variables")
     ap.add_argument("--image-size", type=int, default=28)
+    ap.add_argument("--decoder", choices=["pose", "conv"], default="pose",
+                    help="CMCL's causal decoder: pose (default here: z1-z3 rotate and shift the digit the other "
+                         "latents draw, so the variable can drive one latent) or conv (the paper's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cf-rows", type=int, default=64, help="samples used for the counterfactual measures")
     ap.add_argument("--figures", type=Path, default=None, help="also copy the PNGs here (docs/figures for the README)")
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
                             extra_files={"simulation.json": sim.info})
     con.print(f"simulated mnist-{kind}: {args.n} samples, f = {sim.truth.extra['f']}")
     run = fit(FitConfig(data=str(data), out=str(args.out / "run"), latent_dim=args.latent_dim, epochs=args.epochs,
-                        seed=args.seed, device="cpu", image_size=args.image_size, progress=True))
+                        seed=args.seed, device="cpu", image_size=args.image_size, decoder=args.decoder,
+                        progress=True))
     model = load_model(run)
     ds = load_run_dataset(run)
     graph = model.graph_obj_

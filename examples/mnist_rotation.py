@@ -1,6 +1,6 @@
 """Figure 4 of the CMCL paper: `examples/mnist_intervention.py --kind rotate`.
 
-    python examples/mnist_rotation.py --out mnist_rotate_out [--n 1000] [--epochs E] [--seed 0] [--figures docs/figures]
+    python examples/mnist_rotation.py --out mnist_rotate_out [--n 1000] [--epochs E] [--seed 0] [--figures docs/figures] [--decoder pose|conv]
 """
 
 import sys

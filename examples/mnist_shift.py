@@ -1,6 +1,6 @@
 """Figure 6 of the CMCL paper: `examples/mnist_intervention.py --kind shift`.
 
-    python examples/mnist_shift.py --out mnist_shift_out [--n 1000] [--epochs E] [--seed 0] [--figures docs/figures]
+    python examples/mnist_shift.py --out mnist_shift_out [--n 1000] [--epochs E] [--seed 0] [--figures docs/figures] [--decoder pose|conv]
 """
 
 import sys

@@ -35,6 +35,14 @@ def data(tmp_path_factory):
     (["--method", "ivae+notears", "--cr-vars", "all"], "--cr-vars all: implemented for cmcl only"),
     (["--cr-vars", "²"], "--cr-vars ²: must be all or an integer >= 1"),
     (["--method", "ivae+notears", "--no-anm-decontaminate"], "--no-anm-decontaminate: implemented for cmcl only"),
+    (["--decoder", "affine"], "--decoder affine: must be conv or pose"),
+    (["--method", "ivae+notears", "--decoder", "pose"], "--decoder pose: implemented for cmcl only"),
+    (["--decoder", "pose", "--no-cm"], "--decoder pose with --no-cm"),
+    (["--decoder", "pose", "--init", "varimax"], "--decoder pose with --init varimax"),
+    (["--decoder", "pose", "--latent-dim", "3"], "--latent-dim 3: --decoder pose needs at least 4 latents"),
+    (["--min-effect", "-1"], "--min-effect -1.0: must be a finite number >= 0"),
+    (["--min-effect", "nan"], "--min-effect nan: must be a finite number >= 0"),
+    (["--method", "ivae+notears", "--min-effect", "2"], "--min-effect 2.0: implemented for cmcl only"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     run = tmp_path / "run"
@@ -56,6 +64,16 @@ def test_options_from_config_reach_the_model(data, tmp_path):
     assert '"anm_method": "entropy"' in flat and '"init": "ica"' in flat and '"cr_vars": 2' in flat
     assert '"anm_decontaminate": false' in flat
     assert '"anchor": {"method": "ica"' in flat  # the anchor actually used
+
+
+def test_decoder_and_min_effect_from_config_reach_the_model(data, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("epochs: 2\ndevice: cpu\nquiet: true\ndecoder: pose\nmin-effect: 0.5\n")
+    run = tmp_path / "run"
+    assert main(["fit", str(data), "--out", str(run), "--config", str(cfg)]) == 0
+    flat = json.dumps(json.loads((run / "config.json").read_text()))
+    assert '"decoder": "pose"' in flat and '"min_effect": 0.5' in flat and '"anchor": null' in flat
+    assert json.loads((run / "config.json").read_text())["pruned_edges"] == []  # recorded (none on 2 epochs)
 
 
 def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):

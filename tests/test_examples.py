@@ -22,7 +22,7 @@ import mnist_intervention  # noqa: E402
 def test_mnist_examples_run_with_tiny_arguments(tmp_path, capsys):
     for kind, var in (("rotate", "angle"), ("shift", "v")):
         out = tmp_path / kind
-        code = mnist_intervention.main(["--out", str(out), "--n", "60", "--epochs", "2", "--latent-dim", "3",
+        code = mnist_intervention.main(["--out", str(out), "--n", "60", "--epochs", "2", "--latent-dim", "4",
                                         "--image-size", "16", "--cf-rows", "12", "--figures", str(tmp_path / "fig")],
                                        kind=kind)
         assert code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import signal
 import threading
@@ -32,7 +33,8 @@ def _cmcl_factory(cfg: "FitConfig"):
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
-                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate,
+                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, decoder=cfg.decoder,
+                min_effect=cfg.min_effect,
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -154,6 +156,10 @@ class FitConfig:
     cr_vars: int | str = 4
     # cmcl: clean each latent of other latents' linear share before a pair is oriented
     anm_decontaminate: bool = True
+    # cmcl: the causal module's decoder, "conv" or "pose" (rotation + shift latents z1-z3)
+    decoder: Literal["conv", "pose"] = "conv"
+    # cmcl: a variable -> latent edge must account for this many times the latent's posterior variance
+    min_effect: float = 1.0  # = xcausal.models.cmcl.MIN_EFFECT (not imported here: it loads torch); tested
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -263,7 +269,7 @@ RESUMABLE_METHODS = ("cmcl",)
 #: FitConfig fields a resumed fit may change: they do not alter what the checkpoint holds (``lr``
 #: applies to the remaining steps, e.g. after a NaN; the model checks the device it resolves to)
 _RESUME_MAY_CHANGE = ("out", "overwrite", "progress", "command", "resume", "checkpoint_every", "lr", "jobs", "device",
-                      "devices", "strategy", "data_loading", "workers")
+                      "devices", "strategy", "data_loading", "workers", "min_effect")
 #: methods trained through Lightning Fabric (``devices``, ``strategy``, ``precision``, ``data_loading``)
 FABRIC_METHODS = ("cmcl",)
 _FIT_CONFIG_FILE = "fit_config.json"
@@ -407,6 +413,26 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     if cfg.method != "cmcl" and cv != CR_VARS:
         raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "
                         "counterfactual regularizer)")
+    if cfg.decoder not in ("conv", "pose"):
+        raise DataError(f"--decoder {cfg.decoder}: must be conv or pose")
+    if cfg.method != "cmcl" and cfg.decoder != "conv":
+        raise DataError(f"--decoder {cfg.decoder}: implemented for cmcl only (method '{cfg.method}' has its own decoders)")
+    if cfg.decoder == "pose" and cfg.no_cm:
+        raise DataError("--decoder pose with --no-cm: the pose decoder is the causal module's decoder")
+    if cfg.decoder == "pose" and cfg.init in ("varimax", "ica"):
+        raise DataError(f"--decoder pose with --init {cfg.init}: a linear anchor on the pixels cannot describe a "
+                        "pose latent; use --init auto or none")
+    if cfg.decoder == "pose" and cfg.latent_dim is not None and cfg.latent_dim <= 3:
+        raise DataError(f"--latent-dim {cfg.latent_dim}: --decoder pose needs at least 4 latents (rotation, "
+                        "shift x, shift y and at least one for the content)")
+    from xcausal.models.cmcl import MIN_EFFECT
+
+    me = cfg.min_effect
+    if isinstance(me, bool) or not isinstance(me, (int, float)) or not (math.isfinite(me) and me >= 0):
+        raise DataError(f"--min-effect {me}: must be a finite number >= 0")
+    if cfg.method != "cmcl" and me != MIN_EFFECT:
+        raise DataError(f"--min-effect {me}: implemented for cmcl only (method '{cfg.method}' has no posterior "
+                        "variance to compare an effect with)")
     if cfg.orientation not in ("pnl", "entropy", "hsic"):
         raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
     if cfg.method != "cmcl" and cfg.orientation != "pnl":

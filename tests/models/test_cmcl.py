@@ -421,3 +421,83 @@ def test_orientation_scores_the_decontaminated_latent(decontaminate, expected):
     allowed[0, 3] = allowed[3, 0] = True
     mask = model._anm_orientation_mask(V, allowed)
     assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
+
+
+def test_effect_ratio_is_the_variance_a_variable_accounts_for_over_the_posterior_variance():
+    """On known columns: a -> z1 with Var(1.5 tanh(a)) ≈ 0.88 and a -> z2 with an effect a hundred
+    times weaker. With posterior variance 0.05 the ratios are about 17.6 and 0.18: within 15%."""
+    from xcausal.structure import fit_notears
+    from xcausal.types import VarType
+
+    model = CMCL(**FAST).fit(tiny())  # the variables a (continuous), b (binary), c (categorical)
+    rng = np.random.default_rng(1)
+    n = 2000
+    a = rng.normal(size=n)
+    g1, g2 = 1.5 * np.tanh(a), 0.15 * np.tanh(a)
+    V = torch.as_tensor(np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n),
+                                         g1 + 0.1 * rng.normal(size=n), g2 + 0.1 * rng.normal(size=n)]))
+    allowed = torch.zeros(5, 5, dtype=torch.bool)
+    allowed[0, 3] = allowed[0, 4] = True
+    res = fit_notears(V, [VarType.CONTINUOUS, VarType.BINARY, VarType.CATEGORICAL, VarType.CONTINUOUS,
+                          VarType.CONTINUOUS], n_categories=[1, 1, 3, 1, 1], allowed=allowed, lambda1=0.0,
+                      w_threshold=0.0, seed=0, device="cpu")
+    model.w_threshold = 0.0
+    ratios = model._effect_ratios(res.model, V, torch.tensor([0.05, 0.05], dtype=torch.float64))
+    assert set(ratios) == {(0, 3), (0, 4)}
+    assert ratios[(0, 3)] == pytest.approx(g1.var() / 0.05, rel=0.15)
+    assert ratios[(0, 4)] == pytest.approx(g2.var() / 0.05, rel=0.15)
+
+
+def test_min_effect_leaves_out_edges_below_the_latents_resolution():
+    """The u -> z edge of the one-edge problem accounts for far more than the latent's posterior
+    variance (kept at the default); with min_effect above its ratio it is masked out, the DAG
+    refitted without it, and the edge listed in pruned_edges_ with its ratio."""
+    ds = _one_edge("u->z")
+    model = CMCL(latent_dim=1, epochs=EPOCHS, batch_size=64, device="cpu", seed=0).fit(ds)
+    assert [(e.source, e.target) for e in model.graph_obj_.edges] == [("u", "z1")]
+    assert model.pruned_edges_ == []
+    ratio = model.effect_ratios_[(0, 1)]
+    assert ratio > 10 * model.min_effect
+    model.min_effect = 2 * ratio
+    model._refit_dag(ds)
+    model._finalise()
+    assert model.graph_obj_.edges == [] and model.effect_ratios_ == {}
+    assert [e[:2] for e in model.pruned_edges_] == [("u", "z1")] and model.pruned_edges_[0][2] == pytest.approx(ratio)
+    assert float(model.net_.dag.adjacency().detach()[0, 1]) == 0.0  # the DAG used for interventions lost it too
+
+
+def test_pose_decoder_and_min_effect_are_validated():
+    for kwargs, message in [(dict(decoder="affine"), "decoder='affine': must be 'conv' or 'pose'"),
+                            (dict(decoder="pose", use_cm=False), "needs the causal module"),
+                            (dict(decoder="pose", init="ica"), "a linear anchor on the pixels"),
+                            (dict(decoder="pose", latent_dim=3), "latent_dim=3: decoder='pose' needs more than 3"),
+                            (dict(min_effect=-1.0), "min_effect=-1.0: must be a finite number >= 0"),
+                            (dict(min_effect=float("nan")), "min_effect=nan"),
+                            (dict(min_effect=True), "min_effect=True")]:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            CMCL(**{**FAST, **kwargs}).fit(tiny())
+
+
+def test_pose_decoder_fits_saves_and_loads(tmp_path):
+    """decoder='pose': the causal decoder is a PoseDecoder, init='auto' builds no anchor, and a
+    saved model loads with identical outputs."""
+    from xcausal.nn import PoseDecoder
+
+    ds = tiny()
+    model = CMCL(**{**FAST, "latent_dim": 4, "epochs": 5}, decoder="pose").fit(ds)
+    assert isinstance(model.net_.dec, PoseDecoder) and model.anchor_ is None
+    assert "anchor" not in model.history_.columns
+    model.save(tmp_path / "m.pt")
+    loaded = CMCL.load(tmp_path / "m.pt")
+    assert loaded.decoder == "pose" and isinstance(loaded.net_.dec, PoseDecoder)
+    assert loaded.effect_ratios_ == pytest.approx(model.effect_ratios_) and loaded.pruned_edges_ == model.pruned_edges_
+    np.testing.assert_array_equal(loaded.transform(ds), model.transform(ds))
+    np.testing.assert_array_equal(loaded.intervene({"a": 1.0}, ds, rows=[0, 1]),
+                                  model.intervene({"a": 1.0}, ds, rows=[0, 1]))
+
+
+def test_fit_config_default_min_effect_is_the_models():
+    from xcausal.api import FitConfig
+    from xcausal.models.cmcl import MIN_EFFECT
+
+    assert FitConfig(data="d", out="o").min_effect == MIN_EFFECT == CMCL().min_effect

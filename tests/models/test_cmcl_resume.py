@@ -205,10 +205,10 @@ def test_nan_without_checkpoints_still_named(ds, monkeypatch):
 
 
 def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds, tmp_path):
-    """A checkpoint written before ``cr_vars`` and ``anm_decontaminate`` existed was trained with
-    every variable per CR row and raw latents in the ANM score: resuming it names both, and
-    resumes with the old values."""
-    old = dict(cr_vars="all", anm_decontaminate=False)
+    """A checkpoint written before ``cr_vars``, ``anm_decontaminate`` and ``min_effect`` existed
+    was trained with every variable per CR row and raw latents in the ANM score: resuming it names
+    those two (``min_effect`` acts only after training and may differ), and resumes with the old values."""
+    old = dict(cr_vars="all", anm_decontaminate=False, min_effect=0.0)
     stop = threading.Event()
     m = CMCL(**PARAMS, **old)
     stop_after_steps(m, stop, 5)
@@ -220,7 +220,8 @@ def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds,
         del meta["params"][key]
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(DataError, match=r"anm_decontaminate=True \(checkpoint: False\), cr_vars=4 "
-                                        r"\(checkpoint: 'all'\)"):
+                                        r"\(checkpoint: 'all'\)") as err:
         CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert "min_effect" not in str(err.value)  # acts after training: a resume may change it
     resumed = CMCL(**PARAMS, **old).fit(ds, checkpoint_dir=tmp_path, resume=True)
     assert_same_fit(resumed, CMCL(**PARAMS, **old).fit(ds), ds)

@@ -1,7 +1,9 @@
+import math
+
 import pytest
 import torch
 
-from xcausal.nn import ConvDecoder, ConvEncoder, channel_plan, n_stages
+from xcausal.nn import POSE_LATENTS, ConvDecoder, ConvEncoder, PoseDecoder, channel_plan, n_stages
 
 
 @pytest.mark.parametrize("size, stages", [(8, 1), (28, 3), (32, 3), (64, 4), (128, 5)])
@@ -45,3 +47,70 @@ def test_init_output_bias_clips_and_checks_channels():
     assert torch.isfinite(bias).all() and float(bias) == pytest.approx(float(torch.logit(torch.tensor(1e-3))))
     with pytest.raises(ValueError, match="2 values; the decoder has 1 channels"):
         dec.init_output_bias([0.1, 0.2])
+
+
+def _pose_with_content(content: torch.Tensor) -> PoseDecoder:
+    """A pose decoder on 8×8 images whose content decoder ignores its latents and draws ``content``."""
+    dec = PoseDecoder(out_channels=1, image_size=8, latent_dim=4)
+    dec.content.forward = lambda z: content.expand(len(z), -1, -1, -1)  # type: ignore[method-assign]
+    return dec
+
+
+def test_pose_decoder_shifts_then_turns_about_the_frames_centre():
+    """Known answers on an asymmetric 8×8 pattern clear of the frame's edge: pose latents 0 leave
+    it as drawn; a rotation latent worth a quarter (half) turn gives its 90° (180°) rotation about
+    the frame's centre; a shift latent worth two pixels moves it two pixels right or down; with
+    both, the shift comes first and the turn after it."""
+    content = torch.full((1, 1, 8, 8), -3.0)
+    content[0, 0, 2, 2:5] = 3.0
+    content[0, 0, 3:5, 4] = -1.0
+    content[0, 0, 5, 2] = 1.5
+    dec = _pose_with_content(content)
+    rot, shift = float(dec.log_rotation_scale.detach().exp()), float(dec.log_shift_scale.detach().exp())
+    with torch.no_grad():
+        same = dec(torch.zeros(1, 4))
+        quarter = dec(torch.tensor([[math.pi / 2 / rot, 0.0, 0.0, 0.0]]))
+        half = dec(torch.tensor([[math.pi / rot, 0.0, 0.0, 0.0]]))
+        right = dec(torch.tensor([[0.0, 0.5 / shift, 0.0, 0.0]]))  # 0.5 of the half-width = 2 pixels
+        down = dec(torch.tensor([[0.0, 0.0, 0.5 / shift, 0.0]]))
+        down_turned = dec(torch.tensor([[math.pi / rot, 0.0, 0.5 / shift, 0.0]]))
+    torch.testing.assert_close(same, content, atol=1e-5, rtol=0)
+    quarter_turns = [torch.rot90(content, k, dims=(2, 3)) for k in (1, 3)]
+    assert min(float((quarter - q).abs().max()) for q in quarter_turns) < 1e-4
+    assert float((quarter - content).abs().max()) > 1.0
+    torch.testing.assert_close(half, torch.rot90(content, 2, dims=(2, 3)), atol=1e-4, rtol=0)
+    expect_right = torch.roll(content, 2, dims=3)  # the rolled-in columns are background, as the border
+    torch.testing.assert_close(right, expect_right, atol=1e-5, rtol=0)
+    expect_down = torch.roll(content, 2, dims=2)
+    torch.testing.assert_close(down, expect_down, atol=1e-5, rtol=0)
+    torch.testing.assert_close(down_turned, torch.rot90(expect_down, 2, dims=(2, 3)), atol=1e-4, rtol=0)
+    assert float((down_turned - torch.roll(torch.rot90(content, 2, dims=(2, 3)), 2, dims=2)).abs().max()) > 1.0
+
+
+def test_pose_decoder_shapes_gradients_and_latent_count():
+    dec = PoseDecoder(out_channels=3, image_size=28, latent_dim=6)
+    z = torch.randn(5, 6, requires_grad=True)
+    out = dec(z)
+    assert out.shape == (5, 3, 28, 28)
+    out.square().sum().backward()
+    assert z.grad is not None and (z.grad[:, :3].abs().sum(0) > 0).all()  # the pose latents act
+    assert dec.log_rotation_scale.grad is not None and dec.log_shift_scale.grad is not None
+    assert POSE_LATENTS == ("rotation", "shift_x", "shift_y")
+    with pytest.raises(ValueError, match="latent_dim=3: the pose decoder needs more than 3 latents"):
+        PoseDecoder(out_channels=1, image_size=8, latent_dim=3)
+
+
+def test_pose_decoder_warps_in_float32_under_bf16_autocast():
+    """Under bf16 autocast the content decoder's logits are bf16, but the grid and the resampling
+    stay float32: the output equals the float32 warp of the same logits."""
+    torch.manual_seed(0)
+    dec = PoseDecoder(out_channels=1, image_size=28, latent_dim=5)
+    z = torch.randn(3, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = dec(z)
+        logits = dec.content(z[:, 3:])
+    assert logits.dtype == torch.bfloat16 and out.dtype == torch.float32
+    with torch.no_grad():
+        dec.content.forward = lambda _z: logits  # type: ignore[method-assign]
+        ref = dec(z)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)

@@ -131,6 +131,30 @@ def test_recorded_command_is_shown_and_text_is_escaped(run_copy):
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+def test_edges_left_out_by_min_effect_and_pose_latents_are_named(run_copy):
+    import json
+
+    text = write_report(run_copy).read_text()
+    assert "Left out as too weak" not in text  # the tiny run pruned nothing
+    cp = run_copy / "config.json"
+    cfg = json.loads(cp.read_text())
+    assert cfg["pruned_edges"] == []
+    cfg["pruned_edges"] = [["u3", "z2", 0.0712], ["u4", "z1", 0.3]]
+    cp.write_text(json.dumps(cfg))
+    text = write_report(run_copy).read_text()
+    assert "Left out as too weak to matter: u3 → z2 (0.07) and u4 → z1 (0.30)." in text
+    assert "--min-effect, is 1)." in text
+    assert "pose decoder" not in text
+    cfg["params"]["decoder"] = "pose"
+    cp.write_text(json.dumps(cfg))
+    assert "latent z1 turns the image, z2 moves it sideways and z3 up or down" in write_report(run_copy).read_text()
+    cfg["pruned_edges"] = [["u3"], "junk", ["u4", "z1", "x"], ["u5", "z2", 2]]  # hand-edited: skipped, not fatal
+    cfg["params"] = "junk"
+    cp.write_text(json.dumps(cfg))
+    text = write_report(run_copy).read_text()
+    assert "Left out as too weak to matter: u5 → z2 (2.00)." in text and "is unknown)." in text
+
+
 def test_edges_csv_support_is_shown(run_copy, data):
     write_edges_csv(run_copy, {("u1", "z1"): (0.92, 0.03), ("u2", "z2"): (0.10, 0.64), ("u3", "z3"): (0.12, 0.0)},
                     ["u1", "u2", "u3", "u4", "u5"], ["z1", "z2", "z3"])
@@ -262,10 +286,13 @@ def test_command_reconstruction_leaves_defaults_out():
 
     from xcausal.api import FitConfig
 
-    fc = asdict(FitConfig(data="/d", out="/r", epochs=5, categorical=["a", "b"], no_cr=True))
+    fc = asdict(FitConfig(data="/d", out="/r", epochs=5, categorical=["a", "b"], no_cr=True,
+                          anm_decontaminate=False, decoder="pose", min_effect=0.5))
     cmd = report_mod._reconstruct_command(fc)
     assert cmd.startswith("xcausal fit /d --out /r ")
     assert "--epochs 5" in cmd and "--categorical a,b" in cmd and "--no-cr" in cmd
+    assert "--no-anm-decontaminate" in cmd  # on by default: switched off it must appear
+    assert "--decoder pose" in cmd and "--min-effect 0.5" in cmd
     assert "--lr" not in cmd and "--seed" not in cmd and "--overwrite" not in cmd
     assert report_mod._reconstruct_command({}) is None
 

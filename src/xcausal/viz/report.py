@@ -441,6 +441,10 @@ def _graph_section(r: _Run) -> str:
                "weights." if not r.feature_mode else
                "Circles are the discovered binary image features; an arrow A → B means A causes B.")]
     body.append(_img(_graph_png(r), "the learned causal graph"))
+    params = r.config.get("params") if isinstance(r.config.get("params"), dict) else {}
+    if params.get("decoder") == "pose":
+        body.append(_p("This run used the pose decoder: latent z1 turns the image, z2 moves it sideways and z3 "
+                       "up or down; the other latents draw what is turned and moved."))
     undirected = "undirected_edges" in g.extra
     if g.edges:
         header = ["source", "target", "weight"] + (["bootstrap support"] if r.has_support else [])
@@ -456,6 +460,19 @@ def _graph_section(r: _Run) -> str:
         body.append(_table(header, rows))
     else:
         body.append(_p("The graph has no edges."))
+    pruned = r.config.get("pruned_edges") if isinstance(r.config.get("pruned_edges"), list) else []
+    items = []
+    for e in pruned:  # hand-edited entries that are not [source, target, ratio] are skipped
+        try:
+            items.append(f"{e[0]} → {e[1]} ({float(e[2]):.2f})")
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+    if items:
+        me = params.get("min_effect")
+        body.append(_p("Left out as too weak to matter: " + _join_words(items) + ". Each would move its latent "
+                       "by less than the model's own uncertainty about that latent (the number is the variance "
+                       "the variable accounts for over the latent's posterior variance; the threshold, "
+                       f"--min-effect, is {_fmt_num(float(me)) if isinstance(me, (int, float)) else 'unknown'}).", "note"))
     if r.support:
         pairs = sorted(r.support.items(), key=lambda kv: -max(kv[1].p_u_to_z, kv[1].p_z_to_u))
         pairs = [(k, ps) for k, ps in pairs if ps.p_none < 1.0]
@@ -859,6 +876,9 @@ def _reconstruct_command(fc: dict[str, Any]) -> str | None:
                 parts.append("--quiet")
             continue
         if k in defaults and v == defaults[k]:
+            continue
+        if v is False and defaults.get(k) is True:  # an option on by default, switched off
+            parts.append("--no-" + k.replace("_", "-"))
             continue
         if v is None or v == [] or v is False:
             continue
