@@ -477,7 +477,7 @@ class CMCL:
         edge. Why: such an effect is below what the model itself resolves in that latent (an
         intervention through it moves the latent less than one posterior standard deviation).
         Measured on rotated MNIST with the pose decoder: the angle's edges to the five content
-        latents have ratios 0.08-0.31 (the encoder is not exactly invariant to the rotation), its
+        latents have ratios 0.07-0.31 (the encoder is not exactly invariant to the rotation), its
         edge to the rotation latent 8,000, the digit's edges 300-24,000; every edge found on
         simulated 5/10 (3 seeds) 2.7-140, on 20/40 (2 seeds) above 20, on the x-ray phantoms
         (3 seeds) 1.9-170. Applies with ``dag_refit`` only.
