@@ -1287,9 +1287,15 @@ class CMCL:
         self.effect_ratios_ = self._effect_ratios(res.model, V, post_var)
         self.pruned_edges_ = []
         names = [v.name for v in enc.variables] + [f"z{j + 1}" for j in range(self.n_latents_)]
-        for _ in range(3):  # a refit without the weak edges may lean on another edge: check again
+        for rounds in range(4):  # a refit without the weak edges may lean on another edge: check again
             weak = [(i, j) for (i, j), r in self.effect_ratios_.items() if r < self.min_effect]
             if not weak:
+                break
+            if rounds == 3:
+                logger.warning("after 3 rounds of leaving weak edges out, the refit still has %d edge(s) below "
+                               "min_effect=%g, kept: %s", len(weak), self.min_effect,
+                               ", ".join(f"{names[i]} -> {names[j]} ({self.effect_ratios_[(i, j)]:.2f})"
+                                         for i, j in weak))
                 break
             allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
                        if allowed is None else allowed.clone().bool())
@@ -1301,11 +1307,6 @@ class CMCL:
             res = refit(allowed=allowed)
             seconds += res.seconds
             self.effect_ratios_ = self._effect_ratios(res.model, V, post_var)
-        weak = sorted((names[i], names[j], r) for (i, j), r in self.effect_ratios_.items() if r < self.min_effect)
-        if weak:
-            logger.warning("after 3 rounds of leaving weak edges out, the refit still has %d edge(s) below "
-                           "min_effect=%g, kept: %s", len(weak), self.min_effect,
-                           ", ".join(f"{a} -> {b} ({r:.2f})" for a, b, r in weak))
         dev = next(net.dag.parameters()).device
         net.dag.load_state_dict({k: v.to(device=dev, dtype=torch.float32) if v.is_floating_point() else v.to(dev)
                                  for k, v in res.model.state_dict().items()})
