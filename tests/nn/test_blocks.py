@@ -87,6 +87,42 @@ def test_pose_decoder_shifts_then_turns_about_the_frames_centre():
     assert float((down_turned - torch.roll(torch.rot90(content, 2, dims=(2, 3)), 2, dims=2)).abs().max()) > 1.0
 
 
+def test_pose_decoder_reads_the_shift_in_the_image_frame_on_request():
+    """With ``image_frame`` the shift latents move the image in the image's axes after the turn:
+    a quarter turn and a shift latent worth two pixels down give the quarter-turned pattern two
+    pixels lower (in the object's axes the same latents move it sideways). The two frames are the
+    same decoder: ``to_image_frame`` and ``from_image_frame`` are inverse, and decoding z' in the
+    image frame equals decoding ``from_image_frame(z')`` in the object's."""
+    content = torch.full((1, 1, 8, 8), -3.0)
+    content[0, 0, 2, 2:5] = 3.0
+    content[0, 0, 3:5, 4] = -1.0
+    content[0, 0, 5, 2] = 1.5
+    dec = _pose_with_content(content)
+    rot, shift = float(dec.log_rotation_scale.detach().exp()), float(dec.log_shift_scale.detach().exp())
+    z = torch.tensor([[math.pi / 2 / rot, 0.0, 0.5 / shift, 0.0]])
+    with torch.no_grad():
+        object_frame = dec(z)
+        dec.image_frame.fill_(True)
+        image_frame = dec(z)
+    turned = [torch.rot90(content, k, dims=(2, 3)) for k in (1, 3)]
+    errors = [float((image_frame - torch.roll(t, 2, dims=2)).abs().max()) for t in turned]
+    assert min(errors) < 1e-4
+    assert float((object_frame - torch.roll(turned[errors.index(min(errors))], 2, dims=2)).abs().max()) > 1.0
+    torch.manual_seed(0)
+    z = torch.randn(6, 4)
+    torch.testing.assert_close(dec.from_image_frame(dec.to_image_frame(z)), z, atol=1e-6, rtol=0)
+    moved = dec.to_image_frame(z)
+    torch.testing.assert_close(moved[:, [0, 3]], z[:, [0, 3]])  # the turn and the content stay
+    torch.testing.assert_close(moved[:, 1:3].norm(dim=1), z[:, 1:3].norm(dim=1), atol=1e-6, rtol=0)
+    with torch.no_grad():
+        in_image = dec(moved)
+        dec.image_frame.fill_(False)
+        in_object = dec(z)
+    torch.testing.assert_close(in_image, in_object, atol=1e-5, rtol=0)
+    var = torch.rand(6, 4) + 0.1
+    torch.testing.assert_close(dec.image_frame_variances(z, var).sum(1), var.sum(1), atol=1e-5, rtol=0)
+
+
 def test_pose_decoder_shapes_gradients_and_latent_count():
     dec = PoseDecoder(out_channels=3, image_size=28, latent_dim=6)
     z = torch.randn(5, 6, requires_grad=True)

@@ -147,7 +147,11 @@ def test_edges_left_out_by_min_effect_and_pose_latents_are_named(run_copy):
     assert "pose decoder" not in text
     cfg["params"]["decoder"] = "pose"
     cp.write_text(json.dumps(cfg))
-    assert "latent z1 turns the image, z2 moves it sideways and z3 up or down" in write_report(run_copy).read_text()
+    assert "latent z1 turns the image, z2 moves it sideways and z3 up or down;" in write_report(run_copy).read_text()
+    for frame, axes in (("image", "up or down in the image;"), ("object", "up or down along the drawn object")):
+        cfg["pose_frame"] = frame
+        cp.write_text(json.dumps(cfg))
+        assert axes in write_report(run_copy).read_text()
     cfg["pruned_edges"] = [["u3"], "junk", ["u4", "z1", "x"], ["u5", "z2", 2]]  # hand-edited: skipped, not fatal
     cfg["params"] = "junk"
     cp.write_text(json.dumps(cfg))

@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset, Variable
-from xcausal._runtime import check_distributed, fit_progress, load_net_state, make_fabric
+from xcausal._runtime import check_distributed, fit_progress, load_net_state, load_state, make_fabric
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.nn.blocks import MLP, POSE_LATENTS, ConvDecoder, ConvEncoder, PoseDecoder
 from xcausal.structure import (
@@ -80,6 +80,10 @@ _RESUMABLE_CHANGES = ("lr", "progress", "device", "devices", "strategy", "data_l
                       "min_effect")  # min_effect acts only after training, in the final refit
 CR_VARS = 4
 """Default ``cr_vars``: at most this many variables are intervened on per CR step."""
+LEGACY_OPTIONAL_PARAMS = ("dec.image_frame",)
+"""Network tensors that files written before they existed lack: a pose decoder saved before
+5 Dec 2026 has no ``image_frame`` flag and read its shift in the object's axes (the default)."""
+
 CHECKPOINT_LEGACY_PARAMS = {"cr_vars": "all", "anm_decontaminate": False, "decoder": "conv", "min_effect": 0.0}
 """Parameters added after checkpoints were first written, with the value an older checkpoint (which
 does not record them) was trained with; resuming compares against these."""
@@ -258,6 +262,11 @@ class CMCLNet(nn.Module):
             muq, lvq = self.post(inp).chunk(2, dim=1)
             lvq = lvq.clamp(-12.0, 8.0)
             z = muq + noise[1].to(muq) * torch.exp(0.5 * lvq) if sample else muq
+            if isinstance(self.dec, PoseDecoder) and bool(self.dec.image_frame):
+                # the pose latents with the shift read in the image's axes (CMCL.pose_frame_)
+                dec, dt = self.dec, muq.dtype
+                lvq = dec.image_frame_variances(muq.float(), lvq.float().exp()).log().to(dt)
+                muq, z = dec.to_image_frame(muq.float()).to(dt), dec.to_image_frame(z.float()).to(dt)
             out.update(muq=muq, lvq=lvq, z=z)
         else:
             out.update(muq=mu0, lvq=lv0, z=z0)
@@ -436,9 +445,11 @@ class CMCL:
     decoder : "conv" (default, the paper's) or "pose": the causal module's decoder is a
         :class:`xcausal.nn.PoseDecoder`, whose first three latents z1, z2, z3 rotate and shift (x, y)
         the image that a conv decoder draws from the other latents. For variables that turn or move
-        what the image shows. With "pose", ``init="auto"`` means no anchor. Measured on rotated and
-        shifted MNIST, 3 seeds each (README): the angle's only edge is to z1 (with ``min_effect``),
-        the shift's are to z2 and z3; with "conv" each has edges to all six latents.
+        what the image shows. With "pose", ``init="auto"`` means no anchor, and the final refit reads
+        the shift latents in the drawn object's axes or in the image's, whichever needs fewer edges
+        (``pose_frame_``, see :meth:`_refit_dag`). Measured on rotated and shifted MNIST, 3 seeds
+        each (README): the angle's only edge is to z1, the shift's only edge to z3 (with
+        ``min_effect``); with "conv" each has edges to all six latents.
     channel_plan : "synthetic", "mnist", "xray" or a tuple of channels (Appendix D.3).
     convs_per_stage : 1 (one strided conv per resolution stage, default, ~4× faster) or 2 (D.3 as written).
     kl_warmup : fraction of the epochs over which the KL weights ramp from 0 to ``beta`` (against
@@ -816,8 +827,8 @@ class CMCL:
         net = self.net_
         dev = self.device_
         try:
-            net.load_state_dict({k[4:]: v for k, v in tensors.items()
-                                 if k.startswith("net.") and k != "net.dag._in_mask"})
+            load_state(net, {k[4:]: v for k, v in tensors.items() if k.startswith("net.") and k != "net.dag._in_mask"},
+                       LEGACY_OPTIONAL_PARAMS)
         except RuntimeError as exc:
             raise ValueError(f"the checkpoint's network does not fit this model ({str(exc).splitlines()[0]})") from None
         with torch.no_grad():
@@ -1250,7 +1261,33 @@ class CMCL:
         replaces the DAG's parameters (its conditionals are what interventions use). Measured on
         simulated 5/10, seeds 0-2, 40 epochs: SHD 1 / 2 / 2 with the jointly trained DAG,
         1 / 0 / 1 after the refit (the representation is unchanged).
+
+        With the pose decoder the refit is solved twice, with the shift latents read in the drawn
+        object's axes and in the image's (:class:`xcausal.nn.PoseDecoder`; the same decoder), and
+        the axes whose DAG has fewer edges are kept (the object's on a tie): ``pose_frame_``.
+        Measured on MNIST (README): a vertical shift is one latent in the image's axes and two in
+        the object's; a rotation about the frame's centre one latent in the object's axes.
         """
+        net = self.net_
+        if not (self.use_cm and isinstance(net.dec, PoseDecoder)):
+            self._keep_refit(self._refit_solution(ds))
+            return
+        solutions = {}
+        for frame in ("object", "image"):
+            net.dec.image_frame.fill_(frame == "image")
+            solutions[frame] = self._refit_solution(ds)
+        edges = {f: int((sol["model"].adjacency().detach().abs() > self.w_threshold).sum()) for f, sol in solutions.items()}
+        kept = "image" if edges["image"] < edges["object"] else "object"
+        other = "object" if kept == "image" else "image"
+        net.dec.image_frame.fill_(kept == "image")
+        logger.info("shift latents z2, z3 read in the %s's axes: the DAG has %d edges there, %d in the %s's",
+                    kept, edges[kept], edges[other], other)
+        self._keep_refit(solutions[kept], extra_seconds=solutions[other]["seconds"])
+
+    def _refit_solution(self, ds: CrossModalDataset) -> dict[str, Any]:
+        """The refit of :meth:`_refit_dag` on the latents as the network now gives them, with
+        ``min_effect``'s rounds; returns the solved DAG model, its effect ratios, the pruned
+        edges, the seconds and the outer iterations, and changes nothing in the model."""
         from xcausal.structure import bipartite_mask, fit_notears
 
         net = self.net_
@@ -1284,35 +1321,42 @@ class CMCL:
             w_threshold=self.w_threshold, seed=self.seed, device="cpu")
         res = refit(allowed=allowed)
         seconds = res.seconds
-        self.effect_ratios_ = self._effect_ratios(res.model, V, post_var)
-        self.pruned_edges_ = []
+        ratios = self._effect_ratios(res.model, V, post_var)
+        pruned = []
         names = [v.name for v in enc.variables] + [f"z{j + 1}" for j in range(self.n_latents_)]
         for rounds in range(4):  # a refit without the weak edges may lean on another edge: check again
-            weak = [(i, j) for (i, j), r in self.effect_ratios_.items() if r < self.min_effect]
+            weak = [(i, j) for (i, j), r in ratios.items() if r < self.min_effect]
             if not weak:
                 break
             if rounds == 3:
                 logger.warning("after 3 rounds of leaving weak edges out, the refit still has %d edge(s) below "
                                "min_effect=%g, kept: %s", len(weak), self.min_effect,
-                               ", ".join(f"{names[i]} -> {names[j]} ({self.effect_ratios_[(i, j)]:.2f})"
-                                         for i, j in weak))
+                               ", ".join(f"{names[i]} -> {names[j]} ({ratios[(i, j)]:.2f})" for i, j in weak))
                 break
             allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
                        if allowed is None else allowed.clone().bool())
             for i, j in weak:
                 allowed[i, j] = False
-                self.pruned_edges_.append((names[i], names[j], float(self.effect_ratios_[(i, j)])))
+                pruned.append((names[i], names[j], float(ratios[(i, j)])))
                 logger.info("edge %s -> %s left out: the variance of the latent's mean it accounts for is %.2f × "
-                            "the latent's posterior variance (min_effect %g)", names[i], names[j], self.effect_ratios_[(i, j)], self.min_effect)
+                            "the latent's posterior variance (min_effect %g)", names[i], names[j], ratios[(i, j)], self.min_effect)
             res = refit(allowed=allowed)
             seconds += res.seconds
-            self.effect_ratios_ = self._effect_ratios(res.model, V, post_var)
+            ratios = self._effect_ratios(res.model, V, post_var)
+        return {"model": res.model, "effect_ratios": ratios, "pruned": pruned, "seconds": seconds, "n_outer": res.n_outer}
+
+    def _keep_refit(self, sol: Mapping[str, Any], extra_seconds: float = 0.0) -> None:
+        """Make a :meth:`_refit_solution` the model's DAG (the one interventions use)."""
+        net = self.net_
+        self.effect_ratios_ = sol["effect_ratios"]
+        self.pruned_edges_ = list(sol["pruned"])
         dev = next(net.dag.parameters()).device
         net.dag.load_state_dict({k: v.to(device=dev, dtype=torch.float32) if v.is_floating_point() else v.to(dev)
-                                 for k, v in res.model.state_dict().items()})
+                                 for k, v in sol["model"].state_dict().items()})
         with torch.no_grad():
-            net.dag._in_mask.copy_(res.model._in_mask.to(net.dag._in_mask))
-        logger.info("DAG refitted on the final latents in %.1f s (%d outer iterations)", seconds, res.n_outer)
+            net.dag._in_mask.copy_(sol["model"]._in_mask.to(net.dag._in_mask))
+        seconds = sol["seconds"] + extra_seconds
+        logger.info("DAG refitted on the final latents in %.1f s (%d outer iterations)", seconds, sol["n_outer"])
         parts = {**getattr(self, "time_parts_", {}), "dag_refit": seconds}
         total = sum(parts.values()) or 1.0
         self.time_parts_ = parts
@@ -1661,6 +1705,8 @@ class CMCL:
         nodes = [Node(n, "observed" if k < d else "latent") for k, n in enumerate(names)]
         self.graph_obj_ = Graph.from_adjacency(w_dag, nodes, method=self.method_name)
         self.graph_ = self.graph_obj_.to_networkx()
+        pose = net.use_cm and isinstance(net.dec, PoseDecoder)
+        self.pose_frame_ = ("image" if bool(net.dec.image_frame) else "object") if pose else None
 
     def _tensors(self, ds: CrossModalDataset, idx=None):
         idx = np.arange(len(ds)) if idx is None else np.asarray(idx, dtype=int)
@@ -1800,7 +1846,7 @@ class CMCL:
             obj.pruned_edges_ = [tuple(e) for e in meta.get("pruned_edges", [])]
             obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta.get("effect_ratios", [])}
             obj.device_ = _resolve_device(device)
-            obj.net_ = load_net_state(obj._build_net(), path, obj.device_)
+            obj.net_ = load_net_state(obj._build_net(), path, obj.device_, LEGACY_OPTIONAL_PARAMS)
             obj._finalise()
             return obj
 
@@ -1815,6 +1861,7 @@ class CMCL:
                   "data": ds.summary(), "time_share": getattr(self, "time_share_", None),
                   "dropped_edges": self.dropped_edges_, "anchor": self.anchor_,
                   "pruned_edges": getattr(self, "pruned_edges_", []),
+                  "pose_frame": getattr(self, "pose_frame_", None),
                   **(extra_config or {})}
         return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
                          history=self.history_, save_checkpoint=self.save)

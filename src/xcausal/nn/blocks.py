@@ -168,12 +168,17 @@ class PoseDecoder(nn.Module):
     latents follow the angle share 42% of their length). Here one latent can carry the transform
     for every object alike, so such a variable can be the parent of one latent.
 
-    Which latents follow a variable also depends on the order of the two moves, because the model
-    also uses the pose latents to place and tilt each object: measured on MNIST (seed 0, README),
-    with the turn last, about the frame's centre (this class) a rotation about the frame's centre
-    is carried by z1 alone and a vertical shift by both shift latents (the object's own tilt turns
-    the shift's direction); with the shift last, the shift by z3 alone and the rotation by all
-    three; with the turn about the object's centre of mass, the rotation by all three.
+    Which latents follow a variable also depends on the axes in which the shift is read, because
+    the model also uses the pose latents to tilt and place each object. With the shift in the
+    drawn object's axes (before the turn; ``image_frame`` False, the default and the way it
+    trains) a rotation about the frame's centre is carried by z1 alone, but a vertical shift of a
+    tilted object is a diagonal one in those axes and moves both shift latents (measured on MNIST,
+    seed 0: tilts of up to 51° per digit). With the shift read in the image's axes
+    (``image_frame`` True: z2, z3 are ``A^T t``, the same warp written as a turn followed by a
+    shift) the vertical shift is z3 alone, but a turn about the frame's centre also moves an
+    object placed off-centre, so a rotation moves z2 and z3 too. Both are the same decoder, one
+    set of latents rotated into the other per image (:meth:`to_image_frame`); CMCL reads them in
+    whichever axes its final DAG needs fewer edges (``CMCL.pose_frame_``).
     """
 
     def __init__(self, *, out_channels: int, image_size: int, latent_dim: int,
@@ -187,6 +192,8 @@ class PoseDecoder(nn.Module):
                                    plan=plan, convs_per_stage=convs_per_stage)
         self.log_rotation_scale = nn.Parameter(torch.tensor(math.log(0.3)))
         self.log_shift_scale = nn.Parameter(torch.tensor(math.log(0.1)))
+        # False: z2, z3 shift in the drawn object's axes (before the turn); True: in the image's axes
+        self.register_buffer("image_frame", torch.tensor(False))
 
     def init_output_bias(self, channel_mean: torch.Tensor | Sequence[float]) -> None:
         self.content.init_output_bias(channel_mean)
@@ -200,10 +207,41 @@ class PoseDecoder(nn.Module):
         return torch.stack([torch.stack([cos, -sin, -t[:, 0]], dim=1),
                             torch.stack([sin, cos, -t[:, 1]], dim=1)], dim=1)
 
+    def turn(self, z: torch.Tensor) -> torch.Tensor:
+        """(N,) the turn of each row's rotation latent, in radians."""
+        return z[:, 0] * self.log_rotation_scale.exp()
+
+    def to_image_frame(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents with the shift read in the object's axes -> in the image's axes: the warp
+        ``p = A^-1 (q + t)`` (shift, then turn) is ``p = A^-1 q + t'`` with ``t' = A^T t`` (turn,
+        then shift); z2, z3 become ``t'`` in the same units, z1 and the content are unchanged."""
+        return self._rotate_shift(z, transpose=True)
+
+    def from_image_frame(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_image_frame`."""
+        return self._rotate_shift(z, transpose=False)
+
+    def _rotate_shift(self, z: torch.Tensor, *, transpose: bool) -> torch.Tensor:
+        phi = self.turn(z)
+        c, s = torch.cos(phi), torch.sin(phi)
+        s = s if transpose else -s
+        x, y = z[:, 1], z[:, 2]
+        return torch.cat([z[:, :1], torch.stack([c * x + s * y, c * y - s * x], dim=1), z[:, 3:]], dim=1)
+
+    def image_frame_variances(self, z: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """Posterior variances ``var`` of latents ``z`` (object's axes) in the image's axes: each
+        shift variance is the other axis's mixed in by the turn (the turn's own uncertainty and
+        the covariance it creates are left out)."""
+        phi = self.turn(z)
+        c2, s2 = torch.cos(phi) ** 2, torch.sin(phi) ** 2
+        vx, vy = var[:, 1], var[:, 2]
+        return torch.cat([var[:, :1], torch.stack([c2 * vx + s2 * vy, s2 * vx + c2 * vy], dim=1), var[:, 3:]], dim=1)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         k = len(POSE_LATENTS)
-        logits = self.content(z[:, k:])
+        logits = self.content(z[:, k:])  # the content latents are the same in both frames
         # the warp in float32 also under bf16 autocast: a bf16 grid is off by 0.1 px at 28 px, 0.6 px at 128 px
         with torch.autocast(logits.device.type, enabled=False):
-            grid = F.affine_grid(self.pose_matrix(z.float()), list(logits.shape), align_corners=False)
+            zf = self.from_image_frame(z.float()) if bool(self.image_frame) else z.float()
+            grid = F.affine_grid(self.pose_matrix(zf), list(logits.shape), align_corners=False)
             return F.grid_sample(logits.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -443,8 +443,11 @@ def _graph_section(r: _Run) -> str:
     body.append(_img(_graph_png(r), "the learned causal graph"))
     params = r.config.get("params") if isinstance(r.config.get("params"), dict) else {}
     if params.get("decoder") == "pose":
+        axes = ("in the image" if r.config.get("pose_frame") == "image" else
+                "along the drawn object's own axes, before it is turned" if r.config.get("pose_frame") == "object"
+                else "")
         body.append(_p("This run used the pose decoder: latent z1 turns the image, z2 moves it sideways and z3 "
-                       "up or down; the other latents draw what is turned and moved."))
+                       f"up or down{' ' + axes if axes else ''}; the other latents draw what is turned and moved."))
     undirected = "undirected_edges" in g.extra
     if g.edges:
         header = ["source", "target", "weight"] + (["bootstrap support"] if r.has_support else [])
