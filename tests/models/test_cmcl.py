@@ -496,6 +496,16 @@ def test_pose_decoder_fits_saves_and_loads(tmp_path):
                                   model.intervene({"a": 1.0}, ds, rows=[0, 1]))
 
 
+def test_effect_spread_counts_the_latents_a_variable_moves():
+    from xcausal.models.cmcl import effect_spread
+
+    assert effect_spread({}) == 0.0
+    assert effect_spread({(0, 3): 5.0}) == pytest.approx(1.0)
+    assert effect_spread({(0, 3): 5.0, (0, 4): 5.0, (1, 2): 7.0}) == pytest.approx(3.0)
+    # a second latent with a tiny share of the effect counts for little (the pose-frame tie-break)
+    assert 1.0 < effect_spread({(0, 3): 2.5, (0, 4): 12000.0}) < 1.001 < effect_spread({(0, 3): 1000.0, (0, 4): 11000.0})
+
+
 def test_pose_frame_is_chosen_kept_and_exact(tmp_path):
     """A pose fit records the axes of its shift latents; in the image frame the latents are the
     object frame's turned per image, the reconstructions are the same, and save/load keeps the

@@ -120,7 +120,17 @@ def test_pose_decoder_reads_the_shift_in_the_image_frame_on_request():
         in_object = dec(z)
     torch.testing.assert_close(in_image, in_object, atol=1e-5, rtol=0)
     var = torch.rand(6, 4) + 0.1
-    torch.testing.assert_close(dec.image_frame_variances(z, var).sum(1), var.sum(1), atol=1e-5, rtol=0)
+    fixed_turn = var.clone()
+    fixed_turn[:, 0] = 0.0  # a known turn: the shift variances only swap shares, their sum stays
+    torch.testing.assert_close(dec.image_frame_variances(z, fixed_turn).sum(1), fixed_turn.sum(1), atol=1e-5, rtol=0)
+    extra = dec.image_frame_variances(z, var).sum(1) - var.sum(1)  # the turn's variance moves both shifts
+    torch.testing.assert_close(extra, rot ** 2 * var[:, 0] * moved[:, 1:3].pow(2).sum(1), atol=1e-5, rtol=0)
+    # ... as the delta method says: against the spread of sampled turns pushed through to_image_frame
+    zs = z[:1].repeat(200000, 1)
+    zs[:, 0] += torch.randn(200000) * 0.01
+    empirical = dec.to_image_frame(zs)[:, 1:3].var(0)
+    predicted = dec.image_frame_variances(z[:1], torch.tensor([[1e-4, 0.0, 0.0, 0.0]]))[0, 1:3]
+    torch.testing.assert_close(empirical, predicted, rtol=0.05, atol=1e-7)
 
 
 def test_pose_decoder_shapes_gradients_and_latent_count():

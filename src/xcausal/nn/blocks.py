@@ -229,13 +229,18 @@ class PoseDecoder(nn.Module):
         return torch.cat([z[:, :1], torch.stack([c * x + s * y, c * y - s * x], dim=1), z[:, 3:]], dim=1)
 
     def image_frame_variances(self, z: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """Posterior variances ``var`` of latents ``z`` (object's axes) in the image's axes: each
-        shift variance is the other axis's mixed in by the turn (the turn's own uncertainty and
-        the covariance it creates are left out)."""
+        """Posterior variances ``var`` of latents ``z`` (object's axes, independent per latent) in
+        the image's axes, to first order: each shift's variance mixes in the other axis's by the
+        turn, plus the turn's own variance times the squared rate at which it moves that shift
+        (d z2' / d z1 = s z3', d z3' / d z1 = -s z2', s = radians per unit of z1)."""
         phi = self.turn(z)
         c2, s2 = torch.cos(phi) ** 2, torch.sin(phi) ** 2
+        rate2 = self.log_rotation_scale.exp() ** 2 * var[:, 0]
+        zi = self.to_image_frame(z)
         vx, vy = var[:, 1], var[:, 2]
-        return torch.cat([var[:, :1], torch.stack([c2 * vx + s2 * vy, s2 * vx + c2 * vy], dim=1), var[:, 3:]], dim=1)
+        return torch.cat([var[:, :1], torch.stack([c2 * vx + s2 * vy + rate2 * zi[:, 2] ** 2,
+                                                   s2 * vx + c2 * vy + rate2 * zi[:, 1] ** 2], dim=1),
+                          var[:, 3:]], dim=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         k = len(POSE_LATENTS)
