@@ -506,6 +506,49 @@ def test_effect_spread_counts_the_latents_a_variable_moves():
     assert 1.0 < effect_spread({(0, 3): 2.5, (0, 4): 12000.0}) < 1.001 < effect_spread({(0, 3): 1000.0, (0, 4): 11000.0})
 
 
+def test_pose_frame_choice_fewer_edges_then_less_spread_then_object(monkeypatch):
+    """The final refit keeps the axes whose DAG has fewer edges; on a tie the one whose effects
+    spread over fewer latents; on an exact tie the object's. The decoder's flag matches the kept
+    DAG, and a failing refit leaves the flag as trained (object's axes)."""
+    import torch
+
+    ds = tiny()
+    model = CMCL(**{**FAST, "latent_dim": 4, "epochs": 2}, decoder="pose").fit(ds)
+
+    class Solved:  # what the choice reads of a solved DAG: its adjacency
+        def __init__(self, n_edges: int) -> None:
+            self.adj = torch.zeros(6, 6)
+            self.adj.view(-1)[:n_edges] = 1.0
+
+        def adjacency(self) -> torch.Tensor:
+            return self.adj
+
+    def solution(n_edges: int, ratios: dict) -> dict:
+        return {"model": Solved(n_edges), "effect_ratios": ratios, "pruned": [], "seconds": 0.0, "n_outer": 1}
+
+    cases = [((3, {}), (2, {}), "image"),  # fewer edges
+             ((2, {(0, 3): 1.0, (0, 4): 1.0}), (2, {(0, 4): 1.0}), "image"),  # tie: less spread
+             ((2, {(0, 4): 1.0}), (2, {(0, 3): 1.0, (0, 4): 1.0}), "object"),
+             ((2, {(0, 4): 1.0}), (2, {(0, 3): 3.0}), "object")]  # exact tie
+    for obj, img, expect in cases:
+        sols = {"object": solution(*obj), "image": solution(*img)}
+        monkeypatch.setattr(model, "_refit_solution",
+                            lambda _ds, label="": sols["image" if bool(model.net_.dec.image_frame) else "object"])
+        monkeypatch.setattr(model, "_keep_refit", lambda sol, extra_seconds=0.0: setattr(model, "_kept", sol))
+        model._refit_dag(ds)
+        assert bool(model.net_.dec.image_frame) == (expect == "image") and model._kept is sols[expect]
+
+    def boom(_ds, label=""):
+        if bool(model.net_.dec.image_frame):
+            raise RuntimeError("refit failed")
+        return solution(1, {})
+
+    monkeypatch.setattr(model, "_refit_solution", boom)
+    with pytest.raises(RuntimeError, match="refit failed"):
+        model._refit_dag(ds)
+    assert not bool(model.net_.dec.image_frame)
+
+
 def test_pose_frame_is_chosen_kept_and_exact(tmp_path):
     """A pose fit records the axes of its shift latents; in the image frame the latents are the
     object frame's turned per image, the reconstructions are the same, and save/load keeps the
@@ -514,7 +557,6 @@ def test_pose_frame_is_chosen_kept_and_exact(tmp_path):
 
     ds = tiny()
     model = CMCL(**{**FAST, "latent_dim": 4, "epochs": 3}, decoder="pose").fit(ds)
-    assert model.pose_frame_ in ("object", "image")
     assert CMCL(**FAST).fit(ds).pose_frame_ is None
     dec = model.net_.dec
     dec.image_frame.fill_(False)
@@ -524,6 +566,13 @@ def test_pose_frame_is_chosen_kept_and_exact(tmp_path):
     model._finalise()
     z_img = model.transform(ds)
     assert model.pose_frame_ == "image"
+    x, u = model._tensors(ds, range(8))
+    e_img = model.net_.encode(x, model.encoding_.net_columns(u), sample=False)
+    dec.image_frame.fill_(False)
+    e_obj = model.net_.encode(x, model.encoding_.net_columns(u), sample=False)
+    dec.image_frame.fill_(True)
+    torch.testing.assert_close(e_img["lvq"].exp(), dec.image_frame_variances(e_obj["muq"], e_obj["lvq"].exp()),
+                               rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(z_img, dec.to_image_frame(torch.as_tensor(z_obj)).detach().numpy(), atol=1e-5)
     assert np.abs(z_img[:, 1:3] - z_obj[:, 1:3]).max() > 1e-4  # the frames differ where a latent turns
     x_img = torch.sigmoid(model.net_.decode(torch.as_tensor(z_img, dtype=torch.float32))).detach()
