@@ -56,17 +56,23 @@ def _pose_with_content(content: torch.Tensor) -> PoseDecoder:
     return dec
 
 
-def test_pose_decoder_shifts_then_turns_about_the_frames_centre():
-    """Known answers on an asymmetric 8×8 pattern clear of the frame's edge: pose latents 0 leave
-    it as drawn; a rotation latent worth a quarter (half) turn gives its 90° (180°) rotation about
-    the frame's centre; a shift latent worth two pixels moves it two pixels right or down; with
-    both, the shift comes first and the turn after it."""
+def _pattern_decoder() -> tuple[torch.Tensor, PoseDecoder, float, float]:
+    """An asymmetric 8×8 logit pattern clear of the frame's edge, a pose decoder drawing it, and
+    the decoder's radians and half-widths per unit of the pose latents."""
     content = torch.full((1, 1, 8, 8), -3.0)
     content[0, 0, 2, 2:5] = 3.0
     content[0, 0, 3:5, 4] = -1.0
     content[0, 0, 5, 2] = 1.5
     dec = _pose_with_content(content)
-    rot, shift = float(dec.log_rotation_scale.detach().exp()), float(dec.log_shift_scale.detach().exp())
+    return content, dec, float(dec.log_rotation_scale.detach().exp()), float(dec.log_shift_scale.detach().exp())
+
+
+def test_pose_decoder_shifts_then_turns_about_the_frames_centre():
+    """Known answers on an asymmetric 8×8 pattern clear of the frame's edge: pose latents 0 leave
+    it as drawn; a rotation latent worth a quarter (half) turn gives its 90° (180°) rotation about
+    the frame's centre; a shift latent worth two pixels moves it two pixels right or down; with
+    both, the shift comes first and the turn after it."""
+    content, dec, rot, shift = _pattern_decoder()
     with torch.no_grad():
         same = dec(torch.zeros(1, 4))
         quarter = dec(torch.tensor([[math.pi / 2 / rot, 0.0, 0.0, 0.0]]))
@@ -93,12 +99,7 @@ def test_pose_decoder_reads_the_shift_in_the_image_frame_on_request():
     pixels lower (in the object's axes the same latents move it sideways). The two frames are the
     same decoder: ``to_image_frame`` and ``from_image_frame`` are inverse, and decoding z' in the
     image frame equals decoding ``from_image_frame(z')`` in the object's."""
-    content = torch.full((1, 1, 8, 8), -3.0)
-    content[0, 0, 2, 2:5] = 3.0
-    content[0, 0, 3:5, 4] = -1.0
-    content[0, 0, 5, 2] = 1.5
-    dec = _pose_with_content(content)
-    rot, shift = float(dec.log_rotation_scale.detach().exp()), float(dec.log_shift_scale.detach().exp())
+    content, dec, rot, shift = _pattern_decoder()
     z = torch.tensor([[math.pi / 2 / rot, 0.0, 0.5 / shift, 0.0]])
     with torch.no_grad():
         object_frame = dec(z)
