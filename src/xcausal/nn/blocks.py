@@ -232,7 +232,7 @@ class PoseDecoder(nn.Module):
         """Posterior variances ``var`` of latents ``z`` (object's axes, independent per latent) in
         the image's axes, to first order: each shift's variance mixes in the other axis's by the
         turn, plus the turn's own variance times the squared rate at which it moves that shift
-        (d z2' / d z1 = s z3', d z3' / d z1 = -s z2', s = radians per unit of z1)."""
+        (d z2' / d z1 = k z3', d z3' / d z1 = -k z2', k = radians per unit of z1)."""
         phi = self.turn(z)
         c2, s2 = torch.cos(phi) ** 2, torch.sin(phi) ** 2
         rate2 = self.log_rotation_scale.exp() ** 2 * var[:, 0]
