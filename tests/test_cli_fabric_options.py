@@ -43,6 +43,8 @@ def data(tmp_path_factory):
     (["--min-effect", "-1"], "--min-effect -1.0: must be a finite number >= 0"),
     (["--min-effect", "nan"], "--min-effect nan: must be a finite number >= 0"),
     (["--method", "ivae+notears", "--min-effect", "2"], "--min-effect 2.0: implemented for cmcl only"),
+    (["--method", "ivae+notears", "--exogenous", "u1"], "--exogenous u1: implemented for cmcl only"),
+    (["--exogenous", "u1,age"], "has no variable column 'age' (variables: u1, u2, u3"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     run = tmp_path / "run"
@@ -92,3 +94,21 @@ def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):
     assert caches[0].stat().st_mtime_ns == built  # reused, not rebuilt
     params = json.loads((tmp_path / "c" / "config.json").read_text())
     assert '"data_loading": "cache"' in json.dumps(params)
+
+
+def test_exogenous_from_the_command_line_and_the_config_reach_the_model(data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--device", "cpu", "-q",
+                 "--exogenous", "u1,u2"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["params"]["exogenous"] == ["u1", "u2"] and config["unexplained_dependences"] is not None
+    adjacency = (run / "adjacency.csv").read_text().splitlines()
+    header = adjacency[0].split(",")
+    for row in adjacency[1:]:  # nothing points into u1 or u2
+        cells = row.split(",")
+        assert float(cells[header.index("u1")]) == 0 and float(cells[header.index("u2")]) == 0
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("epochs: 2\ndevice: cpu\nquiet: true\nexogenous: [u3]\n")
+    run2 = tmp_path / "run2"
+    assert main(["fit", str(data), "--out", str(run2), "--config", str(cfg)]) == 0
+    assert json.loads((run2 / "config.json").read_text())["params"]["exogenous"] == ["u3"]

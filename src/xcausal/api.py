@@ -34,7 +34,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
                 cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, decoder=cfg.decoder,
-                min_effect=cfg.min_effect,
+                min_effect=cfg.min_effect, exogenous=list(cfg.exogenous),
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
 
@@ -160,6 +160,8 @@ class FitConfig:
     decoder: Literal["conv", "pose"] = "conv"
     # cmcl: a variable -> latent edge must account for this many times the latent's posterior variance
     min_effect: float = 1.0  # = xcausal.models.cmcl.MIN_EFFECT (not imported here: it loads torch); tested
+    # cmcl: variables known not to be caused by the image (no edge into them)
+    exogenous: list[str] = field(default_factory=list)
     channel_plan: str = "synthetic"
     n_nodes: int = 3
     modalities: list[str] = field(default_factory=list)
@@ -178,7 +180,7 @@ class FitConfig:
                 "continuous": list(self.continuous), "missing": self.missing}
 
 
-_LIST_KEYS = ("categorical", "continuous", "modalities", "physics")
+_LIST_KEYS = ("categorical", "continuous", "modalities", "physics", "exogenous")
 
 
 def _check_type(val: Any, hint: Any, what: str) -> Any:
@@ -433,6 +435,9 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     if cfg.method != "cmcl" and me != MIN_EFFECT:
         raise DataError(f"--min-effect {me}: implemented for cmcl only (method '{cfg.method}' has no posterior "
                         "variance to compare an effect with)")
+    if cfg.method != "cmcl" and cfg.exogenous:
+        raise DataError(f"--exogenous {','.join(cfg.exogenous)}: implemented for cmcl only (method "
+                        f"'{cfg.method}' takes no background knowledge)")
     if cfg.orientation not in ("pnl", "entropy", "hsic"):
         raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
     if cfg.method != "cmcl" and cfg.orientation != "pnl":
@@ -521,6 +526,11 @@ def fit(cfg: FitConfig) -> Path:
     ds = load_dataset(cfg.data, **cfg.data_options())
     if cfg.data_loading == "cache":
         ds = _cached(ds, progress=cfg.progress)
+    names = [v.name for v in ds.variables]
+    for name in cfg.exogenous:
+        if name not in names:
+            raise DataError(f"--exogenous {name}: {cfg.data} has no variable column '{name}' "
+                            f"(variables: {', '.join(names) or 'none'})")
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     model = factory(cfg)

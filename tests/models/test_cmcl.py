@@ -507,9 +507,10 @@ def test_effect_spread_counts_the_latents_a_variable_moves():
 
 
 def test_pose_frame_choice_fewer_edges_then_less_spread_then_object(monkeypatch):
-    """The final refit keeps the axes whose DAG has fewer edges; on a tie the one whose effects
-    spread over fewer latents; on an exact tie the object's. The decoder's flag matches the kept
-    DAG, and a failing refit leaves the flag as trained (object's axes)."""
+    """The final refit keeps the axes whose DAG leaves fewer unexplained dependences, then the one
+    with fewer edges; on a tie the one whose effects spread over fewer latents; on an exact tie the
+    object's. The decoder's flag matches the kept DAG, and a failing refit leaves the flag as
+    trained (object's axes)."""
     import torch
 
     ds = tiny()
@@ -523,10 +524,13 @@ def test_pose_frame_choice_fewer_edges_then_less_spread_then_object(monkeypatch)
         def adjacency(self) -> torch.Tensor:
             return self.adj
 
-    def solution(n_edges: int, ratios: dict) -> dict:
-        return {"model": Solved(n_edges), "effect_ratios": ratios, "pruned": [], "seconds": 0.0, "n_outer": 1}
+    def solution(n_edges: int, ratios: dict, unexplained: int = 0) -> dict:
+        return {"model": Solved(n_edges), "effect_ratios": ratios, "pruned": [], "seconds": 0.0, "n_outer": 1,
+                "unexplained_dependences": [("a", "b", 1e-9)] * unexplained}
 
-    cases = [((3, {}), (2, {}), "image"),  # fewer edges
+    cases = [((1, {}, 1), (3, {}), "image"),  # fewer unexplained dependences, before fewer edges
+             ((3, {}), (1, {}, 1), "object"),
+             ((3, {}), (2, {}), "image"),  # fewer edges
              ((2, {(0, 3): 1.0, (0, 4): 1.0}), (2, {(0, 4): 1.0}), "image"),  # tie: less spread
              ((2, {(0, 4): 1.0}), (2, {(0, 3): 1.0, (0, 4): 1.0}), "object"),
              ((2, {(0, 4): 1.0}), (2, {(0, 3): 3.0}), "object")]  # exact tie
@@ -599,3 +603,124 @@ def test_fit_config_default_min_effect_is_the_models():
     from xcausal.models.cmcl import MIN_EFFECT
 
     assert FitConfig(data="d", out="o").min_effect == MIN_EFFECT == CMCL().min_effect
+
+
+def _chain(n: int = 600, seed: int = 0):
+    """a (binary) -> z -> b: the image shows z, b is measured from it (an x-ray reader's score)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n)
+    z = 2.0 * a - 1.0 + 0.6 * rng.normal(size=n)
+    b = 2.0 * np.tanh(1.5 * z) + 0.3 * rng.normal(size=n)
+    return dataset_from_arrays(blob_images(z, 16), pd.DataFrame({"a": a, "b": b}))
+
+
+@pytest.fixture(scope="module")
+def chain_fit():
+    ds = _chain()
+    return ds, CMCL(latent_dim=1, epochs=20, batch_size=64, device="cpu", seed=0, exogenous=["a"]).fit(ds)
+
+
+def test_exogenous_variable_gets_no_incoming_edge(chain_fit):
+    ds, model = chain_fit
+    assert not model._build_net().dag.allowed[:, 0].any()  # the mask joint training starts from
+    assert not model.net_.dag.allowed[:, 0].any()  # and the refit's
+    assert model._build_net().dag.allowed[0, 2]  # a -> z1 stays possible
+    assert np.all(model.adjacency_["a"].to_numpy() == 0)
+    assert model.get_params()["exogenous"] == ["a"]
+
+
+def _force_b_root(model, monkeypatch, *, also_a: bool = False):
+    """The refit's pairwise orientation made b a root (b -> z1), as the x-ray phantoms' score was."""
+    orig = model._anm_orientation_mask
+
+    def mask(V, allowed):
+        m = orig(V, allowed)
+        m[2, 1] = False  # z1 -> b forbidden
+        m[0, 1] = False  # and, with allow_all_edges, a -> b: the dependence must go through the image
+        if also_a:
+            m[2, 0] = False
+        return m
+
+    monkeypatch.setattr(model, "_anm_orientation_mask", mask)
+
+
+@pytest.mark.parametrize("allow_all_edges", [False, True])
+def test_refit_makes_a_root_dependent_on_an_exogenous_variable_a_child(chain_fit, monkeypatch, caplog,
+                                                                        allow_all_edges):
+    """b depends on the exogenous a; left a root by the orientation it would be independent of a in
+    the DAG, so the refit is solved again with b a child of the latents: a -> z1 -> b."""
+    import copy
+    import logging
+
+    ds, fitted = chain_fit
+    model = copy.deepcopy(fitted)
+    model.allow_all_edges = allow_all_edges
+    _force_b_root(model, monkeypatch)
+    with caplog.at_level(logging.INFO, logger="xcausal"):
+        model._refit_dag(ds)
+    model._finalise()
+    assert "b is a root of the refit but depends on the exogenous a" in caplog.text
+    assert "solved again with b a child of the latents (giving up " in caplog.text
+    adj = model.adjacency_
+    assert abs(adj.loc["a", "z1"]) > model.w_threshold and abs(adj.loc["z1", "b"]) > model.w_threshold, adj
+    assert model.unexplained_dependences_ == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "are dependent" in r.getMessage()]
+
+
+def test_unexplained_dependences_are_reported_when_no_knowledge_resolves_them(chain_fit, monkeypatch, caplog):
+    """Without exogenous variables the refit cannot tell which root is wrong: it warns and records
+    the pair (and keeps the graph)."""
+    import copy
+    import logging
+
+    ds, fitted = chain_fit
+    model = copy.deepcopy(fitted)
+    model.exogenous = []
+    _force_b_root(model, monkeypatch, also_a=True)
+    with caplog.at_level(logging.WARNING, logger="xcausal"):
+        model._refit_dag(ds)
+    model._finalise()
+    assert [(a, b) for a, b, _ in model.unexplained_dependences_] == [("a", "b")]
+    assert model.unexplained_dependences_[0][2] < 1e-6
+    assert "a and b are dependent" in caplog.text and "can be declared exogenous" in caplog.text
+    assert model.adjacency_["a"].abs().max() == 0 and model.adjacency_["b"].abs().max() == 0  # the graph is kept
+
+
+def test_two_exogenous_variables_are_not_flagged(chain_fit, monkeypatch):
+    """Two exogenous variables are roots by declaration: an association between them is outside the
+    model, not an error of the graph."""
+    import copy
+
+    ds, fitted = chain_fit
+    model = copy.deepcopy(fitted)
+    model.exogenous = ["a", "b"]
+    _force_b_root(model, monkeypatch)
+    model._refit_dag(ds)
+    assert model.unexplained_dependences_ == []
+    assert not model.net_.dag.allowed[:, 1].any()
+
+
+def test_exogenous_is_validated():
+    for bad in ("a", None, {"a"}):
+        with pytest.raises(ValueError, match="must be a list of variable names"):
+            CMCL(**FAST, exogenous=bad).fit(tiny())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exogenous: no variable named 'age' in the table"):
+        CMCL(**FAST, exogenous=["a", "age"]).fit(tiny())
+
+
+def test_unexplained_dependences_survive_save_and_load(chain_fit, tmp_path):
+    import copy
+
+    _, fitted = chain_fit
+    model = copy.deepcopy(fitted)
+    model.unexplained_dependences_ = [("a", "b", 1e-9)]
+    model.save(tmp_path / "m.pt")
+    back = CMCL.load(tmp_path / "m.pt")
+    assert back.unexplained_dependences_ == [("a", "b", 1e-9)] and back.exogenous == ["a"]
+    meta = json.loads((tmp_path / "m.pt.json").read_text())  # a file written before both existed
+    del meta["unexplained_dependences"], meta["params"]["exogenous"]
+    (tmp_path / "m.pt.json").write_text(json.dumps(meta))
+    old = CMCL.load(tmp_path / "m.pt")
+    assert old.unexplained_dependences_ is None and old.exogenous == []
+    old.exogenous.append("x")  # its own list, not the shared default
+    assert CMCL.load(tmp_path / "m.pt").exogenous == []

@@ -159,6 +159,29 @@ def test_edges_left_out_by_min_effect_and_pose_latents_are_named(run_copy):
     assert "Left out as too weak to matter: u5 → z2 (2.00)." in text and "is unknown)." in text
 
 
+def test_exogenous_variables_and_unexplained_dependences_are_explained(run_copy):
+    import json
+
+    text = write_report(run_copy).read_text()
+    assert "--exogenous" not in text and "Caution:" not in text  # the tiny run declared and found nothing
+    cp = run_copy / "config.json"
+    cfg = json.loads(cp.read_text())
+    assert cfg["unexplained_dependences"] is None  # this run has no final refit: not checked
+    cfg["params"]["exogenous"] = ["u1", "u2"]
+    cfg["unexplained_dependences"] = [["u3", "u4", 2.5e-12], ["u1", "u5", 0.0], ["junk"], "x"]  # junk is skipped
+    cp.write_text(json.dumps(cfg))
+    text = write_report(run_copy).read_text()
+    assert "not caused by the image (--exogenous): u1 and u2." in text and "an arrow into them" in text
+    assert text.count("Caution:") == 2
+    assert ("Caution: u3 and u4 are associated in the data (p = 2.5e-12), but this graph gives them no common "
+            "cause") in text
+    assert "Caution: u1 and u5 are associated in the data (p &lt; 1e-300)" in text
+    assert text.count("refit with it listed under --exogenous") == 1  # not for the pair with the exogenous u1
+    cfg["unexplained_dependences"] = None  # a run without the check (no refit, or older than it)
+    cp.write_text(json.dumps(cfg))
+    assert "Caution:" not in write_report(run_copy).read_text()
+
+
 def test_edges_csv_support_is_shown(run_copy, data):
     write_edges_csv(run_copy, {("u1", "z1"): (0.92, 0.03), ("u2", "z2"): (0.10, 0.64), ("u3", "z3"): (0.12, 0.0)},
                     ["u1", "u2", "u3", "u4", "u5"], ["z1", "z2", "z3"])
@@ -291,12 +314,12 @@ def test_command_reconstruction_leaves_defaults_out():
     from xcausal.api import FitConfig
 
     fc = asdict(FitConfig(data="/d", out="/r", epochs=5, categorical=["a", "b"], no_cr=True,
-                          anm_decontaminate=False, decoder="pose", min_effect=0.5))
+                          anm_decontaminate=False, decoder="pose", min_effect=0.5, exogenous=["age", "site"]))
     cmd = report_mod._reconstruct_command(fc)
     assert cmd.startswith("xcausal fit /d --out /r ")
     assert "--epochs 5" in cmd and "--categorical a,b" in cmd and "--no-cr" in cmd
     assert "--no-anm-decontaminate" in cmd  # on by default: switched off it must appear
-    assert "--decoder pose" in cmd and "--min-effect 0.5" in cmd
+    assert "--decoder pose" in cmd and "--min-effect 0.5" in cmd and "--exogenous age,site" in cmd
     assert "--lr" not in cmd and "--seed" not in cmd and "--overwrite" not in cmd
     assert report_mod._reconstruct_command({}) is None
 

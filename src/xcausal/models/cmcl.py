@@ -55,9 +55,11 @@ from xcausal.structure import (
     AugmentedLagrangian,
     NotearsMLP,
     bipartite_mask,
+    exogenous_mask,
     h_expm,
     h_logdet,
     prox_l1_first_layer_,
+    unexplained_dependences,
     threshold_to_dag,
 )
 from xcausal.types import Graph, Node, VarType
@@ -84,7 +86,8 @@ LEGACY_OPTIONAL_PARAMS = ("dec.image_frame",)
 """Network tensors that files written before they existed lack: a pose decoder saved before
 5 Dec 2026 has no ``image_frame`` flag and read its shift in the object's axes (the default)."""
 
-CHECKPOINT_LEGACY_PARAMS = {"cr_vars": "all", "anm_decontaminate": False, "decoder": "conv", "min_effect": 0.0}
+CHECKPOINT_LEGACY_PARAMS = {"cr_vars": "all", "anm_decontaminate": False, "decoder": "conv", "min_effect": 0.0,
+                            "exogenous": []}
 """Parameters added after checkpoints were first written, with the value an older checkpoint (which
 does not record them) was trained with; resuming compares against these."""
 
@@ -185,6 +188,9 @@ def _write_training_checkpoint(directory: Path, meta: dict[str, Any], tensors: d
             old.unlink(missing_ok=True)
 
 
+DEPENDENCE_ALPHA = 1e-3
+"""Family-wise level of the check that the variables the refitted DAG calls independent are
+(:func:`xcausal.structure.unexplained_dependences`, Bonferroni over those pairs)."""
 MIN_EFFECT = 1.0
 """Default ``min_effect``: a variable -> latent edge is kept when the variable accounts for at least
 this many times the latent's posterior variance (see :meth:`CMCL._effect_ratios`)."""
@@ -233,7 +239,7 @@ class CMCLNet(nn.Module):
                  n_categories: Sequence[int], latent_dim: int, embed_dim: int, use_cm: bool,
                  allow_all_edges: bool, plan: str | Sequence[int], dag_hidden: Sequence[int],
                  convs_per_stage: int = 1, posterior_uses_u: bool = False, ivae_prior: bool = True,
-                 decoder: str = "conv") -> None:
+                 decoder: str = "conv", exogenous: Sequence[int] = ()) -> None:
         super().__init__()
         self.use_cm = use_cm
         self.posterior_uses_u = posterior_uses_u
@@ -252,7 +258,7 @@ class CMCLNet(nn.Module):
         types = list(node_types) + [VarType.CONTINUOUS] * m
         ncat = list(n_categories) + [1] * m
         kinds = ["observed"] * d + ["latent"] * m
-        allowed = None if allow_all_edges else bipartite_mask(kinds)
+        allowed = exogenous_mask(None if allow_all_edges else bipartite_mask(kinds), d + m, exogenous)
         self.dag = NotearsMLP(node_types=types, n_categories=ncat, hidden=tuple(dag_hidden), allowed=allowed)
         self.cls = MLP(m, 1, hidden=(10, 10, 10))
 
@@ -502,6 +508,17 @@ class CMCL:
         edge to the rotation latent 8,000, the digit's edges 300-24,000; every edge found on
         simulated 5/10 (3 seeds) 2.7-140, on 20/40 (2 seeds) above 20, on the x-ray phantoms
         (3 seeds) 1.9-170. Applies with ``dag_refit`` only.
+    exogenous : names of variables known not to be caused by anything in the image or the table
+        (age, sex, site, a randomised treatment): no edge may point into them, in training and in the
+        refit. Knowledge, not a tuning knob: it also decides one repair in the refit. In a DAG with
+        no hidden common cause two roots are independent, so a variable that is a root of the
+        refitted DAG but depends on an exogenous variable (:func:`dependence_pvalue` of their
+        values, level :data:`DEPENDENCE_ALPHA`) cannot be a root: the refit is solved once more with
+        that variable a child of the latents (its edges into latents are given up, and logged).
+        Every pair of variables the final DAG calls independent (d-separated) but the data do not
+        is logged as a warning and kept in ``unexplained_dependences_`` (and the run's config.json);
+        pairs of two exogenous variables are left out (associated through something outside the
+        model). Measured on the x-ray phantoms (README, ``benchmarks/results/xray_phantom_exogenous``).
     anm_method : the pairwise score used by ``orient`` and ``refit_orient``
         (:func:`xcausal.structure.anm.anm_direction`, the latent passed as ``y``): "pnl" (default)
         allows the latent to be a monotone warp of the true one, as a learned latent is, and
@@ -546,6 +563,7 @@ class CMCL:
                  kl_warmup: float = 0.2, init: Literal["auto", "varimax", "ica", "none"] = "auto", init_weight: float | None = None,
                  dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm", min_effect: float = MIN_EFFECT,
                  anm_method: Literal["entropy", "pnl", "hsic"] = "pnl", anm_decontaminate: bool = True,
+                 exogenous: Sequence[str] = (),
                  data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
                  devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
                  precision: Literal["32", "bf16-mixed"] = "32",
@@ -588,6 +606,7 @@ class CMCL:
         self.refit_orient = refit_orient
         self.anm_method = anm_method
         self.anm_decontaminate = anm_decontaminate
+        self.exogenous = exogenous
         self.data_loading = data_loading
         self.num_workers = num_workers
         self.devices = devices
@@ -604,15 +623,18 @@ class CMCL:
         keys = ["latent_dim", "embed_dim", "epochs", "batch_size", "lr", "use_cm", "use_cr",
                 "allow_all_edges", "h_func", "lambda1", "lambda2", "w_threshold", "dag_weight",
                 "cr_weight", "beta", "dag_warmup", "dual_every", "rho_max", "cr_batch", "cr_vars", "dag_hidden", "likelihood", "pixel_sigma", "posterior_uses_u", "decoder", "prior", "orient", "orient_every", "anm_decontaminate",
-                "channel_plan", "convs_per_stage", "kl_warmup", "init", "init_weight", "dag_refit", "refit_orient", "min_effect", "anm_method", "data_loading", "num_workers", "devices", "strategy", "precision",
+                "channel_plan", "convs_per_stage", "kl_warmup", "init", "init_weight", "dag_refit", "refit_orient", "min_effect", "anm_method", "exogenous", "data_loading", "num_workers", "devices", "strategy", "precision",
                 "seed", "device", "progress"]
         out = {k: getattr(self, k) for k in keys}
         out["dag_hidden"] = list(out["dag_hidden"])
+        out["exogenous"] = list(out["exogenous"])
         if not isinstance(out["channel_plan"], str):
             out["channel_plan"] = list(out["channel_plan"])
         return out
 
     def _validate(self) -> None:
+        if not isinstance(self.exogenous, (list, tuple)) or not all(isinstance(v, str) for v in self.exogenous):
+            raise ValueError(f"exogenous={self.exogenous!r}: must be a list of variable names")
         if self.latent_dim is not None and self.latent_dim < 1:
             raise ValueError(f"latent_dim={self.latent_dim}: must be at least 1")
         if self.epochs is not None and self.epochs < 1:
@@ -715,6 +737,8 @@ class CMCL:
         mean = np.where(cont, ds.u.mean(0), 0.0)
         std = np.where(cont, ds.u.std(0) + 1e-8, 1.0)
         self.encoding_ = _Encoding(list(ds.variables), mean, std)
+        self._exogenous_idx()  # unknown names fail here, before training
+        self.unexplained_dependences_: list[tuple[str, str, float]] | None = None  # checked by the refit
         self.n_latents_ = m
         self.embed_dim_ = k0
         self.epochs_ = epochs
@@ -866,7 +890,8 @@ class CMCL:
                        n_categories=[v.n_categories for v in enc.variables], latent_dim=self.n_latents_,
                        embed_dim=self.embed_dim_, use_cm=self.use_cm, allow_all_edges=self.allow_all_edges,
                        plan=self.channel_plan, dag_hidden=self.dag_hidden, convs_per_stage=self.convs_per_stage,
-                       posterior_uses_u=self.posterior_uses_u, ivae_prior=self.prior == "ivae", decoder=self.decoder)
+                       posterior_uses_u=self.posterior_uses_u, ivae_prior=self.prior == "ivae", decoder=self.decoder,
+                       exogenous=self._exogenous_idx())
 
     def _init_decoder_bias(self, ds: CrossModalDataset) -> None:
         """Both decoders start at the training images' mean intensity per channel (on at most 5,000
@@ -1274,7 +1299,8 @@ class CMCL:
 
         With the pose decoder the refit is solved twice, with the shift latents read in the drawn
         object's axes and in the image's (:class:`xcausal.nn.PoseDecoder`; the same decoder), and
-        the axes whose DAG has fewer edges are kept: ``pose_frame_``. On a tie, the axes in which
+        the axes whose DAG has fewer edges are kept: ``pose_frame_`` (first, though, the axes whose
+        DAG leaves fewer ``unexplained_dependences_``, usually none in either). On a tie, the axes in which
         the variables' effects are spread over fewer latents (:func:`effect_spread`), and the
         object's on an exact tie. Measured on MNIST (README): a vertical shift is one latent in the
         image's axes and two in the object's; a rotation about the frame's centre one latent in the
@@ -1300,7 +1326,9 @@ class CMCL:
             raise
         edges = {f: int((sol["model"].adjacency().detach().abs() > self.w_threshold).sum()) for f, sol in solutions.items()}
         spread = {f: effect_spread(sol["effect_ratios"]) for f, sol in solutions.items()}
-        kept = "image" if (edges["image"], spread["image"]) < (edges["object"], spread["object"]) else "object"
+        conflicts = {f: len(sol["unexplained_dependences"]) for f, sol in solutions.items()}
+        kept = ("image" if (conflicts["image"], edges["image"], spread["image"])
+                < (conflicts["object"], edges["object"], spread["object"]) else "object")
         other = "object" if kept == "image" else "image"
         net.dec.image_frame.fill_(kept == "image")
         logger.info("shift latents z2, z3 read in the %s's axes: the DAG has %d edges there (effect spread %.3f), "
@@ -1335,7 +1363,8 @@ class CMCL:
         net.train(was_training)
         V = torch.cat(cols)
         kinds = ["observed"] * d + ["latent"] * self.n_latents_
-        allowed = None if self.allow_all_edges else bipartite_mask(kinds)
+        exo = self._exogenous_idx()
+        allowed = exogenous_mask(None if self.allow_all_edges else bipartite_mask(kinds), V.shape[1], exo)
         if self.refit_orient == "anm":
             allowed = self._anm_orientation_mask(V.numpy(), allowed)
         refit = functools.partial(
@@ -1343,37 +1372,91 @@ class CMCL:
             n_categories=[v.n_categories for v in enc.variables] + [1] * self.n_latents_,
             hidden=tuple(self.dag_hidden), lambda1=self.lambda1, h_func=self.h_func,
             w_threshold=self.w_threshold, seed=self.seed, device="cpu")
-        res = refit(allowed=allowed)
-        seconds = res.seconds
-        ratios = self._effect_ratios(res.model, V, post_var)
-        pruned = []
         names = [v.name for v in enc.variables] + [f"z{j + 1}" for j in range(self.n_latents_)]
-        for rounds in range(4):  # a refit without the weak edges may lean on another edge: check again
-            weak = [(i, j) for (i, j), r in ratios.items() if r < self.min_effect]
-            if not weak:
-                break
-            if rounds == 3:
-                logger.warning("after 3 rounds of leaving weak edges out, the refit%s still has %d edge(s) below "
-                               "min_effect=%g, kept: %s", label, len(weak), self.min_effect,
-                               ", ".join(f"{names[i]} -> {names[j]} ({ratios[(i, j)]:.2f})" for i, j in weak))
-                break
+
+        def solve(allowed: torch.Tensor | None) -> dict[str, Any]:
+            res = refit(allowed=allowed)
+            seconds = res.seconds
+            ratios = self._effect_ratios(res.model, V, post_var)
+            pruned = []
+            for rounds in range(4):  # a refit without the weak edges may lean on another edge: check again
+                weak = [(i, j) for (i, j), r in ratios.items() if r < self.min_effect]
+                if not weak:
+                    break
+                if rounds == 3:
+                    logger.warning("after 3 rounds of leaving weak edges out, the refit%s still has %d edge(s) below "
+                                   "min_effect=%g, kept: %s", label, len(weak), self.min_effect,
+                                   ", ".join(f"{names[i]} -> {names[j]} ({ratios[(i, j)]:.2f})" for i, j in weak))
+                    break
+                allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
+                           if allowed is None else allowed.clone().bool())
+                for i, j in weak:
+                    allowed[i, j] = False
+                    pruned.append((names[i], names[j], float(ratios[(i, j)])))
+                    logger.info("edge %s -> %s left out%s: the variance of the latent's mean it accounts for is %.2f × "
+                                "the latent's posterior variance (min_effect %g)", names[i], names[j], label,
+                                ratios[(i, j)], self.min_effect)
+                res = refit(allowed=allowed)
+                seconds += res.seconds
+                ratios = self._effect_ratios(res.model, V, post_var)
+            return {"model": res.model, "effect_ratios": ratios, "pruned": pruned, "seconds": seconds,
+                    "n_outer": res.n_outer}
+
+        sol = solve(allowed)
+        conflicts = self._unexplained(sol["model"], V, exo)
+        # A root that depends on an exogenous variable cannot be a root (two roots are
+        # independent): under the bipartite assumption it is a child of latents. Solve again so.
+        roots = self._roots(sol["model"])
+        forced = sorted({b for i, k, _ in conflicts for a, b in ((i, k), (k, i)) if a in exo and b not in exo
+                         and b in roots})
+        if forced:
+            W = sol["model"].adjacency().detach().cpu().numpy()
+            for b in forced:
+                a, p = next((a, p) for i, k, p in conflicts for a, bb in ((i, k), (k, i)) if bb == b and a in exo)
+                lost = [names[j] for j in range(V.shape[1]) if abs(W[b, j]) > self.w_threshold]
+                logger.info("%s is a root of the refit%s but depends on the exogenous %s (p = %.2g): solved again "
+                            "with %s a child of the latents (giving up %s)", names[b], label, names[a], p, names[b],
+                            ", ".join(f"{names[b]} -> {z}" for z in lost) or "no edge")
             allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
                        if allowed is None else allowed.clone().bool())
-            for i, j in weak:
-                allowed[i, j] = False
-                pruned.append((names[i], names[j], float(ratios[(i, j)])))
-                logger.info("edge %s -> %s left out%s: the variance of the latent's mean it accounts for is %.2f × "
-                            "the latent's posterior variance (min_effect %g)", names[i], names[j], label, ratios[(i, j)],
-                            self.min_effect)
-            res = refit(allowed=allowed)
-            seconds += res.seconds
-            ratios = self._effect_ratios(res.model, V, post_var)
-        return {"model": res.model, "effect_ratios": ratios, "pruned": pruned, "seconds": seconds, "n_outer": res.n_outer}
+            for b in forced:
+                allowed[b, :] = False
+                allowed[d:, b] = True  # both directions were open before the pairwise orientation
+            allowed = exogenous_mask(allowed, V.shape[1], exo)
+            seconds = sol["seconds"]
+            sol = solve(allowed)
+            sol["seconds"] += seconds
+            conflicts = self._unexplained(sol["model"], V, exo)
+        for i, k, p in conflicts:
+            logger.warning("%s and %s are dependent (p = %.2g), but the DAG%s says they are independent (no common "
+                           "cause, neither causes the other): an edge is missing or points the wrong way%s",
+                           names[i], names[k], p, label, "" if (i in exo or k in exo) else
+                           "; a variable known not to be caused by the image can be declared exogenous")
+        sol["unexplained_dependences"] = [(names[i], names[k], float(p)) for i, k, p in conflicts]
+        return sol
+
+    def _roots(self, dag: NotearsMLP) -> set[int]:
+        """Variables (node indices) with no parent above ``w_threshold`` in ``dag``."""
+        W = np.abs(dag.adjacency().detach().cpu().numpy()) > self.w_threshold
+        return {i for i in range(len(self.encoding_.variables)) if not W[:, i].any()}
+
+    def _unexplained(self, dag: NotearsMLP, V: torch.Tensor, exo: Sequence[int]) -> list[tuple[int, int, float]]:
+        """:func:`xcausal.structure.unexplained_dependences` of ``dag`` (edges above ``w_threshold``,
+        cycles broken as :meth:`_finalise` does) on the variables' columns of ``V``, without pairs of
+        two exogenous variables. Repeated rows (a bootstrap resample's; equal images give equal
+        latents) are tested once: duplicates would make the p-values too small."""
+        d = len(self.encoding_.variables)
+        W, _ = threshold_to_dag(dag.adjacency().detach().cpu().numpy().astype(float), self.w_threshold)
+        cols = np.unique(V.numpy(), axis=0)[:, :d]
+        found = unexplained_dependences(W, cols, [v.type is not VarType.CONTINUOUS for v in self.encoding_.variables],
+                                        alpha=DEPENDENCE_ALPHA)
+        return [(i, k, p) for i, k, p in found if not (i in exo and k in exo)]
 
     def _keep_refit(self, sol: Mapping[str, Any], extra_seconds: float = 0.0) -> None:
         """Make a :meth:`_refit_solution` the model's DAG (the one interventions use)."""
         net = self.net_
         self.effect_ratios_ = sol["effect_ratios"]
+        self.unexplained_dependences_ = list(sol.get("unexplained_dependences", []))
         self.pruned_edges_ = list(sol["pruned"])
         dev = next(net.dag.parameters()).device
         net.dag.load_state_dict({k: v.to(device=dev, dtype=torch.float32) if v.is_floating_point() else v.to(dev)
@@ -1554,6 +1637,15 @@ class CMCL:
         if not cols:
             return None
         return np.unique(np.round(np.asarray(u, dtype=float)[:, cols]), axis=0, return_inverse=True)[1].ravel()
+
+    def _exogenous_idx(self) -> list[int]:
+        """Node indices of the ``exogenous`` variables (checked against the fitted variables)."""
+        names = [v.name for v in self.encoding_.variables]
+        unknown = [v for v in self.exogenous if v not in names]
+        if unknown:
+            raise ValueError(f"exogenous: no variable named {unknown[0]!r} in the table "
+                             f"(variables: {', '.join(names)})")
+        return sorted({names.index(v) for v in self.exogenous})
 
     def _node_name(self, k: int) -> str:
         d = len(self.encoding_.variables)
@@ -1845,7 +1937,9 @@ class CMCL:
                 "embed_dim": self.embed_dim_, "epochs": self.epochs_, "image_size": self.image_size_,
                 "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None,
                 "anchor": self.anchor_, "pruned_edges": getattr(self, "pruned_edges_", []),
-                "effect_ratios": [[i, j, r] for (i, j), r in sorted(getattr(self, "effect_ratios_", {}).items())]}
+                "effect_ratios": [[i, j, r] for (i, j), r in sorted(getattr(self, "effect_ratios_", {}).items())],
+                "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
+                                            else [list(t) for t in self.unexplained_dependences_])}
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -1856,6 +1950,7 @@ class CMCL:
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         with checkpoint_errors(path):
             params = {**CHECKPOINT_LEGACY_PARAMS, **meta["params"]}  # a model saved before they existed
+            params["exogenous"] = list(params["exogenous"])  # a copy: not the shared default
             params["device"] = device
             params["dag_hidden"] = tuple(params["dag_hidden"])
             if isinstance(params["channel_plan"], list):
@@ -1870,6 +1965,8 @@ class CMCL:
             obj.anchor_ = meta.get("anchor")  # absent in files written before ef3026d
             obj.pruned_edges_ = [tuple(e) for e in meta.get("pruned_edges", [])]
             obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta.get("effect_ratios", [])}
+            found = meta.get("unexplained_dependences")  # absent (None) in files written before the check
+            obj.unexplained_dependences_ = None if found is None else [(str(a), str(b), float(p)) for a, b, p in found]
             obj.device_ = _resolve_device(device)
             obj.net_ = load_net_state(obj._build_net(), path, obj.device_, LEGACY_OPTIONAL_PARAMS)
             obj._finalise()
@@ -1887,6 +1984,8 @@ class CMCL:
                   "dropped_edges": self.dropped_edges_, "anchor": self.anchor_,
                   "pruned_edges": getattr(self, "pruned_edges_", []),
                   "pose_frame": getattr(self, "pose_frame_", None),
+                  "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
+                                              else [list(t) for t in self.unexplained_dependences_]),
                   **(extra_config or {})}
         return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
                          history=self.history_, save_checkpoint=self.save)

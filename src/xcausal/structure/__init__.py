@@ -3,14 +3,16 @@
 NOTEARS-MLP for mixed continuous / binary / categorical nodes (:class:`NotearsMLP`), the
 acyclicity functions (:func:`h_expm`, :func:`h_logdet`), the augmented Lagrangian
 (:class:`AugmentedLagrangian`), post-processing (:func:`threshold_to_dag`), edge masks
-(:func:`bipartite_mask`) and a standalone full-batch learner (:func:`fit_notears`); GES with the
+(:func:`bipartite_mask`, :func:`exogenous_mask`), the check of the independences
+the graph implies between variables (:func:`unexplained_dependences`) and a standalone full-batch
+learner (:func:`fit_notears`); GES with the
 generalized score (:func:`fit_gs_ges`, :class:`GeneralizedScore`) and causal-learn's endpoint
 matrices converted to our CPDAG convention (:func:`endpoints_to_adjacency`, :func:`pdag_to_dag`);
 the graph-gradient DAG over binary nodes of causalPIMA (:class:`GraphGradientDAG`).
 """
 
 from xcausal.structure._acyclicity import h_expm, h_logdet
-from xcausal.structure._graph import bipartite_mask, threshold_to_dag
+from xcausal.structure._graph import bipartite_mask, dependence_pvalue, exogenous_mask, threshold_to_dag, unexplained_dependences
 from xcausal.structure._lagrangian import AugmentedLagrangian
 from xcausal.structure.ges import GeneralizedScore, GSScore, endpoints_to_adjacency, fit_gs_ges, pdag_to_dag
 from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
@@ -37,6 +39,9 @@ __all__ = [
     "h_expm",
     "h_logdet",
     "bipartite_mask",
+    "exogenous_mask",
+    "dependence_pvalue",
+    "unexplained_dependences",
     "threshold_to_dag",
     "AugmentedLagrangian",
     "NotearsMLP",

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-__all__ = ["threshold_to_dag", "bipartite_mask"]
+__all__ = ["threshold_to_dag", "bipartite_mask", "exogenous_mask", "dependence_pvalue", "unexplained_dependences"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +91,98 @@ def bipartite_mask(kinds: Sequence[str]) -> torch.Tensor:
         raise ValueError(f"bipartite_mask: unknown node kinds {bad} (expected 'observed' or 'latent')")
     latent = torch.tensor([k == "latent" for k in kinds], dtype=torch.bool)
     return latent[:, None] != latent[None, :]
+
+
+def exogenous_mask(allowed: torch.Tensor | None, n_nodes: int, exogenous: Sequence[int]) -> torch.Tensor | None:
+    """``allowed`` (None: every off-diagonal edge) with every edge into the ``exogenous`` nodes
+    forbidden: background knowledge that nothing in the graph causes them (age, sex or site is
+    not caused by an image). Returns ``allowed`` itself when ``exogenous`` is empty.
+
+    Raises
+    ------
+    ValueError
+        If a node index is outside ``range(n_nodes)``.
+    """
+    exogenous = [int(i) for i in exogenous]
+    if not exogenous:
+        return allowed
+    bad = [i for i in exogenous if not 0 <= i < n_nodes]
+    if bad:
+        raise ValueError(f"exogenous_mask: node indices {bad} outside 0..{n_nodes - 1}")
+    mask = torch.ones(n_nodes, n_nodes, dtype=torch.bool).fill_diagonal_(False) if allowed is None else allowed.clone().bool()
+    mask[:, exogenous] = False
+    return mask
+
+
+def dependence_pvalue(a: np.ndarray, b: np.ndarray, a_discrete: bool, b_discrete: bool) -> float:
+    """p-value of a test of marginal independence of two variables, chosen by their types:
+    Spearman's rank correlation (both continuous), Kruskal-Wallis of the continuous one across
+    the discrete one's levels, or the chi-squared test of their contingency table (both discrete).
+    1.0 when a variable is constant (nothing to test). These tests see monotone and location
+    dependence only, so a small p is evidence of dependence and a large one is not proof of
+    independence.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"dependence_pvalue: lengths differ ({len(a)} vs {len(b)})")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("dependence_pvalue: values must be finite (NaN or inf given)")
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 1.0
+    if a_discrete and b_discrete:
+        table = np.unique(np.column_stack([a, b]), axis=0, return_counts=True)
+        la, ia = np.unique(table[0][:, 0], return_inverse=True)
+        lb, ib = np.unique(table[0][:, 1], return_inverse=True)
+        counts = np.zeros((len(la), len(lb)))
+        np.add.at(counts, (ia, ib), table[1])
+        return float(stats.chi2_contingency(counts).pvalue)
+    if a_discrete or b_discrete:
+        levels, cont = (a, b) if a_discrete else (b, a)
+        groups = [cont[levels == v] for v in np.unique(levels)]
+        if len(groups) < 2:
+            return 1.0
+        return float(stats.kruskal(*groups).pvalue)
+    return float(stats.spearmanr(a, b).pvalue)
+
+
+def unexplained_dependences(adjacency: np.ndarray, columns: np.ndarray, discrete: Sequence[bool], *,
+                            alpha: float) -> list[tuple[int, int, float]]:
+    """Pairs of observed variables that the graph says are independent and the data say are not.
+
+    In a DAG over all the variables (no hidden common cause) two nodes that are d-separated by the
+    empty set (neither is an ancestor of the other and they share no ancestor; two roots, for
+    example) are independent. A test that rejects that at level ``alpha`` shows an edge the graph
+    lacks or one that points the wrong way.
+
+    Parameters
+    ----------
+    adjacency : (D, D) the graph's weighted adjacency (nonzero = edge i -> j), acyclic; its first
+        ``d`` nodes are the variables.
+    columns : (n, d) the variables' values (discrete ones as codes), finite.
+    discrete : (d,) whether each variable is binary / categorical.
+    alpha : family-wise level over the d-separated pairs tested (Bonferroni: each pair's
+        :func:`dependence_pvalue` is compared with ``alpha`` / the number of such pairs).
+
+    Returns
+    -------
+    list of (i, k, p) with i < k, ordered by p (the uncorrected p-values).
+    """
+    adjacency = np.asarray(adjacency)
+    columns = np.asarray(columns, dtype=float)
+    d = columns.shape[1]
+    if len(discrete) != d:
+        raise ValueError(f"unexplained_dependences: {len(discrete)} types for {d} columns")
+    g = nx.DiGraph()
+    g.add_nodes_from(range(adjacency.shape[0]))
+    src, dst = np.nonzero(adjacency)
+    g.add_edges_from(zip(src.tolist(), dst.tolist()))
+    pairs = [(i, k) for i in range(d) for k in range(i + 1, d) if nx.is_d_separator(g, {i}, {k}, set())]
+    level = alpha / max(len(pairs), 1)
+    out = []
+    for i, k in pairs:
+        p = dependence_pvalue(columns[:, i], columns[:, k], bool(discrete[i]), bool(discrete[k]))
+        if p < level:
+            out.append((i, k, p))
+    return sorted(out, key=lambda t: (t[2], t[0], t[1]))

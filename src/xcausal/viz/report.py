@@ -384,6 +384,24 @@ def _summary_section(r: _Run) -> str:
     body.append(_table(header, rows, cls="tbl verdicts"))
     body.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for v in verdicts for s in _verdict_sentences(r, v))
                 + "</ul>")
+    params = r.config.get("params") if isinstance(r.config.get("params"), dict) else {}
+    exo = [str(v) for v in params.get("exogenous") or []] if isinstance(params.get("exogenous"), list) else []
+    if exo:
+        body.append(_p(f"Declared before the fit as not caused by the image (--exogenous): {_join_words(exo)}. "
+                       "The model was not allowed to draw an arrow into "
+                       f"{'it' if len(exo) == 1 else 'them'}; that is knowledge you supplied, not a finding.", "note"))
+    found = r.config.get("unexplained_dependences")
+    for item in found if isinstance(found, list) else []:  # hand-edited entries that are not [a, b, p] are skipped
+        try:
+            a, b, pv = str(item[0]), str(item[1]), float(item[2])
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        p_text = f"p = {pv:.2g}" if pv > 0 else "p < 1e-300"
+        hint = ("" if a in exo or b in exo else " If one of them cannot be caused by the image (age, sex, site, "
+                "an assigned treatment), refit with it listed under --exogenous.")
+        body.append(_p(f"Caution: {a} and {b} are associated in the data ({p_text}), but this graph gives them no "
+                       "common cause and no path from one to the other, which would make them unrelated. An arrow "
+                       f"is missing or points the wrong way, most likely one of {a}'s or {b}'s.{hint}", "note"))
     if not r.has_support:
         body.append(_p("No bootstrap was run for this fit, so the edges carry no support percentage "
                        "(refit with bootstrap resampling to see how often each edge is found).", "note"))
