@@ -132,12 +132,7 @@ def dependence_pvalue(a: np.ndarray, b: np.ndarray, a_discrete: bool, b_discrete
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 1.0
     if a_discrete and b_discrete:
-        table = np.unique(np.column_stack([a, b]), axis=0, return_counts=True)
-        la, ia = np.unique(table[0][:, 0], return_inverse=True)
-        lb, ib = np.unique(table[0][:, 1], return_inverse=True)
-        counts = np.zeros((len(la), len(lb)))
-        np.add.at(counts, (ia, ib), table[1])
-        return float(stats.chi2_contingency(counts).pvalue)
+        return float(stats.chi2_contingency(stats.contingency.crosstab(a, b).count).pvalue)
     if a_discrete or b_discrete:
         levels, cont = (a, b) if a_discrete else (b, a)
         groups = [cont[levels == v] for v in np.unique(levels)]
