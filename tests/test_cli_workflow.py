@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xcausal.bootstrap import bootstrap_seeds, edge_table
+from xcausal.bootstrap import bootstrap_seeds, edge_table, verdict_table
 from xcausal.cli import main
 from xcausal.types import Edge, Graph, Node
 
@@ -23,6 +23,12 @@ def test_edge_table_counts_directions_and_median_weight():
     assert t.loc[("u1", "z1")].tolist() == [0.5, 0.25, 0.25, pytest.approx(0.5)]
     assert t.loc[("u1", "z2")].tolist() == [0.0, 0.0, 1.0, 0.0]
     assert bootstrap_seeds(0, 3) == bootstrap_seeds(0, 3) and len(set(bootstrap_seeds(0, 3))) == 3
+    refits.append(Graph(ref.nodes, [Edge("u1", "z2", 0.5), Edge("z1", "u1", 0.4)]))  # edges out and in: mixed
+    v = verdict_table(ref, refits).set_index("variable")
+    assert list(v.columns) == ["p_causal", "p_anti_causal", "p_mixed", "p_none"]
+    assert v.loc["u1"].tolist() == [0.4, 0.2, 0.2, 0.2]
+    with pytest.raises(ValueError, match="no refits"):
+        verdict_table(ref, [])
 
 
 def test_fit_bootstrap_writes_edges_csv_and_support(tmp_path, capsys):
@@ -40,6 +46,10 @@ def test_fit_bootstrap_writes_edges_csv_and_support(tmp_path, capsys):
     assert set(np.unique(t[["p_u_to_z", "p_z_to_u", "p_none"]].to_numpy())) <= {0.0, 0.5, 1.0}
     for e in g["edges"]:
         assert 0.0 <= e["support"] <= 1.0
+    v = pd.read_csv(run / "verdicts.csv")
+    assert list(v.columns) == ["variable", "p_causal", "p_anti_causal", "p_mixed", "p_none"]
+    assert list(v["variable"]) == [n["name"] for n in g["nodes"] if n["kind"] == "observed"]
+    assert np.allclose(v.iloc[:, 1:].sum(axis=1), 1.0) and set(np.unique(v.iloc[:, 1:])) <= {0.0, 0.5, 1.0}
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["fit_config"]["bootstrap"] == 2 and cfg["command"].startswith("xcausal fit ")
 

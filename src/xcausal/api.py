@@ -550,15 +550,17 @@ def fit(cfg: FitConfig) -> Path:
     if cfg.bootstrap:
         import dataclasses
 
-        from xcausal.bootstrap import bootstrap_edges, with_support
+        from xcausal.bootstrap import bootstrap_refits, edge_table, verdict_table, with_support
 
         def refit_factory(seed: int, _cfg=cfg, _factory=factory):
             return _factory(dataclasses.replace(_cfg, seed=seed, progress=False))
 
-        table = bootstrap_edges(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
-                                n_jobs=cfg.jobs)
+        refits = bootstrap_refits(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
+                                  n_jobs=cfg.jobs)
+        table = edge_table(result.graph, refits)
         result.graph = with_support(result.graph, table)
         result.tables["edges.csv"] = table
+        result.tables["verdicts.csv"] = verdict_table(result.graph, refits)
     path = write_run(out, result, overwrite=cfg.overwrite)
     if checkpointed:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,8 @@
 A refit on a bootstrap resample learns its own latents, in its own order and sign: each refit's
 latents (posterior means on the *full* data) are matched to the main fit's by the Hungarian
 algorithm on absolute Pearson correlation, and its graph renamed before counting. For every
-variable–latent pair the refits vote u → z, z → u or no edge.
+variable–latent pair the refits vote u → z, z → u or no edge; for every variable they vote on its
+verdict as a whole (causal, anti-causal, mixed or none), which does not depend on the matching.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xcausal.types import Edge, Graph
+from xcausal.types import Edge, Graph, Relation
 
-__all__ = ["bootstrap_edges", "bootstrap_seeds", "edge_table", "with_support"]
+__all__ = ["bootstrap_edges", "bootstrap_refits", "bootstrap_seeds", "edge_table", "verdict_table", "with_support"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,21 @@ def edge_table(reference: Graph, refits: list[Graph]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdict_table(reference: Graph, refits: list[Graph]) -> pd.DataFrame:
+    """Per variable of ``reference``: the share of ``refits`` in which its relation to the latents
+    (:meth:`xcausal.types.Graph.relation`) is causal, anti-causal, mixed or none. Unlike the
+    per-pair table this needs no matching of latents: a variable whose effect lands on different
+    latents in different refits still gets the same verdict in each."""
+    b = len(refits)
+    if b == 0:
+        raise ValueError("verdict_table: no refits")
+    rows = []
+    for u in reference.observed:
+        votes = [g.relation(u).value for g in refits]
+        rows.append({"variable": u, **{f"p_{r.value.replace('-', '_')}": votes.count(r.value) / b for r in Relation}})
+    return pd.DataFrame(rows)
+
+
 def with_support(graph: Graph, table: pd.DataFrame) -> Graph:
     """``graph`` whose variable–latent edges carry their bootstrap frequency as ``support``."""
     freq = {}
@@ -85,7 +101,15 @@ def with_support(graph: Graph, table: pd.DataFrame) -> Graph:
 
 def bootstrap_edges(factory: Callable[[int], Any], ds: Any, reference: Graph, reference_latents: np.ndarray, *,
                     b: int, seed: int, n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
-    """Refit ``factory(seed_k)`` on ``b`` bootstrap resamples of ``ds`` and tabulate the edges.
+    """:func:`edge_table` of :func:`bootstrap_refits` (same parameters)."""
+    return edge_table(reference, bootstrap_refits(factory, ds, reference, reference_latents, b=b, seed=seed,
+                                                  n_jobs=n_jobs, progress=progress))
+
+
+def bootstrap_refits(factory: Callable[[int], Any], ds: Any, reference: Graph, reference_latents: np.ndarray, *,
+                     b: int, seed: int, n_jobs: int = 1, progress: bool = False) -> list[Graph]:
+    """Refit ``factory(seed_k)`` on ``b`` bootstrap resamples of ``ds``; their graphs, latents renamed
+    to the main fit's.
 
     Parameters
     ----------
@@ -97,7 +121,7 @@ def bootstrap_edges(factory: Callable[[int], Any], ds: Any, reference: Graph, re
 
     Returns
     -------
-    DataFrame: variable, latent, p_u_to_z, p_z_to_u, p_none, median_weight (see :func:`edge_table`).
+    list of Graph, one per resample (tabulate with :func:`edge_table` and :func:`verdict_table`).
     """
     if b < 1:
         raise ValueError(f"bootstrap: B = {b}, need at least 1 resample")
@@ -108,5 +132,4 @@ def bootstrap_edges(factory: Callable[[int], Any], ds: Any, reference: Graph, re
     logger.info("bootstrap: %d refits on %d job(s)", b, n_jobs)
     results = Parallel(n_jobs=n_jobs, backend="loky" if n_jobs != 1 else "sequential")(
         delayed(_one_refit)(factory, ds, s, threads) for s in seeds)
-    refits = [_align(g, reference_latents, z) for g, z in results]
-    return edge_table(reference, refits)
+    return [_align(g, reference_latents, z) for g, z in results]

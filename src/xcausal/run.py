@@ -14,6 +14,8 @@
       edges.csv       with --bootstrap B: per variable–latent pair the frequency of u→z, z→u and
                       no edge over B refits, and the median |weight|; graph.json edges then carry
                       "support" (their direction's frequency)
+      verdicts.csv    with --bootstrap B: per variable the share of the B refits that find it causal,
+                      anti-causal, mixed or unrelated (no edge)
 """
 
 from __future__ import annotations

@@ -195,6 +195,19 @@ def test_edges_csv_support_is_shown(run_copy, data):
     check_self_contained(text)
 
 
+def test_verdicts_csv_gives_each_variables_verdict_share(run_copy):
+    assert "verdict in the refits" not in write_report(run_copy).read_text()  # no verdicts.csv
+    pd.DataFrame({"variable": ["u1", "u2"], "p_causal": [0.8, 0.0], "p_anti_causal": [0.0, 0.6],
+                  "p_mixed": [0.0, 0.2], "p_none": [0.2, 0.2]}).to_csv(run_copy / "verdicts.csv", index=False)
+    text = write_report(run_copy).read_text()
+    assert "<th>verdict in the refits</th>" in text
+    assert "<td>causal 80%, no edge 20%</td>" in text
+    assert "<td>anti-causal 60%, causal and anti-causal 20%, no edge 20%</td>" in text
+    pd.DataFrame({"variable": ["u1"]}).to_csv(run_copy / "verdicts.csv", index=False)  # unusable: a note, no column
+    text = write_report(run_copy).read_text()
+    assert "verdicts.csv lacks the column(s) p_causal" in text and "<th>verdict in the refits</th>" not in text
+
+
 def test_malformed_edges_csv_is_noted_not_fatal(run_copy):
     pd.DataFrame({"variable": ["u1"], "latent": ["z1"]}).to_csv(run_copy / "edges.csv", index=False)
     text = write_report(run_copy).read_text()

@@ -169,6 +169,7 @@ class _Run:
     history: pd.DataFrame | None
     support: dict[tuple[str, str], _PairSupport]
     support_note: str | None
+    verdict_support: dict[str, dict[str, float]] = field(default_factory=dict)  # verdicts.csv
     model: Any = None
     model_note: str | None = None
     ds: Any = None
@@ -229,6 +230,30 @@ def _read_edge_support(path: Path) -> tuple[dict[tuple[str, str], _PairSupport],
     return out, None
 
 
+_VERDICT_COLUMNS = {"p_causal": "causal", "p_anti_causal": "anti-causal", "p_mixed": "causal and anti-causal",
+                    "p_none": "no edge"}
+
+
+def _read_verdict_support(path: Path) -> tuple[dict[str, dict[str, float]], str | None]:
+    """verdicts.csv -> {variable: {verdict: share of the refits}}, and a note if it is unusable."""
+    if not path.is_file():
+        return {}, None
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        return {}, f"{path.name} could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    missing = [c for c in ["variable", *_VERDICT_COLUMNS] if c not in df.columns]
+    if missing:
+        return {}, f"{path.name} lacks the column(s) {', '.join(missing)}; verdict support is not shown"
+    out = {}
+    for r in df.to_dict("records"):
+        try:
+            out[str(r["variable"])] = {v: float(r[c]) for c, v in _VERDICT_COLUMNS.items()}
+        except (TypeError, ValueError):
+            continue
+    return out, None
+
+
 def _load_run(run: Path, data: str | Path | None) -> _Run:
     from xcausal.api import load_model, load_run_dataset
     from xcausal.io import read_json
@@ -248,8 +273,10 @@ def _load_run(run: Path, data: str | Path | None) -> _Run:
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             logger.warning("%s: not readable (%s)", hp, exc)
     support, note = _read_edge_support(run / "edges.csv")
+    verdicts, vnote = _read_verdict_support(run / "verdicts.csv")
     out = _Run(path=run, graph=rd.graph, raw_graph=raw if isinstance(raw, dict) else {}, config=rd.config,
-               latents=rd.latents, history=hist, support=support, support_note=note)
+               latents=rd.latents, history=hist, support=support,
+               support_note="; ".join(n for n in (note, vnote) if n) or None, verdict_support=verdicts)
     out.ds = load_run_dataset(run, data)  # DataError when the data are missing
     missing = [v for v in rd.graph.observed if v not in out.ds.variable_names]
     if missing:
@@ -373,13 +400,18 @@ def _summary_section(r: _Run) -> str:
     n_edges = sum(len(v.causes) + len(v.caused_by) for v in verdicts)
     body.append(_p(f"Method {r.method}: {len(g.observed)} table variable(s), {len(g.latent)} image latent(s) "
                    f"z1..z{len(g.latent)}, {n_edges} edge(s) between them."))
-    header = ["variable", "verdict", "latents"] + (["bootstrap support"] if r.has_support else [])
+    header = (["variable", "verdict", "latents"] + (["bootstrap support"] if r.has_support else [])
+              + (["verdict in the refits"] if r.verdict_support else []))
     rows = []
     for v in verdicts:
         lats = [f"{v.variable} → {e.target}" for e in v.causes] + [f"{e.source} → {v.variable}" for e in v.caused_by]
         row = [v.variable, v.label, ", ".join(lats) or "–"]
         if r.has_support:
             row.append(_support_cell(r, v.causes + v.caused_by) if lats else "–")
+        if r.verdict_support:
+            shares = r.verdict_support.get(v.variable)
+            row.append("–" if shares is None else ", ".join(
+                f"{name} {_pct(p)}" for name, p in sorted(shares.items(), key=lambda kv: -kv[1]) if p > 0) or "–")
         rows.append(row)
     body.append(_table(header, rows, cls="tbl verdicts"))
     body.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for v in verdicts for s in _verdict_sentences(r, v))
