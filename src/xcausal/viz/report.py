@@ -209,17 +209,26 @@ class _Run:
         return bool(self.support) or any("support" in d for d in self.raw_graph.get("edges", []))
 
 
-def _read_edge_support(path: Path) -> tuple[dict[tuple[str, str], _PairSupport], str | None]:
-    """edges.csv -> {(variable, latent): support}, and a note if the file is there but unusable."""
+def _read_bootstrap_csv(path: Path, columns: Sequence[str], what: str) -> tuple[pd.DataFrame | None, str | None]:
+    """A bootstrap table of the run (None if absent), or None and a note when it is there but
+    unreadable or lacks one of ``columns`` (then ``what`` is not shown)."""
     if not path.is_file():
-        return {}, None
+        return None, None
     try:
         df = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        return {}, f"{path.name} could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-    missing = [c for c in _EDGE_COLUMNS if c not in df.columns]
+        return None, f"{path.name} could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        return {}, f"{path.name} lacks the column(s) {', '.join(missing)}; bootstrap support is not shown"
+        return None, f"{path.name} lacks the column(s) {', '.join(missing)}; {what} is not shown"
+    return df, None
+
+
+def _read_edge_support(path: Path) -> tuple[dict[tuple[str, str], _PairSupport], str | None]:
+    """edges.csv -> {(variable, latent): support}, and a note if the file is there but unusable."""
+    df, note = _read_bootstrap_csv(path, _EDGE_COLUMNS, "bootstrap support")
+    if df is None:
+        return {}, note
     out = {}
     for r in df.itertuples(index=False):
         try:
@@ -236,15 +245,9 @@ _VERDICT_COLUMNS = {"p_causal": "causal", "p_anti_causal": "anti-causal", "p_mix
 
 def _read_verdict_support(path: Path) -> tuple[dict[str, dict[str, float]], str | None]:
     """verdicts.csv -> {variable: {verdict: share of the refits}}, and a note if it is unusable."""
-    if not path.is_file():
-        return {}, None
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        return {}, f"{path.name} could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-    missing = [c for c in ["variable", *_VERDICT_COLUMNS] if c not in df.columns]
-    if missing:
-        return {}, f"{path.name} lacks the column(s) {', '.join(missing)}; verdict support is not shown"
+    df, note = _read_bootstrap_csv(path, ["variable", *_VERDICT_COLUMNS], "verdict support")
+    if df is None:
+        return {}, note
     out = {}
     for r in df.to_dict("records"):
         try:
