@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xcausal.structure import bipartite_mask, dependence_pvalue, exogenous_mask, unexplained_dependences
+from xcausal.structure import bipartite_mask, dependence_pvalue, editable_mask, exogenous_mask, unexplained_dependences
 
 
 def test_exogenous_mask_forbids_every_edge_into_the_node():
@@ -20,6 +20,15 @@ def test_exogenous_mask_forbids_every_edge_into_the_node():
     assert exogenous_mask(base, 4, []) is base and exogenous_mask(None, 4, ()) is None
     with pytest.raises(ValueError, match=r"node indices \[4\] outside 0..3"):
         exogenous_mask(base, 4, [4])
+
+
+def test_editable_mask_is_a_copy_and_writes_out_none():
+    assert editable_mask(None, 3).tolist() == [[False, True, True], [True, False, True], [True, True, False]]
+    base = bipartite_mask(["observed", "latent"])
+    m = editable_mask(base, 2)
+    m[0, 1] = False
+    assert base[0, 1] and m.dtype == torch.bool
+    assert editable_mask(torch.tensor([[0, 1], [0, 0]]), 2).dtype == torch.bool
 
 
 @pytest.mark.parametrize("kind", ["continuous", "mixed", "discrete"])

@@ -55,6 +55,7 @@ from xcausal.structure import (
     AugmentedLagrangian,
     NotearsMLP,
     bipartite_mask,
+    editable_mask,
     exogenous_mask,
     h_expm,
     h_logdet,
@@ -1388,8 +1389,7 @@ class CMCL:
                                    "min_effect=%g, kept: %s", label, len(weak), self.min_effect,
                                    ", ".join(f"{names[i]} -> {names[j]} ({ratios[(i, j)]:.2f})" for i, j in weak))
                     break
-                allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
-                           if allowed is None else allowed.clone().bool())
+                allowed = editable_mask(allowed, V.shape[1])
                 for i, j in weak:
                     allowed[i, j] = False
                     pruned.append((names[i], names[j], float(ratios[(i, j)])))
@@ -1417,8 +1417,7 @@ class CMCL:
                 logger.info("%s is a root of the refit%s but depends on the exogenous %s (p = %.2g): solved again "
                             "with %s a child of the latents (giving up %s)", names[b], label, names[a], p, names[b],
                             ", ".join(f"{names[b]} -> {z}" for z in lost) or "no edge")
-            allowed = (torch.ones(V.shape[1], V.shape[1], dtype=torch.bool).fill_diagonal_(False)
-                       if allowed is None else allowed.clone().bool())
+            allowed = editable_mask(allowed, V.shape[1])
             for b in forced:
                 allowed[b, :] = False
                 allowed[d:, b] = True  # both directions were open before the pairwise orientation

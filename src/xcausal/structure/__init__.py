@@ -12,7 +12,7 @@ the graph-gradient DAG over binary nodes of causalPIMA (:class:`GraphGradientDAG
 """
 
 from xcausal.structure._acyclicity import h_expm, h_logdet
-from xcausal.structure._graph import bipartite_mask, dependence_pvalue, exogenous_mask, threshold_to_dag, unexplained_dependences
+from xcausal.structure._graph import bipartite_mask, dependence_pvalue, editable_mask, exogenous_mask, threshold_to_dag, unexplained_dependences
 from xcausal.structure._lagrangian import AugmentedLagrangian
 from xcausal.structure.ges import GeneralizedScore, GSScore, endpoints_to_adjacency, fit_gs_ges, pdag_to_dag
 from xcausal.structure.graph_gradient import GraphGradientDAG, binary_outcomes, sample_outcomes
@@ -39,6 +39,7 @@ __all__ = [
     "h_expm",
     "h_logdet",
     "bipartite_mask",
+    "editable_mask",
     "exogenous_mask",
     "dependence_pvalue",
     "unexplained_dependences",

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-__all__ = ["threshold_to_dag", "bipartite_mask", "exogenous_mask", "dependence_pvalue", "unexplained_dependences"]
+__all__ = ["threshold_to_dag", "bipartite_mask", "editable_mask", "exogenous_mask", "dependence_pvalue", "unexplained_dependences"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,14 @@ def bipartite_mask(kinds: Sequence[str]) -> torch.Tensor:
     return latent[:, None] != latent[None, :]
 
 
+def editable_mask(allowed: torch.Tensor | None, n_nodes: int) -> torch.Tensor:
+    """A boolean copy of the edge mask ``allowed`` to modify; None (every off-diagonal edge
+    allowed) becomes that mask written out."""
+    if allowed is None:
+        return torch.ones(n_nodes, n_nodes, dtype=torch.bool).fill_diagonal_(False)
+    return allowed.clone().bool()
+
+
 def exogenous_mask(allowed: torch.Tensor | None, n_nodes: int, exogenous: Sequence[int]) -> torch.Tensor | None:
     """``allowed`` (None: every off-diagonal edge) with every edge into the ``exogenous`` nodes
     forbidden: background knowledge that nothing in the graph causes them (age, sex or site is
@@ -109,7 +117,7 @@ def exogenous_mask(allowed: torch.Tensor | None, n_nodes: int, exogenous: Sequen
     bad = [i for i in exogenous if not 0 <= i < n_nodes]
     if bad:
         raise ValueError(f"exogenous_mask: node indices {bad} outside 0..{n_nodes - 1}")
-    mask = torch.ones(n_nodes, n_nodes, dtype=torch.bool).fill_diagonal_(False) if allowed is None else allowed.clone().bool()
+    mask = editable_mask(allowed, n_nodes)
     mask[:, exogenous] = False
     return mask
 
