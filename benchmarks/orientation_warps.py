@@ -5,6 +5,8 @@ TRUE (u, z) pairs of the Appendix-E simulator, warps z by a monotone function (n
 or a smooth random monotone GP warp of amplitude 0.5 / 1.0 as the simulator's image map uses, s
 the standardised z) and counts how often each score of :func:`xcausal.structure.anm.anm_direction`
 orients the pair right, split by the true direction (u -> z "causal", z -> u "anti-causal").
+A method named ``M+normal`` scores the latent's normal scores (:func:`xcausal.structure.anm.normal_scores`,
+CMCL's ``anm_latent_scale="normal"``) with the score ``M``.
 
     python benchmarks/orientation_warps.py --datasets 20 --out benchmarks/results/orientation_warps
 """
@@ -21,7 +23,7 @@ import numpy as np
 
 from xcausal.data import simulate_appendix_e
 from xcausal.data.simulate import _monotone_gp
-from xcausal.structure.anm import anm_direction
+from xcausal.structure.anm import anm_direction, normal_scores
 
 WARPS = ("none", "exp", "gp0.5", "gp1.0")
 
@@ -37,15 +39,19 @@ def warp(kind: str, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _monotone_gp(grid, eps, 1.0, float(kind[2:]), s)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graph", default="5/10")
     ap.add_argument("--datasets", type=int, default=20)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--methods", default="entropy,pnl")
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     methods = args.methods.split(",")
+    for m in methods:
+        score, plus, scale = m.partition("+")
+        if score not in ("entropy", "pnl", "hsic") or (plus and scale != "normal"):
+            ap.error(f"--methods: unknown method {m!r} (entropy, pnl, hsic, each optionally +normal)")
     right: dict[tuple[str, str, str], list[bool]] = {}
     for seed in range(args.datasets):
         sim = simulate_appendix_e(args.graph, args.n, seed=seed)
@@ -57,7 +63,8 @@ def main() -> None:
             for kind in WARPS:
                 z = warp(kind, z0, np.random.default_rng([seed, WARPS.index(kind), int(p["u"][1:])]))
                 for m in methods:
-                    d = anm_direction(u, z, method=m)[0]
+                    score, _, scale = m.partition("+")
+                    d = anm_direction(u, normal_scores(z) if scale == "normal" else z, method=score)[0]
                     right.setdefault((kind, m, p["direction"]), []).append(bool(d == truth))
     rows = []
     for kind in WARPS:
@@ -78,6 +85,7 @@ def main() -> None:
            f"{r['right_anti_causal']:.2f} |" for r in rows]
     (args.out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+    return rows
 
 
 if __name__ == "__main__":

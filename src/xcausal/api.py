@@ -33,7 +33,8 @@ def _cmcl_factory(cfg: "FitConfig"):
                 h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
-                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, decoder=cfg.decoder,
+                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, anm_latent_scale=cfg.anm_latent_scale,
+                decoder=cfg.decoder,
                 min_effect=cfg.min_effect, exogenous=list(cfg.exogenous),
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
                 data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
@@ -156,6 +157,9 @@ class FitConfig:
     cr_vars: int | str = 4
     # cmcl: clean each latent of other latents' linear share before a pair is oriented
     anm_decontaminate: bool = True
+    # cmcl: map each latent to normal scores before a pair is oriented ("normal") or not ("raw");
+    # "auto": normal with the pnl orientation score, raw with the others
+    anm_latent_scale: Literal["auto", "normal", "raw"] = "auto"
     # cmcl: the causal module's decoder, "conv" or "pose" (rotation + shift latents z1-z3)
     decoder: Literal["conv", "pose"] = "conv"
     # cmcl: a variable -> latent edge must account for this many times the latent's posterior variance
@@ -411,6 +415,11 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     cfg.cr_vars = cv
     if cfg.method != "cmcl" and not cfg.anm_decontaminate:
         raise DataError("--no-anm-decontaminate: implemented for cmcl only (method "
+                        f"'{cfg.method}' has no pairwise orientation step)")
+    if cfg.anm_latent_scale not in ("auto", "normal", "raw"):
+        raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: must be auto, normal or raw")
+    if cfg.method != "cmcl" and cfg.anm_latent_scale != "auto":
+        raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: implemented for cmcl only (method "
                         f"'{cfg.method}' has no pairwise orientation step)")
     if cfg.method != "cmcl" and cv != CR_VARS:
         raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "

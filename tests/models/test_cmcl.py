@@ -423,6 +423,54 @@ def test_orientation_scores_the_decontaminated_latent(decontaminate, expected):
     assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
 
 
+@pytest.mark.parametrize("scale, expected", [("raw", "z -> u"), ("normal", "u -> z")])
+def test_orientation_scores_the_latent_on_its_normal_scores(scale, expected):
+    """a -> z1, and the learned z1 is exp(1.5 z1) (standardised): scored raw the warp of the effect
+    orients z1 -> a; with ``anm_latent_scale="normal"`` the pair is scored on z1's normal scores."""
+    model = CMCL(**FAST, anm_latent_scale=scale).fit(tiny())
+    rng = np.random.default_rng(0)
+    n = 2000
+    a = rng.normal(size=n)
+    z = np.tanh(a) + 0.5 * rng.normal(size=n)
+    V = np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n), np.exp(1.5 * (z - z.mean()) / z.std()),
+                         rng.normal(size=n)])
+    allowed = torch.zeros(5, 5, dtype=torch.bool)
+    allowed[0, 3] = allowed[3, 0] = True
+    mask = model._anm_orientation_mask(V, allowed)
+    assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
+
+
+def test_anm_latent_scale_is_validated_and_applied_after_the_decontamination():
+    from xcausal.structure.anm import decontaminate, normal_scores
+
+    with pytest.raises(ValueError, match="anm_latent_scale='rank': must be 'auto', 'normal' or 'raw'"):
+        CMCL(**FAST, anm_latent_scale="rank").fit(tiny())  # type: ignore[arg-type]
+    u, Z, _ = _contaminated_latents()
+    for decon in (False, True):
+        base = decontaminate(u, Z, 0) if decon else Z[:, 0]
+        assert not np.array_equal(base, Z[:, 0]) or not decon  # the cleaning did something
+        for scale, want in (("raw", base), ("normal", normal_scores(base))):
+            got = CMCL(anm_decontaminate=decon, anm_latent_scale=scale)._pair_latent(u, Z, 0, None, {}, 0)
+            assert np.array_equal(got, want), (decon, scale)
+    # a pose decoder turns and shifts the image linearly in z1-z3: those stay raw, the content latents not
+    Z7 = np.column_stack([Z, np.exp(Z[:, 1:])])
+    pose = CMCL(decoder="pose", anm_decontaminate=False)
+    for j in range(Z7.shape[1]):
+        want = Z7[:, j] if j < 3 else normal_scores(Z7[:, j])
+        assert np.array_equal(pose._pair_latent(u, Z7, j, None, {}, 0), want), j
+    # "auto" (the default): normal scores under the "pnl" score only
+    for method, want in (("pnl", normal_scores(Z[:, 0])), ("entropy", Z[:, 0]), ("hsic", Z[:, 0])):
+        got = CMCL(anm_decontaminate=False, anm_method=method)._pair_latent(u, Z, 0, None, {}, 0)
+        assert np.array_equal(got, want), method
+
+
+def _contaminated_latents(n: int = 2000):
+    rng = np.random.default_rng(3)
+    z, others = rng.normal(size=n), rng.normal(size=(n, 3))
+    u = 10 * np.tanh(z) + rng.normal(size=n)
+    return u, np.column_stack([np.exp(z + others @ np.array([0.1, -0.1, 0.1])), others]), z
+
+
 def test_effect_ratio_is_the_variance_a_variable_accounts_for_over_the_posterior_variance():
     """On known columns: a -> z1 with Var(1.5 tanh(a)) ≈ 0.88 and a -> z2 with an effect a hundred
     times weaker. With posterior variance 0.05 the ratios are about 17.6 and 0.18: within 15%."""
@@ -722,5 +770,9 @@ def test_unexplained_dependences_survive_save_and_load(chain_fit, tmp_path):
     (tmp_path / "m.pt.json").write_text(json.dumps(meta))
     old = CMCL.load(tmp_path / "m.pt")
     assert old.unexplained_dependences_ is None and old.exogenous == []
+    assert back.anm_latent_scale == "auto" and old.anm_latent_scale == "auto"
+    del meta["params"]["anm_latent_scale"]  # a file written before that option existed: raw latents
+    (tmp_path / "m.pt.json").write_text(json.dumps(meta))
+    assert CMCL.load(tmp_path / "m.pt").anm_latent_scale == "raw"
     old.exogenous.append("x")  # its own list, not the shared default
     assert CMCL.load(tmp_path / "m.pt").exogenous == []
