@@ -536,18 +536,17 @@ class CMCL:
         cent of other latents, and for a strong anti-causal pair those errors in the cause make
         z -> u look worse than u -> z. Default True; the measurements are in the README.
     anm_latent_scale : "normal": before a variable-latent pair is scored, the latent is mapped
-        monotonically to a standard-normal marginal (:func:`xcausal.structure.anm.normal_scores`).
-        "auto" (default): "normal" with ``anm_method="pnl"``, "raw" with the other scores, which
-        cannot undo the bend the map itself gives a caused latent (on the simulator's true pairs
-        under warps, "entropy" on normal scores orients 64-69% right;
-        ``benchmarks/results/orientation_warps_normal``).
+        monotonically to a standard-normal marginal (:func:`xcausal.structure.anm.normal_scores`);
+        a pose decoder's z1-z3, which turn and shift the image linearly, are left as they are.
         Why: the latent is identified only up to a monotone reparametrisation, and the encoder's
         warp leans the scores to latent -> variable (on CMCL's final latents of simulated 5/10 and
         20/40, the learned warp applied to the true latents reversed 7 of the 22 causal pairs that
         the true latents orient right; scratch rescoring, numbers in
-        ``benchmarks/results/cmcl_normal_scores``). Not applied to a pose decoder's z1-z3, which
-        turn and shift the image linearly. "raw": the latent as the encoder gives it (the behaviour before
-        this option).
+        ``benchmarks/results/cmcl_normal_scores``). "raw": the latent as the encoder gives it (the
+        behaviour before this option). "auto" (default): "normal" with ``anm_method="pnl"``, "raw"
+        with the other scores, which cannot undo the bend the map itself gives a caused latent (on
+        the simulator's true pairs under warps, "entropy" on normal scores orients 64-69% right;
+        ``benchmarks/results/orientation_warps_normal``).
     data_loading, num_workers : "memory" decodes every image once into one tensor; "stream" decodes
         each batch in a DataLoader with ``num_workers`` worker processes, so memory does not grow with
         N; "auto" (default): "memory" while the images take at most 2 GB as float32. Both give the
