@@ -5,7 +5,8 @@ TRUE (u, z) pairs of the Appendix-E simulator, warps z by a monotone function (n
 or a smooth random monotone GP warp of amplitude 0.5 / 1.0 as the simulator's image map uses, s
 the standardised z) and counts how often each score of :func:`xcausal.structure.anm.anm_direction`
 orients the pair right, split by the true direction (u -> z "causal", z -> u "anti-causal").
-A method named ``M+normal`` scores the latent's normal scores (:func:`xcausal.structure.anm.normal_scores`,
+``--entropy`` picks the entropy estimator of the scores (``auto``, the default, which at n >= 1000 is
+``gmm``; ``gmm``; or ``vasicek``, the estimator before the mixture). A method named ``M+normal`` scores the latent's normal scores (:func:`xcausal.structure.anm.normal_scores`,
 CMCL's ``anm_latent_scale="normal"``) with the score ``M``.
 
     python benchmarks/orientation_warps.py --datasets 20 --out benchmarks/results/orientation_warps
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--datasets", type=int, default=20)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--methods", default="entropy,pnl")
+    ap.add_argument("--entropy", default="auto", choices=("auto", "gmm", "vasicek"),
+                    help="the entropy estimator of the scores (xcausal.structure.anm.entropy_1d)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 z = warp(kind, z0, np.random.default_rng([seed, WARPS.index(kind), int(p["u"][1:])]))
                 for m in methods:
                     score, _, scale = m.partition("+")
-                    d = anm_direction(u, normal_scores(z) if scale == "normal" else z, method=score)[0]
+                    d = anm_direction(u, normal_scores(z) if scale == "normal" else z, method=score,
+                                      entropy=args.entropy)[0]
                     right.setdefault((kind, m, p["direction"]), []).append(bool(d == truth))
     rows = []
     for kind in WARPS:
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     machine = f"{platform.machine()}, python {platform.python_version()}"
     args.out.mkdir(parents=True, exist_ok=True)
     cmd = (f"python benchmarks/orientation_warps.py --graph {args.graph} --datasets {args.datasets} --n {args.n} "
-           f"--methods {args.methods} --out {args.out}")
+           f"--methods {args.methods} --entropy {args.entropy} --out {args.out}")
     (args.out / "results.json").write_text(json.dumps({"command": cmd, "machine": machine, "commit": commit,
                                                         "rows": rows}, indent=1))
     md = [f"Command: `{cmd}`", "", f"Machine: {machine}; commit {commit}", "",

@@ -37,6 +37,8 @@ def data(tmp_path_factory):
     (["--method", "ivae+notears", "--no-anm-decontaminate"], "--no-anm-decontaminate: implemented for cmcl only"),
     (["--anm-latent-scale", "rank"], "--anm-latent-scale rank: must be auto, normal or raw"),
     (["--method", "ivae+notears", "--anm-latent-scale", "raw"], "--anm-latent-scale raw: implemented for cmcl only"),
+    (["--anm-entropy", "knn"], "--anm-entropy knn: must be auto, gmm or vasicek"),
+    (["--method", "ivae+notears", "--anm-entropy", "gmm"], "--anm-entropy gmm: implemented for cmcl only"),
     (["--decoder", "affine"], "--decoder affine: must be conv or pose"),
     (["--method", "ivae+notears", "--decoder", "pose"], "--decoder pose: implemented for cmcl only"),
     (["--decoder", "pose", "--no-cm"], "--decoder pose with --no-cm"),
@@ -60,7 +62,7 @@ def test_options_from_config_reach_the_model(data, tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text("epochs: 5\nprecision: 32\ndata-loading: stream\nworkers: 0\ndevice: cpu\nquiet: true\n"
                    "orientation: entropy\ninit: ica\ncr-vars: 2\nanm-decontaminate: false\n"
-                   "anm-latent-scale: raw\n")
+                   "anm-latent-scale: raw\nanm-entropy: vasicek\n")
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--config", str(cfg)]) == 0
     params = json.loads((run / "config.json").read_text())
@@ -68,6 +70,7 @@ def test_options_from_config_reach_the_model(data, tmp_path):
     assert '"data_loading": "stream"' in flat and '"num_workers": 0' in flat and '"precision": "32"' in flat
     assert '"anm_method": "entropy"' in flat and '"init": "ica"' in flat and '"cr_vars": 2' in flat
     assert '"anm_decontaminate": false' in flat and '"anm_latent_scale": "raw"' in flat
+    assert '"anm_entropy": "vasicek"' in flat
     assert '"anchor": {"method": "ica"' in flat  # the anchor actually used
 
 

@@ -34,6 +34,7 @@ def _cmcl_factory(cfg: "FitConfig"):
                 channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
                 precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
                 cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, anm_latent_scale=cfg.anm_latent_scale,
+                anm_entropy=cfg.anm_entropy,
                 decoder=cfg.decoder,
                 min_effect=cfg.min_effect, exogenous=list(cfg.exogenous),
                 # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
@@ -160,6 +161,9 @@ class FitConfig:
     # cmcl: map each latent to normal scores before a pair is oriented ("normal") or not ("raw");
     # "auto": normal with the pnl orientation score, raw with the others
     anm_latent_scale: Literal["auto", "normal", "raw"] = "auto"
+    # cmcl: the entropy estimator of the orientation scores: "gmm" (mixture), "vasicek" (spacings) or
+    # "auto" (the mixture from 1000 rows, the spacings below)
+    anm_entropy: Literal["auto", "gmm", "vasicek"] = "auto"
     # cmcl: the causal module's decoder, "conv" or "pose" (rotation + shift latents z1-z3)
     decoder: Literal["conv", "pose"] = "conv"
     # cmcl: a variable -> latent edge must account for this many times the latent's posterior variance
@@ -420,6 +424,11 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
         raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: must be auto, normal or raw")
     if cfg.method != "cmcl" and cfg.anm_latent_scale != "auto":
         raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: implemented for cmcl only (method "
+                        f"'{cfg.method}' has no pairwise orientation step)")
+    if cfg.anm_entropy not in ("auto", "gmm", "vasicek"):
+        raise DataError(f"--anm-entropy {cfg.anm_entropy}: must be auto, gmm or vasicek")
+    if cfg.method != "cmcl" and cfg.anm_entropy != "auto":
+        raise DataError(f"--anm-entropy {cfg.anm_entropy}: implemented for cmcl only (method "
                         f"'{cfg.method}' has no pairwise orientation step)")
     if cfg.method != "cmcl" and cv != CR_VARS:
         raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "

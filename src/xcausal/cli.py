@@ -289,6 +289,7 @@ def fit(
     cr_vars: Annotated[str, typer.Option("--cr-vars", help="cmcl: at most this many variables are intervened on per counterfactual-regularizer step, drawn anew each step (default 4), or all (every one, as in the paper; slow with many variables).")] = "4",
     anm_decontaminate: Annotated[bool, typer.Option("--anm-decontaminate/--no-anm-decontaminate", help="cmcl: before a variable-latent pair is oriented, clean the latent of other latents' linear share (default on; off is the behaviour before c07b5e9).")] = True,
     anm_latent_scale: Annotated[str, typer.Option("--anm-latent-scale", help="cmcl: normal maps each latent monotonically to a standard-normal marginal before a variable-latent pair is oriented (not a pose decoder's z1-z3, which move the image linearly); raw scores the latent as the encoder gives it (the behaviour before this option); auto (default): normal with --orientation pnl, raw with the others.")] = "auto",
+    anm_entropy: Annotated[str, typer.Option("--anm-entropy", help="cmcl: entropy estimator of the orientation scores: gmm (a Gaussian mixture, 1-8 components by BIC), vasicek (m-spacings, the estimator before this option) or auto (default: gmm where a pair or a stratum of a discrete variable has at least 1000 rows, vasicek below).")] = "auto",
     decoder: Annotated[str, typer.Option("--decoder", help="cmcl: the causal module's decoder: conv (default) or pose (latents z1-z3 rotate and shift the image the others draw; for variables that turn or move what the image shows).")] = "conv",
     min_effect: Annotated[float, typer.Option("--min-effect", help="cmcl: keep a variable -> latent edge only when the variable accounts for at least this many times the latent's posterior variance (default 1; 0 keeps all).")] = 1.0,
     exogenous: Annotated[Optional[str], typer.Option("--exogenous", help="cmcl: variables known not to be caused by the image, e.g. age,sex,site (comma-separated): no edge points into them; a variable the final DAG leaves without a cause although it depends on one of them is refitted as a child of the latents.")] = None,
@@ -319,7 +320,7 @@ def fit(
                  image_size=image_size, channels=channels, categorical=_split(categorical),
                  continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
                  allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, orientation=orientation,
-                 init=init, cr_vars=cr_vars, anm_decontaminate=anm_decontaminate, anm_latent_scale=anm_latent_scale, decoder=decoder, min_effect=min_effect, exogenous=_split(exogenous), channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
+                 init=init, cr_vars=cr_vars, anm_decontaminate=anm_decontaminate, anm_latent_scale=anm_latent_scale, anm_entropy=anm_entropy, decoder=decoder, min_effect=min_effect, exogenous=_split(exogenous), channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
                  pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
                  progress=not quiet, checkpoint_every=checkpoint_every, resume=resume)
     if config is not None:

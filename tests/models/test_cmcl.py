@@ -423,11 +423,13 @@ def test_orientation_scores_the_decontaminated_latent(decontaminate, expected):
     assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
 
 
-@pytest.mark.parametrize("scale, expected", [("raw", "z -> u"), ("normal", "u -> z")])
-def test_orientation_scores_the_latent_on_its_normal_scores(scale, expected):
-    """a -> z1, and the learned z1 is exp(1.5 z1) (standardised): scored raw the warp of the effect
-    orients z1 -> a; with ``anm_latent_scale="normal"`` the pair is scored on z1's normal scores."""
-    model = CMCL(**FAST, anm_latent_scale=scale).fit(tiny())
+@pytest.mark.parametrize("scale, entropy, expected", [("raw", "vasicek", "z -> u"), ("normal", "vasicek", "u -> z"),
+                                                      ("normal", "auto", "u -> z")])
+def test_orientation_scores_the_latent_on_its_normal_scores(scale, entropy, expected):
+    """a -> z1, and the learned z1 is exp(1.5 z1) (standardised): scored raw with Vasicek's entropies
+    the warp of the effect orients z1 -> a; with ``anm_latent_scale="normal"`` the pair is scored on
+    z1's normal scores, and oriented right with either entropy estimator."""
+    model = CMCL(**FAST, anm_latent_scale=scale, anm_entropy=entropy).fit(tiny())
     rng = np.random.default_rng(0)
     n = 2000
     a = rng.normal(size=n)
@@ -462,6 +464,31 @@ def test_anm_latent_scale_is_validated_and_applied_after_the_decontamination():
     for method, want in (("pnl", normal_scores(Z[:, 0])), ("entropy", Z[:, 0]), ("hsic", Z[:, 0])):
         got = CMCL(anm_decontaminate=False, anm_method=method)._pair_latent(u, Z, 0, None, {}, 0)
         assert np.array_equal(got, want), method
+
+
+def test_anm_entropy_is_validated_and_reaches_the_pairwise_score(monkeypatch):
+    import xcausal.structure.anm as anm_mod
+
+    with pytest.raises(ValueError, match="anm_entropy='knn': must be 'auto', 'gmm' or 'vasicek'"):
+        CMCL(**FAST, anm_entropy="knn").fit(tiny())  # type: ignore[arg-type]
+    seen = []
+    real = anm_mod.anm_direction
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["entropy"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(anm_mod, "anm_direction", spy)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=300)
+    V = np.column_stack([a, rng.integers(0, 2, 300), rng.integers(0, 3, 300), np.tanh(a) + rng.normal(size=300),
+                         rng.normal(size=300)])
+    model = CMCL(**FAST).fit(tiny())
+    for value in ("auto", "gmm", "vasicek"):
+        model.anm_entropy = value
+        seen.clear()
+        model._anm_orientation_mask(V, None)
+        assert seen and set(seen) == {value}, (value, seen)
 
 
 def _contaminated_latents(n: int = 2000):
@@ -774,5 +801,9 @@ def test_unexplained_dependences_survive_save_and_load(chain_fit, tmp_path):
     del meta["params"]["anm_latent_scale"]  # a file written before that option existed: raw latents
     (tmp_path / "m.pt.json").write_text(json.dumps(meta))
     assert CMCL.load(tmp_path / "m.pt").anm_latent_scale == "raw"
+    assert back.anm_entropy == "auto" and CMCL.load(tmp_path / "m.pt").anm_entropy == "auto"
+    del meta["params"]["anm_entropy"]  # ... and before the mixture entropies: Vasicek's spacings
+    (tmp_path / "m.pt.json").write_text(json.dumps(meta))
+    assert CMCL.load(tmp_path / "m.pt").anm_entropy == "vasicek"
     old.exogenous.append("x")  # its own list, not the shared default
     assert CMCL.load(tmp_path / "m.pt").exogenous == []

@@ -205,11 +205,12 @@ def test_nan_without_checkpoints_still_named(ds, monkeypatch):
 
 
 def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds, tmp_path):
-    """A checkpoint written before ``cr_vars``, ``anm_decontaminate``, ``anm_latent_scale`` and
-    ``min_effect`` existed was trained with every variable per CR row and raw latents in the ANM
-    score: resuming it names those three (``min_effect`` acts only after training and may differ),
-    and resumes with the old values."""
-    old = dict(cr_vars="all", anm_decontaminate=False, anm_latent_scale="raw", min_effect=0.0)
+    """A checkpoint written before ``cr_vars``, ``anm_decontaminate``, ``anm_latent_scale``,
+    ``anm_entropy`` and ``min_effect`` existed was trained with every variable per CR row, raw
+    latents and Vasicek's entropies in the ANM score: resuming it names those four (``min_effect``
+    acts only after training and may differ), and resumes with the old values."""
+    old = dict(cr_vars="all", anm_decontaminate=False, anm_latent_scale="raw", anm_entropy="vasicek",
+               min_effect=0.0)
     stop = threading.Event()
     m = CMCL(**PARAMS, **old)
     stop_after_steps(m, stop, 5)
@@ -220,7 +221,8 @@ def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds,
     for key in old:
         del meta["params"][key]
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(DataError, match=r"anm_decontaminate=True \(checkpoint: False\), anm_latent_scale='auto' "
+    with pytest.raises(DataError, match=r"anm_decontaminate=True \(checkpoint: False\), anm_entropy='auto' "
+                                        r"\(checkpoint: 'vasicek'\), anm_latent_scale='auto' "
                                         r"\(checkpoint: 'raw'\), cr_vars=4 \(checkpoint: 'all'\)") as err:
         CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, resume=True)
     assert "min_effect" not in str(err.value)  # acts after training: a resume may change it

@@ -4,13 +4,26 @@ import pytest
 from xcausal.structure.anm import anm_direction, anm_score, decontaminate, entropy_1d, normal_scores
 
 
-def test_entropy_of_known_distributions():
+@pytest.mark.parametrize("estimator, tol_uniform", [("vasicek", 0.05), ("gmm", 0.05)])
+def test_entropy_of_known_distributions(estimator, tol_uniform):
     rng = np.random.default_rng(0)
-    # N(0, 1): 0.5 log(2 pi e) = 1.4189; U(0, 1): 0
-    assert entropy_1d(rng.normal(size=5000)) == pytest.approx(1.4189, abs=0.05)
-    assert entropy_1d(rng.uniform(size=5000)) == pytest.approx(0.0, abs=0.05)
+    # N(0, 1): 0.5 log(2 pi e) = 1.4189; U(0, 1): 0; N(0, 9): 1.4189 + log 3
+    assert entropy_1d(rng.normal(size=5000), estimator=estimator) == pytest.approx(1.4189, abs=0.05)
+    assert entropy_1d(3 * rng.normal(size=5000), estimator=estimator) == pytest.approx(1.4189 + np.log(3), abs=0.05)
+    assert entropy_1d(rng.uniform(size=5000), estimator=estimator) == pytest.approx(0.0, abs=tol_uniform)
     with pytest.raises(ValueError, match="at least 4"):
-        entropy_1d(np.zeros(3))
+        entropy_1d(np.zeros(3), estimator=estimator)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        entropy_1d(np.array([0.0, 1.0, 2.0, np.nan]), estimator=estimator)
+
+
+def test_entropy_estimator_is_validated_and_a_constant_sample_is_finite():
+    with pytest.raises(ValueError, match="estimator='knn': must be 'gmm' or 'vasicek'"):
+        entropy_1d(np.arange(10.0), estimator="knn")
+    with pytest.raises(ValueError, match="entropy='knn': must be 'auto', 'gmm' or 'vasicek'"):
+        anm_direction(np.arange(10.0), np.arange(10.0) ** 2, entropy="knn")
+    for est in ("gmm", "vasicek"):
+        assert np.isfinite(entropy_1d(np.ones(50), estimator=est))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -114,7 +127,27 @@ def test_pnl_orients_a_warped_latent_both_ways_where_the_anm_reverses_it(seed):
     # z -> u with the same warp stays an ANM in u (the warp of a cause is absorbed by f)
     u2, zw2 = _warped_pair(seed, causal=False)
     assert anm_direction(u2, zw2, method="pnl")[0] == -1
-    assert anm_direction(u2, zw2, method="pnl", strata=np.arange(len(u2)) % 2)[0] == -1
+    # (scored within two strata of 1000 rows, Vasicek's spacings: the mixture, which "auto" picks at
+    # 1000 rows, reverses seed 0 -- test_mixture_entropy_leans_against_a_bounded_cause below)
+    assert anm_direction(u2, zw2, method="pnl", strata=np.arange(len(u2)) % 2, entropy="vasicek")[0] == -1
+
+
+def test_mixture_entropy_leans_against_a_bounded_cause():
+    """A known weakness, kept visible: a few Gaussians cannot make the sharp edges of a bounded
+    variable, so the mixture overstates the entropy of a bounded cause. The z -> u pair of
+    ``_warped_pair(0)`` (z uniform, seen as exp(1.2 z)) scored within two strata of 1000 rows: the
+    mixture reverses it; Vasicek's spacings do not, nor does the mixture on the latent's normal
+    scores (what CMCL scores by default). On the simulator's true pairs with uniform roots the
+    mixture orients 87 / 93.5 / 99 / 100% right at n = 200 / 500 / 1000 / 2000, the spacings 99-100%
+    (:func:`xcausal.structure.anm.resolve_entropy`)."""
+    from xcausal.structure.anm import resolve_entropy
+
+    u2, zw2 = _warped_pair(0, causal=False)
+    strata = np.arange(len(u2)) % 2
+    assert resolve_entropy("auto", 1000) == "gmm" and resolve_entropy("auto", 999) == "vasicek"
+    assert anm_direction(u2, zw2, method="pnl", strata=strata, entropy="auto")[0] == 1  # reversed
+    assert anm_direction(u2, zw2, method="pnl", strata=strata, entropy="vasicek")[0] == -1
+    assert anm_direction(u2, normal_scores(zw2), method="pnl", strata=strata, entropy="auto")[0] == -1
 
 
 def _contaminated(n: int = 2000, seed: int = 0, slope: float = 10.0, k: int = 8):
@@ -216,12 +249,36 @@ def _strongly_warped_pair(seed: int, causal: bool, n: int = 2000):
     return u, np.exp(1.5 * (z - z.mean()) / z.std())
 
 
+@pytest.mark.parametrize("entropy", ["vasicek", "gmm"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_normal_scores_let_pnl_orient_a_strongly_warped_latent_both_ways(seed):
+def test_normal_scores_let_pnl_orient_a_strongly_warped_latent_both_ways(seed, entropy):
     u, zw = _strongly_warped_pair(seed, causal=True)
-    # the post-nonlinear score alone does not undo this warp of an effect ...
-    assert anm_direction(u, zw, method="pnl")[0] == -1
-    # ... on the latent's normal scores it orients u -> z
-    assert anm_direction(u, normal_scores(zw), method="pnl")[0] == 1
-    u2, zw2 = _strongly_warped_pair(seed, causal=False)  # and z -> u stays z -> u
-    assert anm_direction(u2, normal_scores(zw2), method="pnl")[0] == -1
+    u2, zw2 = _strongly_warped_pair(seed, causal=False)
+    # on the raw latent the warp misleads the post-nonlinear score: with Vasicek's spacings it
+    # reverses the causal pair, with the mixture's entropies the anti-causal one ...
+    if entropy == "vasicek":
+        assert anm_direction(u, zw, method="pnl", entropy=entropy)[0] == -1
+    else:
+        assert anm_direction(u2, zw2, method="pnl", entropy=entropy)[0] == 1
+    # ... on the latent's normal scores both are oriented right
+    assert anm_direction(u, normal_scores(zw), method="pnl", entropy=entropy)[0] == 1
+    assert anm_direction(u2, normal_scores(zw2), method="pnl", entropy=entropy)[0] == -1
+
+
+def test_mixture_entropy_orients_simulator_pairs_that_the_spacings_reverse():
+    """Two datasets of the Appendix-E simulator (5/10, n = 2000; seeds 25 and 33, chosen from the
+    40 of the scratch comparison in :func:`xcausal.structure.anm.resolve_entropy` as two where the
+    estimators disagree): the plain "entropy" score on the true pairs orients all 10 right with the
+    mixture ("auto" at 2000 rows), 8 with Vasicek's spacings. Over all 40 datasets: 96.5% / 91.5%."""
+    from xcausal.data import simulate_appendix_e
+
+    right = {"auto": 0, "vasicek": 0}
+    for seed in (25, 33):
+        sim = simulate_appendix_e("5/10", 2000, seed=seed)
+        lat = {name: k for k, name in enumerate(sim.truth.latent)}
+        for p in sim.info["pairs"]:
+            u, z = sim.table[p["u"]].to_numpy(float), sim.latents[:, lat[p["z"]]]
+            truth = 1 if p["direction"] == "causal" else -1
+            for est in right:
+                right[est] += anm_direction(u, z, entropy=est)[0] == truth
+    assert right == {"auto": 10, "vasicek": 8}
