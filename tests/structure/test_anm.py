@@ -4,13 +4,13 @@ import pytest
 from xcausal.structure.anm import anm_direction, anm_score, decontaminate, entropy_1d, normal_scores
 
 
-@pytest.mark.parametrize("estimator, tol_uniform", [("vasicek", 0.05), ("gmm", 0.05)])
-def test_entropy_of_known_distributions(estimator, tol_uniform):
+@pytest.mark.parametrize("estimator", ["vasicek", "gmm", "auto"])
+def test_entropy_of_known_distributions(estimator):
     rng = np.random.default_rng(0)
     # N(0, 1): 0.5 log(2 pi e) = 1.4189; U(0, 1): 0; N(0, 9): 1.4189 + log 3
     assert entropy_1d(rng.normal(size=5000), estimator=estimator) == pytest.approx(1.4189, abs=0.05)
     assert entropy_1d(3 * rng.normal(size=5000), estimator=estimator) == pytest.approx(1.4189 + np.log(3), abs=0.05)
-    assert entropy_1d(rng.uniform(size=5000), estimator=estimator) == pytest.approx(0.0, abs=tol_uniform)
+    assert entropy_1d(rng.uniform(size=5000), estimator=estimator) == pytest.approx(0.0, abs=0.05)
     with pytest.raises(ValueError, match="at least 4"):
         entropy_1d(np.zeros(3), estimator=estimator)
     with pytest.raises(ValueError, match="NaN or inf"):
@@ -18,8 +18,16 @@ def test_entropy_of_known_distributions(estimator, tol_uniform):
 
 
 def test_entropy_estimator_is_validated_and_a_constant_sample_is_finite():
-    with pytest.raises(ValueError, match="estimator='knn': must be 'gmm' or 'vasicek'"):
+    with pytest.raises(ValueError, match="estimator='knn': must be 'auto', 'gmm' or 'vasicek'"):
         entropy_1d(np.arange(10.0), estimator="knn")
+    from xcausal.structure.anm import pnl_score
+
+    for score in (anm_score, pnl_score):
+        with pytest.raises(ValueError, match="entropy='knn'"):
+            score(np.arange(10.0), np.arange(10.0) ** 2, entropy="knn")
+    x = np.random.default_rng(0).normal(size=1200)  # "auto": the mixture from 1000 rows
+    assert entropy_1d(x) == entropy_1d(x, estimator="gmm") != entropy_1d(x, estimator="vasicek")
+    assert entropy_1d(x[:999]) == entropy_1d(x[:999], estimator="vasicek")
     with pytest.raises(ValueError, match="entropy='knn': must be 'auto', 'gmm' or 'vasicek'"):
         anm_direction(np.arange(10.0), np.arange(10.0) ** 2, entropy="knn")
     for est in ("gmm", "vasicek"):
