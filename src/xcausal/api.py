@@ -401,13 +401,19 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
+def _check_cmcl_choice(cfg: FitConfig, flag: str, value: str, allowed: tuple[str, ...], why: str) -> None:
+    """A cmcl option with a fixed set of values: one of ``allowed`` (the first is the default), and
+    the default for every other method, which ``why`` (e.g. "has no latent anchor") says lacks it."""
+    if value not in allowed:
+        raise DataError(f"{flag} {value}: must be {', '.join(allowed[:-1])} or {allowed[-1]}")
+    if cfg.method != "cmcl" and value != allowed[0]:
+        raise DataError(f"{flag} {value}: implemented for cmcl only (method '{cfg.method}' {why})")
+
+
 def _check_cmcl_choices(cfg: FitConfig) -> None:
-    """--orientation / --init / --cr-vars: known values, and only for cmcl (the other methods have no
-    pairwise orientation step, no latent anchor and no counterfactual regularizer)."""
-    if cfg.init not in ("auto", "varimax", "ica", "none"):
-        raise DataError(f"--init {cfg.init}: must be auto, varimax, ica or none")
-    if cfg.method != "cmcl" and cfg.init != "auto":
-        raise DataError(f"--init {cfg.init}: implemented for cmcl only (method '{cfg.method}' has no latent anchor)")
+    """--orientation / --init / --cr-vars / ...: known values, and only for cmcl (the other methods
+    have no pairwise orientation step, no latent anchor and no counterfactual regularizer)."""
+    _check_cmcl_choice(cfg, "--init", cfg.init, ("auto", "varimax", "ica", "none"), "has no latent anchor")
     from xcausal.models.cmcl import CR_VARS
 
     cv = cfg.cr_vars
@@ -420,23 +426,14 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     if cfg.method != "cmcl" and not cfg.anm_decontaminate:
         raise DataError("--no-anm-decontaminate: implemented for cmcl only (method "
                         f"'{cfg.method}' has no pairwise orientation step)")
-    if cfg.anm_latent_scale not in ("auto", "normal", "raw"):
-        raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: must be auto, normal or raw")
-    if cfg.method != "cmcl" and cfg.anm_latent_scale != "auto":
-        raise DataError(f"--anm-latent-scale {cfg.anm_latent_scale}: implemented for cmcl only (method "
-                        f"'{cfg.method}' has no pairwise orientation step)")
-    if cfg.anm_entropy not in ("auto", "gmm", "vasicek"):
-        raise DataError(f"--anm-entropy {cfg.anm_entropy}: must be auto, gmm or vasicek")
-    if cfg.method != "cmcl" and cfg.anm_entropy != "auto":
-        raise DataError(f"--anm-entropy {cfg.anm_entropy}: implemented for cmcl only (method "
-                        f"'{cfg.method}' has no pairwise orientation step)")
+    _check_cmcl_choice(cfg, "--anm-latent-scale", cfg.anm_latent_scale, ("auto", "normal", "raw"),
+                       "has no pairwise orientation step")
+    _check_cmcl_choice(cfg, "--anm-entropy", cfg.anm_entropy, ("auto", "gmm", "vasicek"),
+                       "has no pairwise orientation step")
     if cfg.method != "cmcl" and cv != CR_VARS:
         raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "
                         "counterfactual regularizer)")
-    if cfg.decoder not in ("conv", "pose"):
-        raise DataError(f"--decoder {cfg.decoder}: must be conv or pose")
-    if cfg.method != "cmcl" and cfg.decoder != "conv":
-        raise DataError(f"--decoder {cfg.decoder}: implemented for cmcl only (method '{cfg.method}' has its own decoders)")
+    _check_cmcl_choice(cfg, "--decoder", cfg.decoder, ("conv", "pose"), "has its own decoders")
     if cfg.decoder == "pose" and cfg.no_cm:
         raise DataError("--decoder pose with --no-cm: the pose decoder is the causal module's decoder")
     if cfg.decoder == "pose" and cfg.init in ("varimax", "ica"):
@@ -456,11 +453,8 @@ def _check_cmcl_choices(cfg: FitConfig) -> None:
     if cfg.method != "cmcl" and cfg.exogenous:
         raise DataError(f"--exogenous {','.join(cfg.exogenous)}: implemented for cmcl only (method "
                         f"'{cfg.method}' takes no background knowledge)")
-    if cfg.orientation not in ("pnl", "entropy", "hsic"):
-        raise DataError(f"--orientation {cfg.orientation}: must be pnl, entropy or hsic")
-    if cfg.method != "cmcl" and cfg.orientation != "pnl":
-        raise DataError(f"--orientation {cfg.orientation}: implemented for cmcl only (method '{cfg.method}' "
-                        "orients its graph with its own structure learner)")
+    _check_cmcl_choice(cfg, "--orientation", cfg.orientation, ("pnl", "entropy", "hsic"),
+                       "orients its graph with its own structure learner")
 
 
 def _check_fabric_options(cfg: FitConfig) -> None:
