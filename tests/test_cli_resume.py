@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from xcausal.cli import main
-from xcausal.models import cmcl as cmcl_mod
+from xcausal.models.cmcl import losses, trainer
 from xcausal.models.cmcl import read_training_checkpoint_meta
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,12 +25,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBU
 # The interrupted fit runs the real CLI with each gradient step slowed by a sleep (no change to the
 # arithmetic), so that the SIGTERM reliably lands while training still runs, whatever the load.
 SLOW_CLI = ("import sys, time\n"
-            "import xcausal.models.cmcl as m\n"
-            "step = m.CMCL._step_losses\n"
+            "import xcausal.models.cmcl.trainer as m\n"
+            "step = m.step_losses\n"
             "def slow(self, *a, **k):\n"
             "    time.sleep(0.25)\n"
             "    return step(self, *a, **k)\n"
-            "m.CMCL._step_losses = slow\n"
+            "m.step_losses = slow\n"
             "from xcausal.cli import main\n"
             "sys.exit(main())\n")
 
@@ -89,15 +89,15 @@ def test_sigterm_then_resume_matches_an_uninterrupted_fit(data, tmp_path):
 
 
 def nan_from_call(monkeypatch, n: int) -> None:
-    """_kl_std returns NaN from its n-th call on (100 rows at batch 64: 2 steps per epoch)."""
-    orig = cmcl_mod._kl_std
+    """kl_std returns NaN from its n-th call on (100 rows at batch 64: 2 steps per epoch)."""
+    orig = losses.kl_std
     calls = [0]
 
     def kl_std(mu, lv):
         calls[0] += 1
         return orig(mu, lv) * float("nan") if calls[0] >= n else orig(mu, lv)
 
-    monkeypatch.setattr(cmcl_mod, "_kl_std", kl_std)
+    monkeypatch.setattr(losses, "kl_std", kl_std)
 
 
 def test_nan_is_one_line_exit_2_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
@@ -124,7 +124,7 @@ def test_nan_is_one_line_exit_2_and_keeps_the_last_good_checkpoint(data, tmp_pat
 
 def stop_by_sigint_at_step(monkeypatch, n: int, seen: list | None = None) -> None:
     """Send this process SIGINT during the n-th gradient step (recording the handler then in ``seen``)."""
-    orig = cmcl_mod.CMCL._step_losses
+    orig = trainer.step_losses
     calls = [0]
 
     def step(self, *a, **k):
@@ -135,7 +135,7 @@ def stop_by_sigint_at_step(monkeypatch, n: int, seen: list | None = None) -> Non
             os.kill(os.getpid(), signal.SIGINT)
         return orig(self, *a, **k)
 
-    monkeypatch.setattr(cmcl_mod.CMCL, "_step_losses", step)
+    monkeypatch.setattr(trainer, "step_losses", step)
 
 
 def test_resume_errors_are_one_line(data, tmp_path, capsys, monkeypatch):
@@ -181,14 +181,14 @@ def test_sigint_in_process_stops_cleanly_and_restores_handlers(data, tmp_path, m
 
 def test_checkpoint_every_0_writes_no_work_directory(data, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    orig = cmcl_mod.CMCL._step_losses
+    orig = trainer.step_losses
     seen = []
 
     def step(self, *a, **k):
         seen.append(signal.getsignal(signal.SIGTERM))
         return orig(self, *a, **k)
 
-    monkeypatch.setattr(cmcl_mod.CMCL, "_step_losses", step)
+    monkeypatch.setattr(trainer, "step_losses", step)
     before = signal.getsignal(signal.SIGTERM)
     assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--device", "cpu", "-q",
                  "--checkpoint-every", "0"]) == 0

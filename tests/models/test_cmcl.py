@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from xcausal.data import dataset_from_arrays
-from xcausal.models.cmcl import CMCL, default_epochs, default_latent_dim
+from xcausal.models.cmcl import CMCL, anchor, default_epochs, default_latent_dim, losses, nets, orientation, refit
 from xcausal.structure import bipartite_mask
 
 
@@ -135,7 +135,7 @@ def _set_w(model: CMCL, w: np.ndarray) -> None:
         signs = (torch.randint(0, 2, dag.fc1_weight.shape, generator=gen) * 2 - 1).to(dag.fc1_weight.dtype)
         # undo any orientation the (short) fit fixed: back to the bipartite mask
         dag.allowed.copy_(bipartite_mask(["observed"] * 3 + ["latent"] * (dag.d - 3)))
-        dag._in_mask.copy_(dag.allowed[dag._src][:, :, None].to(dag._in_mask.dtype))
+        dag.set_input_mask(dag.allowed[dag._src][:, :, None])
         dag.fc1_weight.zero_()
         for i, j in zip(*np.nonzero(w)):
             rows = dag._src == int(i)
@@ -194,8 +194,8 @@ def test_anchor_recovers_independent_image_sources():
     ds = dataset_from_arrays(np.clip(img, 0, 1), pd.DataFrame({"a": rng.normal(size=n)}))
     model = CMCL(latent_dim=2, epochs=1, device="cpu", init="ica")
     model.fit(ds)  # builds net_ and the encoding; the anchor is recomputed below from the same data
-    mean, unmix = model._anchor(ds, torch.device("cpu"))
-    src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+    mean, unmix = anchor.build_anchor(model, ds, torch.device("cpu"))
+    src = ((anchor.anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
     corr = np.abs(np.corrcoef(np.column_stack([np.tanh(s), src]).T)[:2, 2:])  # what the pixels carry
     assert sorted(corr.max(1)) == pytest.approx([1.0, 1.0], abs=0.02), corr
@@ -216,8 +216,8 @@ def test_varimax_anchor_separates_gaussian_sources_that_ica_cannot():
     best = {}
     for init in ("varimax", "ica"):
         model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
-        mean, unmix = model._anchor(ds, torch.device("cpu"))
-        src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+        mean, unmix = anchor.build_anchor(model, ds, torch.device("cpu"))
+        src = ((anchor.anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
         np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
         corr = np.abs(np.corrcoef(np.column_stack([s, src]).T)[:3, 3:])
         best[init] = corr.max(1)
@@ -285,14 +285,14 @@ def test_refit_orientation_mask_follows_the_anm_direction():
     a, z2 = rng.normal(size=n), rng.normal(size=n)
     z1 = np.sin(2 * a) + 0.2 * rng.normal(size=n)
     V = np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n), z1, z2])
-    mask = model._anm_orientation_mask(V, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    mask = orientation.orientation_mask(model, V, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
     assert bool(mask[0, 3]) and not bool(mask[3, 0])  # a -> z1 only
     assert bool(mask[0, 4]) != bool(mask[4, 0])  # an unrelated pair keeps one direction (L1 removes it)
     assert mask[1, 3] and mask[3, 1] and mask[2, 4] and mask[4, 2]  # binary / categorical: both ways
     assert not mask[:3, :3].any() and not mask[3:, 3:].any()  # still bipartite
     V_rev = V.copy()
     V_rev[:, 0] = np.sin(2 * z2) + 0.2 * rng.normal(size=n)  # now z2 -> a
-    mask = model._anm_orientation_mask(V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
+    mask = orientation.orientation_mask(model, V_rev, bipartite_mask(["observed"] * 3 + ["latent"] * 2))
     assert bool(mask[4, 0]) and not bool(mask[0, 4])
 
 
@@ -306,12 +306,12 @@ def test_anchor_ignores_constant_pixels(init):
     img[:, 0, 2:6, 2:6] = rng.uniform(0.2, 0.8, size=(n, 4, 4)).astype(np.float32)  # border stays 0
     ds = dataset_from_arrays(img, pd.DataFrame({"a": rng.normal(size=n)}))
     model = CMCL(latent_dim=3, epochs=1, device="cpu", init=init).fit(ds)
-    mean, unmix = model._anchor(ds, torch.device("cpu"))
+    mean, unmix = anchor.build_anchor(model, ds, torch.device("cpu"))
     assert torch.isfinite(unmix).all() and torch.isfinite(mean).all()
     border = np.ones((8, 8), bool)
     border[2:6, 2:6] = False
     assert float(unmix.numpy()[border.ravel()].__abs__().max()) == 0.0
-    src = ((model._anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
+    src = ((anchor.anchor_pixels(torch.from_numpy(ds.images())) - mean) @ unmix).numpy()
     np.testing.assert_allclose(src.std(0), 1.0, atol=1e-3)
 
 
@@ -350,10 +350,10 @@ def test_anm_strata_are_the_discrete_variables_associated_with_the_latent():
     model = CMCL(latent_dim=1, epochs=1, device="cpu").fit(ds)
     c = ds.u[:, 1]
     zj = 3.0 * c + 0.1 * rng.normal(size=n)  # shifted by c only
-    strata = model._discrete_strata(ds.u, zj)
+    strata = orientation.discrete_strata(model.encoding_.variables, ds.u, zj)
     assert strata is not None and len(np.unique(strata)) == 3
     np.testing.assert_array_equal(np.unique(strata[c == c[0]]), [strata[0]])  # one stratum per level of c
-    assert model._discrete_strata(ds.u, rng.normal(size=n)) is None
+    assert orientation.discrete_strata(model.encoding_.variables, ds.u, rng.normal(size=n)) is None
 
 
 def test_jointly_trained_dag_keeps_its_edge_when_the_gradient_is_clipped():
@@ -370,7 +370,6 @@ def test_cr_on_drawn_variables_has_the_expectation_of_the_full_loss():
     """cr_vars=k intervenes, each step, on k variables drawn from Ω+ ∪ Ω- when there are more:
     averaged over the draws it is the paper's loss over every variable (a -> z1, c -> z1 in Ω+;
     z2 -> b in Ω-); with k >= |Ω+ ∪ Ω-| it is that loss exactly."""
-    from xcausal.models.cmcl import _CRBatch
 
     ds = tiny(60)
     model = CMCL(**FAST).fit(ds)
@@ -389,7 +388,7 @@ def test_cr_on_drawn_variables_has_the_expectation_of_the_full_loss():
         def draws(mode, reps: int) -> np.ndarray:
             model.cr_vars = mode
             gen = torch.Generator().manual_seed(0)
-            return np.array([float(model._cr_loss(u, e, wt, _CRBatch(u=u[:k], rank=0, world=1, gen=gen)))
+            return np.array([float(losses.cr_loss(model, u, e, wt, losses.CRBatch(u=u[:k], rank=0, world=1, gen=gen)))
                              for _ in range(reps)])
 
         full = draws("all", 200)
@@ -419,7 +418,7 @@ def test_orientation_scores_the_decontaminated_latent(decontaminate, expected):
     V = np.column_stack([a, rng.integers(0, 2, n), rng.integers(0, 3, n), z + 0.2 * other, other])
     allowed = torch.zeros(5, 5, dtype=torch.bool)
     allowed[0, 3] = allowed[3, 0] = True
-    mask = model._anm_orientation_mask(V, allowed)
+    mask = orientation.orientation_mask(model, V, allowed)
     assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
 
 
@@ -438,7 +437,7 @@ def test_orientation_scores_the_latent_on_its_normal_scores(scale, entropy, expe
                          rng.normal(size=n)])
     allowed = torch.zeros(5, 5, dtype=torch.bool)
     allowed[0, 3] = allowed[3, 0] = True
-    mask = model._anm_orientation_mask(V, allowed)
+    mask = orientation.orientation_mask(model, V, allowed)
     assert (bool(mask[0, 3]), bool(mask[3, 0])) == ((True, False) if expected == "u -> z" else (False, True))
 
 
@@ -452,17 +451,17 @@ def test_anm_latent_scale_is_validated_and_applied_after_the_decontamination():
         base = decontaminate(u, Z, 0) if decon else Z[:, 0]
         assert not np.array_equal(base, Z[:, 0]) or not decon  # the cleaning did something
         for scale, want in (("raw", base), ("normal", normal_scores(base))):
-            got = CMCL(anm_decontaminate=decon, anm_latent_scale=scale)._pair_latent(u, Z, 0, None, {}, 0)
+            got = orientation.pair_latent(CMCL(anm_decontaminate=decon, anm_latent_scale=scale), u, Z, 0, None, {}, 0)
             assert np.array_equal(got, want), (decon, scale)
     # a pose decoder turns and shifts the image linearly in z1-z3: those stay raw, the content latents not
     Z7 = np.column_stack([Z, np.exp(Z[:, 1:])])
     pose = CMCL(decoder="pose", anm_decontaminate=False)
     for j in range(Z7.shape[1]):
         want = Z7[:, j] if j < 3 else normal_scores(Z7[:, j])
-        assert np.array_equal(pose._pair_latent(u, Z7, j, None, {}, 0), want), j
+        assert np.array_equal(orientation.pair_latent(pose, u, Z7, j, None, {}, 0), want), j
     # "auto" (the default): normal scores under the "pnl" score only
     for method, want in (("pnl", normal_scores(Z[:, 0])), ("entropy", Z[:, 0]), ("hsic", Z[:, 0])):
-        got = CMCL(anm_decontaminate=False, anm_method=method)._pair_latent(u, Z, 0, None, {}, 0)
+        got = orientation.pair_latent(CMCL(anm_decontaminate=False, anm_method=method), u, Z, 0, None, {}, 0)
         assert np.array_equal(got, want), method
 
 
@@ -487,7 +486,7 @@ def test_anm_entropy_is_validated_and_reaches_the_pairwise_score(monkeypatch):
     for value in ("auto", "gmm", "vasicek"):
         model.anm_entropy = value
         seen.clear()
-        model._anm_orientation_mask(V, None)
+        orientation.orientation_mask(model, V, None)
         assert seen and set(seen) == {value}, (value, seen)
 
 
@@ -517,7 +516,7 @@ def test_effect_ratio_is_the_variance_a_variable_accounts_for_over_the_posterior
                           VarType.CONTINUOUS], n_categories=[1, 1, 3, 1, 1], allowed=allowed, lambda1=0.0,
                       w_threshold=0.0, seed=0, device="cpu")
     model.w_threshold = 0.0
-    ratios = model._effect_ratios(res.model, V, torch.tensor([0.05, 0.05], dtype=torch.float64))
+    ratios = refit.effect_ratios(model, res.model, V, torch.tensor([0.05, 0.05], dtype=torch.float64))
     assert set(ratios) == {(0, 3), (0, 4)}
     assert ratios[(0, 3)] == pytest.approx(g1.var() / 0.05, rel=0.15)
     assert ratios[(0, 4)] == pytest.approx(g2.var() / 0.05, rel=0.15)
@@ -534,7 +533,7 @@ def test_min_effect_leaves_out_edges_below_the_latents_resolution():
     ratio = model.effect_ratios_[(0, 1)]
     assert ratio > 10 * model.min_effect
     model.min_effect = 2 * ratio
-    model._refit_dag(ds)
+    refit.refit_dag(model, ds)
     model._finalise()
     assert model.graph_obj_.edges == [] and model.effect_ratios_ == {}
     assert [e[:2] for e in model.pruned_edges_] == [("u", "z1")] and model.pruned_edges_[0][2] == pytest.approx(ratio)
@@ -599,9 +598,9 @@ def test_pose_frame_choice_fewer_edges_then_less_spread_then_object(monkeypatch)
         def adjacency(self) -> torch.Tensor:
             return self.adj
 
-    def solution(n_edges: int, ratios: dict, unexplained: int = 0) -> dict:
-        return {"model": Solved(n_edges), "effect_ratios": ratios, "pruned": [], "seconds": 0.0, "n_outer": 1,
-                "unexplained_dependences": [("a", "b", 1e-9)] * unexplained}
+    def solution(n_edges: int, ratios: dict, unexplained: int = 0) -> refit.RefitSolution:
+        return refit.RefitSolution(model=Solved(n_edges), effect_ratios=ratios, pruned=[], seconds=0.0, n_outer=1,
+                                   unexplained_dependences=[("a", "b", 1e-9)] * unexplained)
 
     cases = [((1, {}, 1), (3, {}), "image"),  # fewer unexplained dependences, before fewer edges
              ((3, {}), (1, {}, 1), "object"),
@@ -611,20 +610,22 @@ def test_pose_frame_choice_fewer_edges_then_less_spread_then_object(monkeypatch)
              ((2, {(0, 4): 1.0}), (2, {(0, 3): 3.0}), "object")]  # exact tie
     for obj, img, expect in cases:
         sols = {"object": solution(*obj), "image": solution(*img)}
-        monkeypatch.setattr(model, "_refit_solution",
-                            lambda _ds, label="": sols["image" if bool(model.net_.dec.image_frame) else "object"])
-        monkeypatch.setattr(model, "_keep_refit", lambda sol, extra_seconds=0.0: setattr(model, "_kept", sol))
-        model._refit_dag(ds)
-        assert bool(model.net_.dec.image_frame) == (expect == "image") and model._kept is sols[expect]
+        assert refit.choose_pose_frame(sols, model.w_threshold) == expect
+        monkeypatch.setattr(refit, "refit_solution",
+                            lambda _m, _ds, label="": sols["image" if bool(model.net_.dec.image_frame) else "object"])
+        kept = []
+        monkeypatch.setattr(refit, "keep_refit", lambda _m, sol, extra_seconds=0.0: kept.append(sol))
+        refit.refit_dag(model, ds)
+        assert bool(model.net_.dec.image_frame) == (expect == "image") and kept == [sols[expect]]
 
-    def boom(_ds, label=""):
+    def boom(_m, _ds, label=""):
         if bool(model.net_.dec.image_frame):
             raise RuntimeError("refit failed")
         return solution(1, {})
 
-    monkeypatch.setattr(model, "_refit_solution", boom)
+    monkeypatch.setattr(refit, "refit_solution", boom)
     with pytest.raises(RuntimeError, match="refit failed"):
-        model._refit_dag(ds)
+        refit.refit_dag(model, ds)
     assert not bool(model.net_.dec.image_frame)
 
 
@@ -697,26 +698,26 @@ def chain_fit():
 
 def test_exogenous_variable_gets_no_incoming_edge(chain_fit):
     ds, model = chain_fit
-    assert not model._build_net().dag.allowed[:, 0].any()  # the mask joint training starts from
+    assert not nets.build_net(model).dag.allowed[:, 0].any()  # the mask joint training starts from
     assert not model.net_.dag.allowed[:, 0].any()  # and the refit's
-    assert model._build_net().dag.allowed[0, 2]  # a -> z1 stays possible
+    assert nets.build_net(model).dag.allowed[0, 2]  # a -> z1 stays possible
     assert np.all(model.adjacency_["a"].to_numpy() == 0)
     assert model.get_params()["exogenous"] == ["a"]
 
 
 def _force_b_root(model, monkeypatch, *, also_a: bool = False):
     """The refit's pairwise orientation made b a root (b -> z1), as the x-ray phantoms' score was."""
-    orig = model._anm_orientation_mask
+    orig = refit.orientation_mask
 
-    def mask(V, allowed):
-        m = orig(V, allowed)
+    def mask(model_, V, allowed):
+        m = orig(model_, V, allowed)
         m[2, 1] = False  # z1 -> b forbidden
         m[0, 1] = False  # and, with allow_all_edges, a -> b: the dependence must go through the image
         if also_a:
             m[2, 0] = False
         return m
 
-    monkeypatch.setattr(model, "_anm_orientation_mask", mask)
+    monkeypatch.setattr(refit, "orientation_mask", mask)
 
 
 @pytest.mark.parametrize("allow_all_edges", [False, True])
@@ -732,7 +733,7 @@ def test_refit_makes_a_root_dependent_on_an_exogenous_variable_a_child(chain_fit
     model.allow_all_edges = allow_all_edges
     _force_b_root(model, monkeypatch)
     with caplog.at_level(logging.INFO, logger="xcausal"):
-        model._refit_dag(ds)
+        refit.refit_dag(model, ds)
     model._finalise()
     assert "b is a root of the refit but depends on the exogenous a" in caplog.text
     assert "solved again with b a child of the latents (giving up " in caplog.text
@@ -753,7 +754,7 @@ def test_unexplained_dependences_are_reported_when_no_knowledge_resolves_them(ch
     model.exogenous = []
     _force_b_root(model, monkeypatch, also_a=True)
     with caplog.at_level(logging.WARNING, logger="xcausal"):
-        model._refit_dag(ds)
+        refit.refit_dag(model, ds)
     model._finalise()
     assert [(a, b) for a, b, _ in model.unexplained_dependences_] == [("a", "b")]
     assert model.unexplained_dependences_[0][2] < 1e-6
@@ -770,7 +771,7 @@ def test_two_exogenous_variables_are_not_flagged(chain_fit, monkeypatch):
     model = copy.deepcopy(fitted)
     model.exogenous = ["a", "b"]
     _force_b_root(model, monkeypatch)
-    model._refit_dag(ds)
+    refit.refit_dag(model, ds)
     assert model.unexplained_dependences_ == []
     assert not model.net_.dag.allowed[:, 1].any()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -12,8 +13,7 @@ import torch
 
 from xcausal.data import dataset_from_arrays
 from xcausal.io import DataError
-from xcausal.models import cmcl as cmcl_mod
-from xcausal.models.cmcl import CMCL, FitInterrupted, read_training_checkpoint_meta
+from xcausal.models.cmcl import CMCL, TRAINING_CHECKPOINT_META, FitInterrupted, losses, read_training_checkpoint_meta, trainer
 
 
 def tiny(n: int, seed: int = 0):
@@ -53,9 +53,10 @@ def assert_same_fit(a: CMCL, b: CMCL, ds) -> None:
     assert a.graph_obj_.to_dict() == b.graph_obj_.to_dict()
 
 
-def stop_after_steps(model: CMCL, stop: threading.Event, n: int) -> None:
-    """Set ``stop`` during the n-th gradient step (training polls it after the step)."""
-    orig = model._step_losses
+@contextlib.contextmanager
+def stop_after_steps(stop: threading.Event, n: int):
+    """Within the block, set ``stop`` during the n-th gradient step (training polls it after the step)."""
+    orig = trainer.step_losses
     calls = [0]
 
     def step(*args, **kwargs):
@@ -64,7 +65,11 @@ def stop_after_steps(model: CMCL, stop: threading.Event, n: int) -> None:
             stop.set()
         return orig(*args, **kwargs)
 
-    model._step_losses = step
+    trainer.step_losses = step
+    try:
+        yield
+    finally:
+        trainer.step_losses = orig
 
 
 def test_checkpointing_does_not_change_the_fit(ds, reference, tmp_path):
@@ -82,8 +87,7 @@ def test_checkpointing_does_not_change_the_fit(ds, reference, tmp_path):
 def test_interrupted_then_resumed_equals_uninterrupted(ds, reference, tmp_path, n_steps):
     stop = threading.Event()
     m = CMCL(**PARAMS)
-    stop_after_steps(m, stop, n_steps)
-    with pytest.raises(FitInterrupted, match="checkpoint written") as info:
+    with stop_after_steps(stop, n_steps), pytest.raises(FitInterrupted, match="checkpoint written") as info:
         m.fit(ds, checkpoint_dir=tmp_path, checkpoint_every=2, stop=stop)
     where = ((n_steps - 1) // 4, (n_steps - 1) % 4 + 1)  # (epochs done, steps of the next): a stop at a step
     assert (info.value.epoch, info.value.step) == where
@@ -93,32 +97,35 @@ def test_interrupted_then_resumed_equals_uninterrupted(ds, reference, tmp_path, 
     assert_same_fit(reference, resumed, ds)
 
 
-def test_stop_at_an_epoch_end_and_after_training(ds, reference, tmp_path):
+def test_stop_at_an_epoch_end_and_after_training(ds, reference, tmp_path, monkeypatch):
+    from xcausal.models.cmcl import refit as refit_mod
+
     # set during the end-of-epoch ANM orientation of epoch 2: the checkpoint is at (2, 0)
     stop = threading.Event()
     m = CMCL(**PARAMS)
-    orig = m._orient_edges
+    orig = trainer.orient_during_training
 
     def orient(*args, **kwargs):
         stop.set()
         return orig(*args, **kwargs)
 
-    m._orient_edges = orient
+    monkeypatch.setattr(trainer, "orient_during_training", orient)
     with pytest.raises(FitInterrupted):
         m.fit(ds, checkpoint_dir=tmp_path / "a", stop=stop)
+    monkeypatch.undo()
     meta = read_training_checkpoint_meta(tmp_path / "a")
     assert (meta["epoch"], meta["step"]) == (2, 0)
     assert_same_fit(reference, CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path / "a", resume=True), ds)
     # set during the DAG refit: training is checkpointed as finished, a resume only refits
     stop = threading.Event()
     m = CMCL(**PARAMS)
-    orig_refit = m._refit_dag
+    orig_refit = refit_mod.refit_dag
 
     def refit(*args):
         stop.set()
         return orig_refit(*args)
 
-    m._refit_dag = refit
+    monkeypatch.setattr(refit_mod, "refit_dag", refit)
     with pytest.raises(FitInterrupted, match="after the DAG refit"):
         m.fit(ds, checkpoint_dir=tmp_path / "b", stop=stop)
     assert read_training_checkpoint_meta(tmp_path / "b")["finished"]
@@ -128,8 +135,7 @@ def test_stop_at_an_epoch_end_and_after_training(ds, reference, tmp_path):
 def test_checkpoint_files_are_tensors_and_strict_json(ds, tmp_path):
     stop = threading.Event()
     m = CMCL(**PARAMS)
-    stop_after_steps(m, stop, 6)
-    with pytest.raises(FitInterrupted):
+    with stop_after_steps(stop, 6), pytest.raises(FitInterrupted):
         m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
 
     def no_constants(c):
@@ -158,8 +164,7 @@ def test_resume_refuses_other_parameters_data_or_no_checkpoint(ds, tmp_path):
         CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, checkpoint_every=0)
     stop = threading.Event()
     m = CMCL(**PARAMS)
-    stop_after_steps(m, stop, 5)
-    with pytest.raises(FitInterrupted):
+    with stop_after_steps(stop, 5), pytest.raises(FitInterrupted):
         m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
     with pytest.raises(DataError, match=r"epochs=6 \(checkpoint: 5\)"):
         CMCL(**{**PARAMS, "epochs": 6}).fit(ds, checkpoint_dir=tmp_path, resume=True)
@@ -180,26 +185,26 @@ def test_tampered_tensor_file_is_refused(ds, tmp_path):
 
 def test_nan_names_term_epoch_and_step_and_keeps_last_good_checkpoint(ds, tmp_path, monkeypatch):
     calls = [0]
-    orig = cmcl_mod._kl_std
+    orig = losses.kl_std
 
     def kl_std(mu, lv):  # NaN from the 11th step on: epoch 3, step 3
         calls[0] += 1
         out = orig(mu, lv)
         return out * float("nan") if calls[0] >= 11 else out
 
-    monkeypatch.setattr(cmcl_mod, "_kl_std", kl_std)
+    monkeypatch.setattr(losses, "kl_std", kl_std)
     with pytest.raises(FloatingPointError, match=r"loss term kl0=nan became NaN/inf at epoch 3, step 3 of 4") as info:
         CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, checkpoint_every=1)
     assert "last good checkpoint (epoch 2)" in str(info.value) and "\n" not in str(info.value)
     meta = read_training_checkpoint_meta(tmp_path)
     assert (meta["epoch"], meta["step"], meta["reason"]) == (2, 0, "periodic")
-    monkeypatch.setattr(cmcl_mod, "_kl_std", orig)
+    monkeypatch.setattr(losses, "kl_std", orig)
     m = CMCL(**{**PARAMS, "lr": 5e-4}).fit(ds, checkpoint_dir=tmp_path, resume=True)
     assert len(m.history_) == 5 and np.isfinite(m.history_[["rec0", "kl0", "rec", "h"]].to_numpy(float)).all()
 
 
 def test_nan_without_checkpoints_still_named(ds, monkeypatch):
-    monkeypatch.setattr(cmcl_mod, "_gauss", lambda logits, x, sigma: (logits.sum() * float("inf")))
+    monkeypatch.setattr(losses, "gauss", lambda logits, x, sigma: (logits.sum() * float("inf")))
     with pytest.raises(FloatingPointError, match=r"loss term rec0=.* at epoch 1, step 1 of 4; try a smaller"):
         CMCL(**PARAMS).fit(ds)
 
@@ -213,10 +218,9 @@ def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds,
                min_effect=0.0)
     stop = threading.Event()
     m = CMCL(**PARAMS, **old)
-    stop_after_steps(m, stop, 5)
-    with pytest.raises(FitInterrupted):
+    with stop_after_steps(stop, 5), pytest.raises(FitInterrupted):
         m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
-    meta_path = tmp_path / cmcl_mod.TRAINING_CHECKPOINT_META
+    meta_path = tmp_path / TRAINING_CHECKPOINT_META
     meta = json.loads(meta_path.read_text())
     for key in old:
         del meta["params"][key]

@@ -275,7 +275,8 @@ class _ConvVAEBase:
         ``history_`` (one row per epoch: ``loss``, ``rec`` and the method's terms, batch means),
         ``device_``, ``image_size_``, ``channels_``, ``u_encoding_`` (iVAE).
         """
-        from xcausal.models.cmcl import _Encoding, default_epochs, default_latent_dim
+        from xcausal.models.cmcl.config import default_epochs, default_latent_dim
+        from xcausal.models.cmcl.nets import Encoding
 
         self._validate()
         if self.uses_u and len(ds.variables) == 0:
@@ -291,7 +292,7 @@ class _ConvVAEBase:
         self.device_ = dev
         if self.uses_u:
             cont = np.array([v.type is VarType.CONTINUOUS for v in ds.variables])
-            self.u_encoding_ = _Encoding(list(ds.variables), np.where(cont, ds.u.mean(0), 0.0),
+            self.u_encoding_ = Encoding(list(ds.variables), np.where(cont, ds.u.mean(0), 0.0),
                                          np.where(cont, ds.u.std(0) + 1e-8, 1.0))
         else:
             self.u_encoding_ = None
@@ -415,7 +416,7 @@ class _ConvVAEBase:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu") -> "_ConvVAEBase":
         """Rebuild a model written by :meth:`save`; ValueError for another method's checkpoint."""
-        from xcausal.models.cmcl import _Encoding
+        from xcausal.models.cmcl.nets import Encoding
 
         from xcausal.io import checkpoint_errors, read_checkpoint_meta
 
@@ -429,7 +430,7 @@ class _ConvVAEBase:
             obj.epochs_ = int(meta["epochs"])
             obj.image_size_ = int(meta["image_size"])
             obj.channels_ = int(meta["channels"])
-            obj.u_encoding_ = _Encoding.from_dict(meta["u_encoding"]) if meta.get("u_encoding") else None
+            obj.u_encoding_ = Encoding.from_dict(meta["u_encoding"]) if meta.get("u_encoding") else None
             obj.device_ = resolve_device(device)
             obj.history_ = pd.DataFrame(meta.get("history", []))
             obj.net_ = load_net_state(obj._build_net(), path, obj.device_)

@@ -268,6 +268,29 @@ class NotearsMLP(nn.Module):
         if self.log_var is not None:
             self.log_var.zero_()
 
+    @torch.no_grad()
+    def allow_edge(self, i: int, j: int) -> None:
+        """Let the edge i -> j exist from now on (its first-layer weights keep their values)."""
+        self.allowed[i, j] = True
+        self._in_mask[self._src == i, j, :] = 1.0
+
+    @torch.no_grad()
+    def forbid_edge(self, i: int, j: int) -> None:
+        """Remove the edge i -> j: masked out, and its first-layer weights set to 0."""
+        self.allowed[i, j] = False
+        self._in_mask[self._src == i, j, :] = 0.0
+        self.fc1_weight[self._src == i, j, :] = 0.0
+
+    @property
+    def input_mask(self) -> torch.Tensor:
+        """The first-layer weight mask (D_in, d, 1) that ``allowed`` expands to (not in the state_dict)."""
+        return self._in_mask
+
+    @torch.no_grad()
+    def set_input_mask(self, mask: torch.Tensor) -> None:
+        """Restore a mask saved from :attr:`input_mask` (e.g. with a checkpoint)."""
+        self._in_mask.copy_(mask.to(self._in_mask))
+
     def extra_repr(self) -> str:
         types = "".join({"continuous": "c", "binary": "b", "categorical": "k"}[t.value] for t in self.node_types)
         return (f"d={self.d}, types={types}, in_width={self.in_width}, hidden={self.hidden}, "

@@ -1,0 +1,401 @@
+"""The CMCL front class: options in, ``fit(dataset)``, then latents, graph, interventions, save/load.
+
+The parts it drives live next to it: networks (``nets``), loss terms (``losses``), the epoch loop
+(``trainer``), the linear anchor (``anchor``), pairwise orientation (``orientation``), the final
+DAG refit (``refit``), training checkpoints (``checkpoint``) and multi-process training
+(``distributed``). ``config`` holds the data-dependent defaults and the rules every option obeys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xcausal import __version__
+from xcausal._runtime import check_distributed, load_net_state, make_fabric
+from xcausal._runtime import resolve_device as _resolve_device
+from xcausal.data.dataset import CrossModalDataset
+from xcausal.models.cmcl import checkpoint as ckpt_mod
+from xcausal.models.cmcl.config import CR_VARS, MIN_EFFECT, default_epochs, default_latent_dim, validate
+from xcausal.models.cmcl.losses import counterfactual_z
+from xcausal.models.cmcl.nets import Encoding, build_net, init_decoder_bias
+from xcausal.nn.blocks import PoseDecoder
+from xcausal.structure import threshold_to_dag
+from xcausal.types import Graph, Node, VarType
+
+logger = logging.getLogger("xcausal.models.cmcl")
+
+FORMAT_VERSION = 1
+
+
+class CMCL:
+    """Cross-modal causal representation and structure learning (Mao et al. 2022).
+
+    Parameters are keyword-only, stored as given and checked in :meth:`fit` (by
+    :func:`xcausal.models.cmcl.config.validate`). What each departure from the paper is for, and
+    the measurement behind it, is in docs/methods/cmcl.md.
+
+    Model: ``latent_dim`` causal latents m (None: from the number of variables); ``embed_dim`` the
+    first module's z0 (None: max(2m, 16)); ``use_cm`` / ``use_cr`` the paper's ablation switches;
+    ``allow_all_edges`` u-u and z-z edges too (default u-z only); ``h_func`` "logdet" or "expm";
+    ``dag_hidden`` each DAG node's MLP; ``likelihood`` "gaussian" (N(x; sigmoid, ``pixel_sigma``²))
+    or "bernoulli" (the paper's); ``prior`` "dag" (the learned DAG is the latent prior) or "ivae"
+    (the paper's conditional prior); ``posterior_uses_u`` q(z | z0, u) as in the paper (default
+    q(z | z0): u in the posterior leaks into the latents); ``decoder`` "conv" or "pose" (z1-z3 turn
+    and shift the image); ``channel_plan``, ``convs_per_stage`` the conv networks.
+
+    Training: ``epochs`` (None: about 3,000 steps), ``batch_size``, ``lr``; ``lambda1`` / ``lambda2``
+    L1 / L2 on the DAG; ``dag_weight``, ``cr_weight``, ``beta`` weights of the DAG, CR and KL terms;
+    ``dag_warmup`` fraction of epochs before the acyclicity penalty and CR; ``kl_warmup`` KL ramp;
+    ``dual_every``, ``rho_max`` the augmented Lagrangian; ``cr_batch`` CR's rows per step and
+    ``cr_vars`` how many variables they are intervened on (an integer, drawn anew each step, or
+    "all"); ``init``, ``init_weight`` the linear anchor during the warm-up ("auto", "varimax",
+    "ica" or "none"; see :mod:`~xcausal.models.cmcl.anchor`).
+
+    Orientation: ``orient`` "anm" (pairwise score from the warm-up's end, every ``orient_every``
+    epochs) or "dag"; ``anm_method`` the score ("pnl", "entropy", "hsic"); ``anm_decontaminate``
+    clean a latent of other latents' share first; ``anm_latent_scale`` "normal", "raw" or "auto";
+    ``anm_entropy`` the entropy estimator ("auto", "gmm", "vasicek").
+
+    Refit: ``dag_refit`` solve the DAG once more on the final latents; ``refit_orient`` "anm" or
+    "dag"; ``min_effect`` drop variable -> latent edges that move the latent less than this many
+    posterior variances; ``exogenous`` names of variables nothing in the image or table causes
+    (knowledge: no edge into them, and a repair in the refit); ``w_threshold`` |W| of a reported edge.
+
+    Runtime: ``data_loading`` "auto", "memory" or "stream" with ``num_workers``; ``devices``,
+    ``strategy``, ``precision`` processes and precision through Lightning Fabric; ``seed``,
+    ``device``, ``progress``.
+    """
+
+    method_name = "cmcl"
+
+    def __init__(self, *, latent_dim: int | None = None, embed_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, lr: float = 1e-3,
+                 use_cm: bool = True, use_cr: bool = True, allow_all_edges: bool = False,
+                 h_func: Literal["logdet", "expm"] = "logdet", lambda1: float = 0.01,
+                 lambda2: float = 0.001, w_threshold: float = 0.3, dag_weight: float = 1.0,
+                 cr_weight: float = 1.0, beta: float = 1.0, dag_warmup: float = 0.2,
+                 dual_every: int = 2, rho_max: float = 1e4, cr_batch: int = 32,
+                 cr_vars: int | Literal["all"] = CR_VARS,
+                 dag_hidden: Sequence[int] = (10,), likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
+                 pixel_sigma: float = 0.1, posterior_uses_u: bool = False, decoder: Literal["conv", "pose"] = "conv",
+                 prior: Literal["dag", "ivae"] = "dag", orient: Literal["anm", "dag"] = "anm",
+                 orient_every: int = 5,
+                 channel_plan: str | Sequence[int] = "synthetic", convs_per_stage: int = 1,
+                 kl_warmup: float = 0.2, init: Literal["auto", "varimax", "ica", "none"] = "auto",
+                 init_weight: float | None = None,
+                 dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm", min_effect: float = MIN_EFFECT,
+                 anm_method: Literal["entropy", "pnl", "hsic"] = "pnl", anm_decontaminate: bool = True,
+                 anm_latent_scale: Literal["auto", "normal", "raw"] = "auto",
+                 anm_entropy: Literal["auto", "gmm", "vasicek"] = "auto", exogenous: Sequence[str] = (),
+                 data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
+                 devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
+                 precision: Literal["32", "bf16-mixed"] = "32",
+                 seed: int = 0, device: str = "auto", progress: bool = False) -> None:
+        # every parameter is stored as given under its own name (get_params reads the signature)
+        for name, value in list(locals().items()):
+            if name != "self":
+                setattr(self, name, value)
+
+    def _raw_params(self) -> dict[str, Any]:
+        """The parameters as given, by ``__init__``'s signature."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters, JSON-ready (sequences as lists)."""
+        out = self._raw_params()
+        out["dag_hidden"] = list(out["dag_hidden"])
+        out["exogenous"] = list(out["exogenous"])
+        if not isinstance(out["channel_plan"], str):
+            out["channel_plan"] = list(out["channel_plan"])
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, ds: CrossModalDataset, *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 10,
+            resume: bool = False, stop: Any = None) -> CMCL:
+        """Train on ``ds``; returns self. Learned state: ``net_``, ``adjacency_``, ``graph_``, ``history_``.
+
+        ``checkpoint_dir``: write a resumable training checkpoint there every ``checkpoint_every``
+        epochs, when training ends (before the refit) and when ``stop`` is set; ``resume`` continues
+        from it (bit-identical on CPU; only ``lr``, ``progress``, the runtime options and
+        ``min_effect`` may differ). ``stop`` (a threading.Event) is polled after every step: when
+        set, training checkpoints and raises :class:`FitInterrupted`; the library installs no handler.
+
+        Raises FloatingPointError (a loss term, the gradient or h(W) not finite: the message names the
+        term, epoch and step), FitInterrupted, or ValueError (bad parameters, no variables, or an
+        incompatible checkpoint).
+        """
+        from xcausal.models.cmcl.refit import refit_dag
+        from xcausal.models.cmcl.trainer import train
+
+        validate(self._raw_params())
+        check_distributed(self.devices, self.strategy, self.precision)
+        if len(ds.variables) == 0:
+            raise ValueError(f"{ds.source}: the table has no structured variables; CMCL needs at least one")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 1")
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs the checkpoint_dir to resume from")
+        self._resolve(ds)
+        ckpt = None
+        if checkpoint_dir is not None:
+            ckpt = ckpt_mod.Checkpointing(Path(checkpoint_dir), checkpoint_every)
+            if resume:
+                ckpt.loaded = ckpt_mod.read_training_checkpoint(ckpt.directory)
+                ckpt_mod.check_resumable(self, ckpt.loaded[0], ds)
+        dev = self.device_
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            self.net_ = build_net(self).to(dev)
+            init_decoder_bias(self, ds)
+            if self.devices > 1:
+                from xcausal.models.cmcl.distributed import train_distributed
+
+                train_distributed(self, ds, self.epochs_, dev, ckpt, stop)
+            else:
+                # one process in float32 needs nothing from Fabric (and importing it costs seconds)
+                fabric = None if str(self.precision) == "32" else make_fabric(dev, 1, self.strategy, self.precision)
+                train(self, ds, self.epochs_, dev, ckpt, stop, fabric=fabric)
+            ckpt_mod.stop_point(self, stop, ckpt, "after training")
+            if self.dag_refit:
+                refit_dag(self, ds)
+            ckpt_mod.stop_point(self, stop, ckpt, "after the DAG refit")
+        self._finalise()
+        return self
+
+    def _resolve(self, ds: CrossModalDataset) -> None:
+        """The sizes, encoding and device this fit uses, and the learned state reset."""
+        m = self.latent_dim or default_latent_dim(len(ds.variables))
+        k0 = self.embed_dim or max(2 * m, 16)
+        if not self.use_cm:
+            k0 = m  # without CM the embedding z0 is the causal representation
+        cont = np.array([v.type is VarType.CONTINUOUS for v in ds.variables])
+        mean = np.where(cont, ds.u.mean(0), 0.0)
+        std = np.where(cont, ds.u.std(0) + 1e-8, 1.0)
+        self.encoding_ = Encoding(list(ds.variables), mean, std)
+        self._exogenous_idx()  # unknown names fail here, before training
+        self.unexplained_dependences_: list[tuple[str, str, float]] | None = None  # checked by the refit
+        self.n_latents_, self.embed_dim_ = m, k0
+        self.epochs_ = self.epochs or default_epochs(len(ds))
+        self.image_size_, self.channels_ = ds.image_size, ds.channels
+        self.device_ = _resolve_device(self.device)
+        self._anm_pairs: set[tuple[int, int]] = set()  # variable-latent pairs oriented during training
+        self.anchor_: dict[str, Any] | None = None  # set when an anchor is built (or restored)
+        self.pruned_edges_: list[tuple[str, str, float]] = []  # set by the final refit
+        self.effect_ratios_: dict[tuple[int, int], float] = {}
+        if not self.dag_refit and self.min_effect != MIN_EFFECT:
+            logger.warning("min_effect=%g has no effect: it acts in the final DAG refit, and dag_refit=False",
+                           self.min_effect)
+
+    # ------------------------------------------------------------------ helpers of the parts
+    @property
+    def _dag_prior(self) -> bool:
+        """The DAG is the latent prior (latents enter it in model scale, no standardisation)."""
+        return self.use_cm and self.prior == "dag"
+
+    def _exogenous_idx(self) -> list[int]:
+        """Node indices of the ``exogenous`` variables (checked against the fitted variables)."""
+        names = [v.name for v in self.encoding_.variables]
+        unknown = [v for v in self.exogenous if v not in names]
+        if unknown:
+            raise ValueError(f"exogenous: no variable named {unknown[0]!r} in the table "
+                             f"(variables: {', '.join(names)})")
+        return sorted({names.index(v) for v in self.exogenous})
+
+    def _node_name(self, k: int) -> str:
+        d = len(self.encoding_.variables)
+        return self.encoding_.variables[k].name if k < d else f"z{k - d + 1}"
+
+    def _tensors(self, ds: CrossModalDataset, idx=None) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.arange(len(ds)) if idx is None else np.asarray(idx, dtype=int)
+        x = torch.from_numpy(ds.images(idx)).to(self.device_)
+        u = torch.from_numpy(ds.u[idx].astype(np.float32)).to(self.device_)
+        return x, u
+
+    def _finalise(self) -> None:
+        """The reported graph: the DAG's weights thresholded at ``w_threshold``, cycles broken."""
+        net = self.net_
+        net.eval()
+        w = net.dag.adjacency().detach().cpu().numpy().astype(float)
+        d = len(self.encoding_.variables)
+        names = [v.name for v in self.encoding_.variables] + [f"z{j + 1}" for j in range(self.n_latents_)]
+        w_dag, dropped = threshold_to_dag(w, self.w_threshold)
+        for (i, j, wt) in dropped:
+            logger.warning("dropped edge %s -> %s (|W| = %.3f) to break a cycle", names[i], names[j], wt)
+        self.w_raw_ = w
+        self.dropped_edges_ = [(names[i], names[j], float(wt)) for i, j, wt in dropped]
+        self.adjacency_ = pd.DataFrame(w_dag, index=names, columns=names)
+        nodes = [Node(n, "observed" if k < d else "latent") for k, n in enumerate(names)]
+        self.graph_obj_ = Graph.from_adjacency(w_dag, nodes, method=self.method_name)
+        self.graph_ = self.graph_obj_.to_networkx()
+        pose = net.use_cm and isinstance(net.dec, PoseDecoder)
+        self.pose_frame_ = ("image" if bool(net.dec.image_frame) else "object") if pose else None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise ValueError("this CMCL instance is not fitted yet; call fit(dataset) first")
+
+    def _check_compatible(self, ds: CrossModalDataset) -> None:
+        names = [v.name for v in self.encoding_.variables]
+        if ds.variable_names != names:
+            raise ValueError(f"{ds.source}: variables {ds.variable_names} differ from the fitted ones {names}")
+        if (ds.channels, ds.image_size) != (self.channels_, self.image_size_):
+            raise ValueError(f"{ds.source}: images are {ds.channels}×{ds.image_size}² but the model was fitted on "
+                             f"{self.channels_}×{self.image_size_}²")
+
+    @torch.no_grad()
+    def transform(self, ds: CrossModalDataset, *, batch_size: int = 256) -> np.ndarray:
+        """Posterior means of the causal latents, (N, m), in table order."""
+        self._check_fitted()
+        self._check_compatible(ds)
+        self.net_.eval()
+        out = []
+        for s in range(0, len(ds), batch_size):
+            x, u = self._tensors(ds, range(s, min(len(ds), s + batch_size)))
+            out.append(self.net_.encode(x, self.encoding_.net_columns(u), sample=False)["muq"].cpu())
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def _encode_value(self, var, val: Any) -> float:
+        if var.type is VarType.CONTINUOUS:
+            try:
+                out = float(val)
+            except (TypeError, ValueError):
+                raise ValueError(f"variable '{var.name}': value '{val}' is not a number") from None
+            if not math.isfinite(out):
+                raise ValueError(f"variable '{var.name}': value '{val}' is not finite")
+            return out
+        key = str(val)
+        try:
+            key = str(int(float(val))) if float(val).is_integer() else repr(float(val))
+        except (TypeError, ValueError):
+            pass
+        if key not in var.categories:
+            raise ValueError(f"variable '{var.name}': value '{val}' is not one of {', '.join(var.categories)}")
+        return float(var.categories.index(key))
+
+    def _encode_values(self, values: Mapping[str, Any], n_rows: int | None = None) -> dict[int, float | np.ndarray]:
+        """Column index -> encoded value: a scalar, or one value per row (a sequence of ``n_rows``)."""
+        names = [v.name for v in self.encoding_.variables]
+        out: dict[int, float | np.ndarray] = {}
+        for name, val in values.items():
+            if name not in names:
+                raise ValueError(f"unknown variable '{name}' (variables: {', '.join(names)})")
+            var = self.encoding_.variables[names.index(name)]
+            if isinstance(val, (list, tuple, np.ndarray, pd.Series)):
+                vals = list(val)
+                if n_rows is not None and len(vals) != n_rows:
+                    raise ValueError(f"variable '{name}': {len(vals)} values for {n_rows} rows")
+                out[names.index(name)] = np.array([self._encode_value(var, v) for v in vals], dtype=np.float64)
+            else:
+                out[names.index(name)] = self._encode_value(var, val)
+        return out
+
+    @torch.no_grad()
+    def counterfactual(self, ds: CrossModalDataset, values: Mapping[str, Any], *, rows: Sequence[int] | None = None,
+                       batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Each sample's image had the variables taken ``values`` (Appendix B).
+
+        Returns ``{"original": x, "reconstruction": g(z), "counterfactual": g(z')}``, each
+        (N, C, H, W) in [0, 1]. Only latents that are descendants of an intervened variable change
+        (eq. 15); intervening on a variable without latent descendants (anti-causal, eq. 16)
+        leaves the generated image equal to the reconstruction. A value may be one per row (a
+        sequence as long as ``rows``) instead of one for all.
+        """
+        self._check_fitted()
+        self._check_compatible(ds)
+        rows = list(range(len(ds))) if rows is None else list(rows)
+        codes = self._encode_values(values, n_rows=len(rows))
+        self.net_.eval()
+        res: dict[str, list] = {"original": [], "reconstruction": [], "counterfactual": []}
+        for s in range(0, len(rows), batch_size):
+            x, u = self._tensors(ds, rows[s:s + batch_size])
+            e = self.net_.encode(x, self.encoding_.net_columns(u), sample=False)
+            u_cf = u.clone()
+            for i, val in codes.items():
+                u_cf[:, i] = (torch.as_tensor(val[s:s + batch_size], dtype=u.dtype, device=u.device)
+                              if isinstance(val, np.ndarray) else val)
+            z_cf = counterfactual_z(self, u, e["muq"], u_cf)
+            res["original"].append(x.cpu())
+            res["reconstruction"].append(torch.sigmoid(self.net_.decode(e["muq"])).cpu())
+            res["counterfactual"].append(torch.sigmoid(self.net_.decode(z_cf)).cpu())
+        return {k: torch.cat(v).numpy() for k, v in res.items()}
+
+    def intervene(self, values: Mapping[str, Any], ds: CrossModalDataset, *, rows: Sequence[int] | None = None) -> np.ndarray:
+        """Images under do(values) for the given rows (N, C, H, W) in [0, 1]; see :meth:`counterfactual`."""
+        return self.counterfactual(ds, values, rows=rows)["counterfactual"]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write ``path`` (tensors only, loadable with weights_only=True) and ``path.json`` (config)."""
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the CLI's run directory
+        state = {f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}
+        torch.save(state, path)
+        meta = {"format": FORMAT_VERSION, "method": self.method_name, "xcausal_version": __version__,
+                "params": self.get_params(), "encoding": self.encoding_.to_dict(), "n_latents": self.n_latents_,
+                "embed_dim": self.embed_dim_, "epochs": self.epochs_, "image_size": self.image_size_,
+                "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None,
+                "anchor": self.anchor_, "pruned_edges": getattr(self, "pruned_edges_", []),
+                "effect_ratios": [[i, j, r] for (i, j), r in sorted(getattr(self, "effect_ratios_", {}).items())],
+                "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
+                                            else [list(t) for t in self.unexplained_dependences_])}
+        path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> "CMCL":
+        from xcausal.io import checkpoint_errors, read_checkpoint_meta
+
+        path = Path(path)
+        meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
+        with checkpoint_errors(path):
+            params = {**ckpt_mod.CHECKPOINT_LEGACY_PARAMS, **meta["params"]}  # a model saved before they existed
+            params["exogenous"] = list(params["exogenous"])  # a copy: not the shared default
+            params["device"] = device
+            params["dag_hidden"] = tuple(params["dag_hidden"])
+            if isinstance(params["channel_plan"], list):
+                params["channel_plan"] = tuple(params["channel_plan"])
+            obj = cls(**params)
+            obj.encoding_ = Encoding.from_dict(meta["encoding"])
+            obj.n_latents_ = meta["n_latents"]
+            obj.embed_dim_ = meta["embed_dim"]
+            obj.epochs_ = meta["epochs"]
+            obj.image_size_ = meta["image_size"]
+            obj.channels_ = meta["channels"]
+            obj.anchor_ = meta.get("anchor")  # absent in files written before ef3026d
+            obj.pruned_edges_ = [tuple(e) for e in meta.get("pruned_edges", [])]
+            obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta.get("effect_ratios", [])}
+            found = meta.get("unexplained_dependences")  # absent (None) in files written before the check
+            obj.unexplained_dependences_ = None if found is None else [(str(a), str(b), float(p)) for a, b, p in found]
+            obj.device_ = _resolve_device(device)
+            obj.net_ = load_net_state(build_net(obj), path, obj.device_, ckpt_mod.LEGACY_OPTIONAL_PARAMS)
+            obj._finalise()
+            return obj
+
+    # ------------------------------------------------------------------ run directory
+    def run_result(self, ds: CrossModalDataset, *, extra_config: Mapping[str, Any] | None = None):
+        """The :class:`xcausal.run.RunResult` for this fit on ``ds`` (write it with write_run)."""
+        from xcausal.run import RunResult
+
+        config = {"method": self.method_name, "params": self.get_params(),
+                  "resolved": {"latent_dim": self.n_latents_, "embed_dim": self.embed_dim_, "epochs": self.epochs_,
+                               "device": str(self.device_)},
+                  "data": ds.summary(), "time_share": getattr(self, "time_share_", None),
+                  "dropped_edges": self.dropped_edges_, "anchor": self.anchor_,
+                  "pruned_edges": getattr(self, "pruned_edges_", []),
+                  "pose_frame": getattr(self, "pose_frame_", None),
+                  "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
+                                              else [list(t) for t in self.unexplained_dependences_]),
+                  **(extra_config or {})}
+        return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
+                         history=self.history_, save_checkpoint=self.save)
+
