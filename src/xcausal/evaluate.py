@@ -128,7 +128,7 @@ def evaluate_run(run: str | Path, truth_path: str | Path) -> dict[str, Any]:
 
 def evaluate_counterfactuals(model: Any, ds: Any, truth: Graph | None, *, rows: int = 64, grid: int = 9,
                              seed: int = 0) -> dict[str, dict[str, float]]:
-    """Counterfactual soundness per structured variable, without any learned judge (DESIGN.md §6).
+    """Counterfactual soundness per structured variable, without any learned judge (docs/cli.md).
 
     On ``rows`` evenly spaced samples of ``ds`` (images in [0, 1]; every L1 in 0-255 units):
 

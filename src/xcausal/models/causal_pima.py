@@ -1,6 +1,6 @@
 """causalPIMA: a multimodal VAE whose Gaussian-mixture prior is tied to a learned DAG.
 
-Reconstruction (arXiv 2310.18471 gives only its abstract and summary here; DESIGN.md §4):
+Reconstruction (arXiv 2310.18471 gives only its abstract and summary here; docs/methods/causal_pima.md):
 
 * one encoder per modality — a conv encoder for the image, an MLP for each 1-D curve — each
   giving a diagonal Gaussian, fused by a product of experts (precision-weighted mean);
@@ -149,8 +149,8 @@ class PhysicsExpert(nn.Module):
 
         Σ is a full covariance, not σ²I: a sample's own parameters scatter around its
         component's, so its residual is a smooth curve, correlated across t. With independent
-        points the curve outvotes the image (measured on circles: shift accuracy 0.90–0.91);
-        a residual-variance-weighted count of points (participation ratio) under-weights it
+        points the curve outvotes the image (docs/methods/causal_pima.md); a
+        residual-variance-weighted count of points (participation ratio) under-weights it
         instead (the discriminative directions have small residual variance).
         """
         e = self.curves()
@@ -341,14 +341,14 @@ class CausalPIMA:
     em_restarts : int
         Random restarts of the EM that initialises the mixture on the pre-trained embedding; the
         one with the highest likelihood is kept. A restart can settle on a wrong assignment of
-        clusters to joint outcomes (one node mixing two features); measured on circles seed 2:
-        10 restarts gave radius accuracy 0.74, 40 gave 1.0.
+        clusters to joint outcomes (one node mixing two features), hence many restarts
+        (docs/methods/causal_pima.md).
     dag_restarts : int
         After training, the DAG is re-learned this many times from random node scores on the
         final expected outcome counts (the same annealed objective, cheap: it sees only the 2^n
         counts); the hardened graph with the best penalized likelihood is kept, the jointly
         trained one included. The score order is a non-convex search: one run can settle on a
-        wrong order and pay with an extra edge (measured on circles: 2 of 3 seeds without it).
+        wrong order and pay with an extra edge (docs/methods/causal_pima.md).
     """
 
     method_name = "causal-pima"
@@ -619,9 +619,9 @@ class CausalPIMA:
 
         Every run (the jointly trained DAG and ``dag_restarts`` fresh ones) gives a hardened DAG;
         each is refined by hill climbing on BIC (one-edge deletions, reversals and additions, the
-        weights refitted by maximum likelihood on the expected counts). L1 alone cannot choose between them: it charges edge *magnitudes*, and a
-        denser DAG in a wrong order can have a smaller total weight than the true one (measured
-        on circles: a 3-edge triangle with |w| summing to 4.1 beat the true v-structure's 5.0).
+        weights refitted by maximum likelihood on the expected counts). L1 alone cannot choose
+        between them: it charges edge *magnitudes*, and a denser DAG in a wrong order can have a
+        smaller total weight than the true one (docs/methods/causal_pima.md).
         """
         net = self.net_
         candidates = [net.dag.hard_adjacency(self.w_threshold)]

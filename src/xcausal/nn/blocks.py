@@ -58,9 +58,8 @@ class ConvEncoder(nn.Module):
     """x (N, C, S, S) -> (mu, logvar), each (N, latent_dim).
 
     ``convs_per_stage=1`` (default): one 4×4 stride-2 conv per stage. ``2``: the paper's reading of
-    D.3, a 3×3 conv then a 3×3 stride-2 conv per stage. The single-conv form is about 4× faster
-    per step on 2 CPU cores at 32×32, batch 64 (0.027 s vs 0.102 s; measured with
-    benchmarks/conv_speed.py) with the same channel widths.
+    D.3, a 3×3 conv then a 3×3 stride-2 conv per stage. The single-conv form is several times faster
+    per step with the same channel widths (docs/methods/cmcl.md).
     """
 
     def __init__(self, *, in_channels: int, image_size: int, latent_dim: int,
@@ -129,9 +128,7 @@ class ConvDecoder(nn.Module):
         background (MNIST: about 80% of pixels are 0) the first Adam steps then drive all logits far
         negative, and under a Gaussian likelihood on sigmoid outputs the gradient
         (sigmoid(l) - x) * sigmoid'(l) of a saturated pixel vanishes even where x = 1: training can
-        stay at an all-dark image for good (measured: a plain conv VAE on rotated MNIST, seed 2,
-        stuck at the mean-image error for 30 epochs with 86-99% of outputs below 1e-3; with this
-        initialisation it left it in the first epoch).
+        stay at an all-dark image for good (docs/methods/cmcl.md).
         """
         last = [m for m in self.net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
         p = torch.as_tensor(channel_mean, dtype=last.bias.dtype).reshape(-1).clamp(1e-3, 1 - 1e-3)
@@ -164,20 +161,18 @@ class PoseDecoder(nn.Module):
 
     Why: when a variable turns or moves what the image shows, a plain conv decoder spreads that
     change over every latent, because the pixels change differently for each object; no change of
-    latent basis undoes it (measured on rotated MNIST: the per-digit directions in which the
-    latents follow the angle share 42% of their length). Here one latent can carry the transform
-    for every object alike, so such a variable can be the parent of one latent.
+    latent basis undoes it (docs/methods/cmcl.md). Here one latent can carry the transform for
+    every object alike, so such a variable can be the parent of one latent.
 
-    Which latents follow a variable also depends on the axes in which the shift is read, because
-    the model also uses the pose latents to tilt and place each object. With the shift in the
-    drawn object's axes (before the turn; ``image_frame`` False, the default and the way it
-    trains) a rotation about the frame's centre is carried by z1 alone, but a vertical shift of a
-    tilted object is a diagonal one in those axes and moves both shift latents (measured on MNIST,
-    seed 0: tilts of up to 51° per digit). With the shift read in the image's axes
-    (``image_frame`` True: z2, z3 are ``A^T t``, the same warp written as a turn followed by a
-    shift) the vertical shift is z3 alone, but a turn about the frame's centre also moves an
-    object placed off-centre, so a rotation moves z2 and z3 too. Both are the same decoder, one
-    set of latents rotated into the other per image (:meth:`to_image_frame`); CMCL reads them in
+    Which latents follow a variable also depends on the axes in which the shift is read, because the
+    model also uses the pose latents to tilt and place each object. With the shift in the drawn
+    object's axes (before the turn; ``image_frame`` False, the default and the way it trains) a
+    rotation about the frame's centre is carried by z1 alone, but a vertical shift of a tilted
+    object is a diagonal one in those axes and moves both shift latents. With the shift read in the
+    image's axes (``image_frame`` True: z2, z3 are ``A^T t``, the same warp written as a turn
+    followed by a shift) the vertical shift is z3 alone, but a turn about the frame's centre also
+    moves an object placed off-centre, so a rotation moves z2 and z3 too. Both are the same decoder,
+    one set of latents rotated into the other per image (:meth:`to_image_frame`); CMCL reads them in
     whichever axes its final DAG needs fewer edges (``CMCL.pose_frame_``).
     """
 

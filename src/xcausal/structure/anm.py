@@ -5,8 +5,8 @@ H(x, y) = H(x) + H(e); in the wrong direction the residual is not independent of
 H(y) + H(x - g(y)) is larger (Hoyer et al. 2008; the likelihood form of Mooij et al. 2016,
 "Distinguishing cause from effect using observational data", Sec. 2.3). Both variables are
 standardised first, so the score does not depend on their scales (unlike least-squares DAG
-scores, see DESIGN.md §5 on varsortability), and the regression is a k-nearest-neighbour smoother,
-so f may be any smooth function.
+scores, which orient by marginal variance, docs/methods/cmcl.md), and the regression is a
+k-nearest-neighbour smoother, so f may be any smooth function.
 
 Three scores of the direction x -> y are offered (:func:`anm_direction`, ``method=``):
 
@@ -18,23 +18,16 @@ Three scores of the direction x -> y are offered (:func:`anm_direction`, ``metho
   the ANM and a post-nonlinear model h(y) = f(x) + e with h monotone (:func:`pnl_score`, used
   only when it beats the ANM by more than the scores' noise); y -> x stays an ANM, because a warp
   of the cause is absorbed by f. CMCL's default (``anm_method="pnl"``); see :func:`anm_direction`
-  for why and what it measured.
+  for why.
 * ``"hsic"``: the dependence between the input and the regression residual, measured by the
   (biased) Hilbert-Schmidt independence criterion with Gaussian kernels (median-heuristic widths)
   on a fixed subsample of at most 800 rows; the direction whose residual is *more* independent of
   its input wins (Hoyer et al. 2008).
 
-Measured on the true (u, z) pairs of the Appendix-E simulator (5/10, 20 datasets, n = 2000, 100
-pairs; ``benchmarks/results/anm_orientation/5-10.json``, Vasicek's entropies): "entropy" 90% oriented right (96%
-with the mixture entropies, ``benchmarks/results/orientation_warps_gmm``), NOTEARS-MLP's
-Gaussian score 87% of the pairs it finds, "hsic" 86% -- and 95% in an ad-hoc run that drew a
-different 800-row subsample per pair, so the HSIC comparison is noisy at this subsample size.
-Inside CMCL, on its learned latents: 5/10, seeds 0-2, 15 edges: 13 right with "entropy", 11 with
-"hsic"
-(``benchmarks/results/cmcl_anm_refit`` vs ``cmcl_hsic_refit``) -- within noise at 15 edges, but
-no evidence for HSIC. causal-learn's ``ANM`` does the HSIC
-variant with Gaussian-process regression and a kernel test's p-value: O(n^3) per pair, too slow for
-CMCL, which orients every variable-latent pair several times during training.
+How often each score orients the simulator's pairs right, and CMCL's learned latents:
+docs/methods/cmcl.md ("The orientation score") and docs/results.md. causal-learn's ``ANM`` does the
+HSIC variant with Gaussian-process regression and a kernel test's p-value: O(n^3) per pair, too slow
+for CMCL, which orients every variable-latent pair several times during training.
 
 :func:`normal_scores` maps a latent monotonically onto a standard-normal marginal before it is
 scored (CMCL's default ``anm_latent_scale="normal"``): a learned latent's scale is arbitrary up to a
@@ -59,11 +52,9 @@ GMM_MIN_ROWS = 1000
 """``entropy="auto"`` uses the mixture for a sample of at least this many rows, Vasicek's spacings
 below (:func:`resolve_entropy`)."""
 GMM_MAX_COMPONENTS = 8
-"""Largest number of components :func:`entropy_1d` tries with ``estimator="gmm"``. Measured (scratch, the
-true pairs of the 5/10 simulator with each root mapped to a uniform marginal, 200 pairs): at most 4
-components orient 95.5% right, 8 components 100%, as Vasicek's spacings do: a few Gaussians cannot
-make a bounded variable's sharp edges, and the mixture then leans against a uniform cause. With
-the simulator's Gaussian roots 4 and 8 both give 96.5%."""
+"""Largest number of components :func:`entropy_1d` tries with ``estimator="gmm"``. Why 8 and not
+fewer: a few Gaussians cannot make a bounded variable's sharp edges, and the mixture then leans
+against a uniform cause (docs/methods/cmcl.md)."""
 GMM_PATIENCE = 2
 """The search over the number of components stops after this many in a row that do not lower BIC."""
 
@@ -74,23 +65,18 @@ def entropy_1d(x: np.ndarray, *, estimator: str = "auto") -> float:
     ``estimator="gmm"``: minus the mean log-likelihood of the sample under a Gaussian
     mixture of 1 to :data:`GMM_MAX_COMPONENTS` components fitted by scikit-learn's
     ``GaussianMixture`` (k-means start, ``random_state=0``), the number chosen by BIC.
-    ``"vasicek"``: Vasicek's m-spacing estimator (m = round(√n)), the only one before the mixture.
+    ``"vasicek"``: Vasicek's m-spacing estimator (m = round(√n)).
     ``"auto"`` (default): the mixture from :data:`GMM_MIN_ROWS` rows, the spacings below
     (:func:`resolve_entropy`, which says why).
 
     Why the mixture: the ANM scores compare sums of entropies that differ by 0.001-0.1 nats, so the
-    estimator's noise decides the near-ties. Measured on the simulator's true (u, z) pairs (5/10,
-    40 datasets, n = 2000, 200 pairs, "entropy" score; scratch run, the same pairs as
-    ``benchmarks/orientation_warps.py`` draws): Vasicek m = √n 91.5% oriented right, m = n^(1/3)
-    93.0%, m = 2√n 88.0%, Ebrahimi's corrected spacings 91.5%, a leave-one-out Gaussian kernel
-    density 95.5%, this mixture 96.5%. Vasicek's estimate also rests on each extreme value through
-    about √n spacings, so where a monotone map puts the sample's ends moves it (see
-    :func:`normal_scores`); a mixture fitted by likelihood is far less sensitive to single points.
-    Cost at n = 2000, CPU of one thread (``benchmarks/entropy_cost.py``): 20 ms for a normal sample,
-    56 ms for a uniform and 79 ms for an exponential one (more components are tried), against
-    0.1 ms for the spacings; a "pnl" pair (:func:`anm_direction`) 151-166 ms against 35-36 ms. The fit starts from k-means on the sample in its given order, so
-    reordering the rows can move the estimate by up to about 0.01 nats (a review measured 0.013 for
-    an exponential sample): the same rows in the same order give the same value.
+    estimator's noise decides the near-ties, and the mixture orients more pairs right than the
+    spacing and kernel estimators (docs/methods/cmcl.md, which also gives its cost). Vasicek's
+    estimate also rests on each extreme value through about √n spacings, so where a monotone map
+    puts the sample's ends moves it (see :func:`normal_scores`); a mixture fitted by likelihood is
+    far less sensitive to single points. The fit starts from k-means on the sample in its given
+    order, so reordering the rows can move the estimate by about 0.01 nats: the same rows in the
+    same order give the same value.
 
     Parameters
     ----------
@@ -146,16 +132,9 @@ def resolve_entropy(entropy: str, n: int) -> str:
 
     Why: with few rows BIC admits few components, and a few Gaussians cannot make the sharp edges
     of a bounded variable, so the mixture overstates a uniform cause's entropy and leans against
-    it. Measured on the simulator's true pairs (5/10, scratch runs, 200-400 pairs per cell; roots
-    N(0, 1) as simulated, or mapped to a uniform marginal), "entropy" score, oriented right by
-    Vasicek / mixture: n = 200: 81 / 86% (normal roots), 99 / 87% (uniform roots); n = 500:
-    87.5 / 92.5%, 100 / 93.5%; n = 1000: 89.5 / 97%, 100 / 99%; n = 2000: 91.5 / 96.5%, 100 / 100%.
-    So the mixture wins from about 1000 rows. Strata of a discrete variable (:func:`anm_direction`,
-    ``strata``) are often smaller: on rotated MNIST about 100 rows per digit, with a uniform
-    rotation angle. Also tried (same runs): the mixture with at most
-    4 components (95.5% with uniform roots at n = 2000, 8 give 100%), selected by AIC instead of
-    BIC (worse: 76% / 94.5% at n = 200), and the mixture fitted on the sample's normal scores plus
-    the map's log-slope (worse: 82.5-87% / 89-96.5% at n = 500).
+    it; it orients more pairs right than the spacings from about 1000 rows (docs/methods/cmcl.md).
+    Strata of a discrete variable (:func:`anm_direction`, ``strata``) are often smaller, e.g. about
+    100 rows per digit on rotated MNIST.
     """
     if entropy == "auto":
         return "gmm" if n >= GMM_MIN_ROWS else "vasicek"
@@ -206,12 +185,9 @@ PNL_SMOOTH = 30.0
 PNL_MARGIN = 0.45
 """The warp h of :func:`pnl_score` is used (``method="pnl"``) only when it beats the plain ANM score
 by more than ``PNL_MARGIN / sqrt(n)`` nats, i.e. by more than about the sampling noise of the
-entropy scores (which shrinks as 1/sqrt(n)). Chosen in scratch runs (not committed): without a
-margin h also won on unwarped anti-causal pairs of the ``benchmarks/orientation_warps.py`` data
-(76% right against 88%); a BIC charge (log(n) / n) was tried first and is far too strict within
-small strata: on the latents of one shifted-MNIST fit (seed 1, about 100 rows per digit) it
-reversed 4 of 6 shift-latent pairs that this margin orients right. The committed check is the
-full fits: ``benchmarks/results/mnist_seeds_pnl`` (shift oriented right on 3 of 3 seeds)."""
+entropy scores (which shrinks as 1/sqrt(n)). Why: without a margin h also wins on unwarped
+anti-causal pairs, and a BIC charge (log(n) / n) is far too strict within small strata
+(docs/methods/cmcl.md)."""
 
 
 def pnl_score(cause: np.ndarray, effect: np.ndarray, *, n_neighbors: int | None = None,
@@ -320,33 +296,18 @@ def anm_direction(x: np.ndarray, y: np.ndarray, *, n_neighbors: int | None = Non
         ``y``); the score of x -> y is ``min(anm_score(x, y), pnl_score(x, y) + PNL_MARGIN /
         sqrt(n))`` and that of y -> x is ``anm_score(y, x)``. Why: a learned latent is
         the true one only up to a monotone warp g, and under a warp the ANM score leans to y -> x
-        (u = f(z) + e stays additive in g(z); z = f(u) + e does not). Measured on the simulator's
-        true pairs (5/10, 20 datasets, 100 pairs, ``benchmarks/orientation_warps.py``) with y
-        warped by exp(0.7 z) / a smooth random monotone warp (GP amplitude 0.5 / 1.0) / none:
-        "entropy" 50 / 72 / 62 / 90% right, "pnl" 83 / 86 / 79 / 89%
-        (``benchmarks/results/orientation_warps``). The price is a lean towards x -> y where the
-        pair is nearly linear-Gaussian and n is small: at n = 200 (``.../orientation_warps_n200``)
-        "pnl" orients 58% of unwarped y -> x pairs right against 86%. Inside CMCL on shifted MNIST
-        (3 seeds, pairs scored within digits of about 100 rows; ``benchmarks/mnist_seeds.py``):
-        the shift is oriented right on 0 of 3 seeds with "entropy" (``results/mnist_seeds``) and
-        on 3 of 3 with "pnl" (``results/mnist_seeds_pnl``).
+        (u = f(z) + e stays additive in g(z); z = f(u) + e does not). The price is a lean towards
+        x -> y where the pair is nearly linear-Gaussian and n is small (docs/methods/cmcl.md).
     strata : optional (n,) labels of a discrete variable that also causes ``y`` (or ``x``), e.g. a
         categorical parent of a latent. The pair is then scored within each stratum of at least
         :data:`MIN_STRATUM` rows (both variables non-constant there) and the scores are averaged,
         weighted by stratum size: a conditional ANM. Why: pooled over a strong discrete cause,
         y = f_s(x) + e is a mixture of shifted (and differently shaped) curves, its "noise" is
         the cluster structure, not independent of x, and the pooled score can prefer the wrong
-        direction (measured on CMCL's latents of rotated MNIST, where ``digit`` explains 50-80%
-        of each latent's variance: all six angle-latent pairs reversed pooled, none stratified).
-        When no stratum qualifies, the pooled score is used.
+        direction (docs/methods/cmcl.md). When no stratum qualifies, the pooled score is used.
     entropy : the estimator of :func:`entropy_1d` in the "entropy" and "pnl" scores: "auto"
         (default: the mixture from :data:`GMM_MIN_ROWS` rows of the pair or stratum, Vasicek's
-        spacings below; :func:`resolve_entropy`), "gmm" or "vasicek". The figures above were
-        measured with "vasicek", the estimator before the mixture. With "gmm" (at n = 2000 what
-        "auto" gives), on the same warp benchmark (``benchmarks/results/orientation_warps_gmm``):
-        "entropy" 96 / 50 / 74 / 62% right without a warp / exp / GP 0.5 / GP 1.0, "pnl" 96 / 86 /
-        91 / 84%, and "pnl" on the latent's :func:`normal_scores` (CMCL's default) 92 / 93 / 93 /
-        94%, against 84 / 86 / 84 / 84% with "vasicek".
+        spacings below; :func:`resolve_entropy`), "gmm" or "vasicek".
 
     Returns
     -------
@@ -465,11 +426,8 @@ def decontaminate(u: np.ndarray, Z: np.ndarray, j: int, *, strata: np.ndarray | 
     or where the result correlates with ``Z[:, j]`` below ``min_r`` (not contamination: where u
     depends on several latents, as the shift of an MNIST digit does on all of them, the "corrected"
     latent is the regression's prediction of u, whose residual is uncorrelated with it by
-    construction, so the score would lean to z -> u. Measured without the bound: on the 20/40 latents
-    above the corrected latents correlate 0.96-0.999 with the raw ones; on one rotated- and one
-    shifted-MNIST fit (seed 0) 0.007-0.63 for three and four of the six latents).
-    Measured on CMCL's final latents of simulated 20/40, seed 0 (20 pairs, "pnl" score): 13
-    oriented right on the raw latents, 15 on these, 19 on the true latents.
+    construction, so the score would lean to z -> u). How many pairs it turns right, and the
+    correlations behind ``min_r``: docs/methods/cmcl.md.
 
     Parameters
     ----------
@@ -512,17 +470,13 @@ def normal_scores(z: np.ndarray, *, knots: int = NORMAL_KNOTS) -> np.ndarray:
     Why: a learned latent is identified only up to a monotone reparametrisation, and the pairwise
     orientation scores are not invariant to it in finite samples: a warp of a latent that a variable
     causes leans the ANM score to latent -> variable, and the post-nonlinear model of
-    :func:`pnl_score` undoes only part of a strong warp (``benchmarks/results/orientation_warps``).
-    This map puts every latent into one canonical scale, the one the VAE prior gives a root latent,
-    whatever the warp its encoder learned (measured in CMCL's ``anm_latent_scale``). Piecewise
-    linear between quantiles rather than exact rank-based normal scores: within a piece the map is
-    linear and keeps the sample's own spacings. Exact scores, scored with "entropy" (and jittered to
-    break their perfectly regular spacings), did worse in scratch rescorings; exact scores were not
-    compared under "pnl". The number of pieces (32) was chosen in a scratch rescoring of CMCL's
-    learned latents (8 to 64 pieces: 48 to 51 of 55 pairs right under "pnl", 46 on the raw latents).
-    Not scikit-learn's ``QuantileTransformer(output_distribution="normal")``: it interpolates in
-    probability, not in normal scores, and sends the extremes to about ±5.2, far beyond a sample's
-    own; on the same pairs it gave 46 (33 quantiles) and 47 (1000) of 55.
+    :func:`pnl_score` undoes only part of a strong warp. This map puts every latent into one
+    canonical scale, the one the VAE prior gives a root latent, whatever the warp its encoder
+    learned (CMCL's ``anm_latent_scale``). Piecewise linear between quantiles rather than exact
+    rank-based normal scores: within a piece the map is linear and keeps the sample's own
+    spacings. Not scikit-learn's ``QuantileTransformer(output_distribution="normal")``: it
+    interpolates in probability, not in normal scores, and sends the extremes to about ±5.2, far
+    beyond a sample's own. How the choices compare on CMCL's latents: docs/methods/cmcl.md.
     """
     from scipy.stats import norm
 

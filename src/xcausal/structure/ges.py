@@ -237,8 +237,7 @@ class GeneralizedScore:
     -----
     The marginal score keeps the GP's signal variance at 1. Fitting it too makes every parent set a
     superset model of its subsets (signal variance -> 0 recovers the smaller set), so adding any
-    parent never lowers the score and GES adds spurious edges: measured on the collider
-    0 -> 2 <- 1, a 0 -- 1 edge in 4 of 8 runs; with the variance fixed, 0 of 12.
+    parent never lowers the score and GES adds spurious edges (docs/results.md).
 
     Each call costs O(T^3) (an eigendecomposition or k Cholesky factorisations of T x T matrices);
     results are not cached here (causal-learn's search caches per (node, parent set)).
@@ -420,8 +419,7 @@ def fit_gs_ges(V: np.ndarray, *, score: GSScore = "marginal", allowed: np.ndarra
     blas_threads : int or None, default 1
         BLAS threads while the search runs (:func:`threadpoolctl.threadpool_limits`, restored
         afterwards); None leaves the setting alone. The matrices are at most ``max_samples`` square,
-        where threads gain little and cost much when the cores are shared (measured: one CV local
-        score at n=200 took 26 ms on one thread, 1-6 s on two threads of a busy 2-core machine).
+        where threads gain little and cost much when the cores are shared (docs/results.md).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""A DAG over binary nodes parametrized by a graph gradient (causalPIMA's DAG, DESIGN.md §4).
+"""A DAG over binary nodes parametrized by a graph gradient (causalPIMA's DAG; docs/methods/causal_pima.md).
 
 Every node ``j`` has a trainable score ``s_j``. The edge ``i -> j`` is gated by
 ``g_ij = σ((s_j − s_i) / τ)`` and carries a trainable weight ``w_ij``; the soft adjacency is

@@ -600,7 +600,7 @@ class NotearsTrainer:
     * ``"adam"``: a fresh Adam per outer iteration with the proximal L1 step
       (:func:`prox_l1_first_layer_`), at most ``inner_steps`` steps, stopping early when the objective
       changes by less than ``inner_tol`` (relative) over ``check_every`` steps. The same pieces CMCL
-      uses with minibatches; slower and less precise than L-BFGS-B here (see the benchmark).
+      uses with minibatches; slower and less precise than L-BFGS-B here.
 
     Parameters
     ----------

@@ -32,7 +32,7 @@ unchanged: a standard-normal prior, or the DAG's first layer, absorbs the flip),
 only credits activations that *increase* s (relu(g)): ``sign=-1`` shows where the image pushes
 the latent down instead.
 
-pytorch-grad-cam needs torchvision (not installable here, see DESIGN.md §5) and captum has no
+pytorch-grad-cam needs torchvision, which xcausal does not depend on, and captum has no
 Grad-CAM++, hence this short implementation with a forward hook.
 """
 
