@@ -488,11 +488,48 @@ def _print_error(msg: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``str(exc)``, or '' when it has none."""
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's allocation failures (RuntimeError / torch.OutOfMemoryError)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and ("not enough memory" in msg or "can't allocate memory" in msg)
+
+
+def _allocating_function(exc: BaseException) -> str | None:
+    """``module.function`` of the innermost xcausal frame (not the CLI's) the exception passed through."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("xcausal.") and module != __name__:
+            found = f"{module}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return found
+
+
+def _memory_error_line(exc: BaseException) -> str:
+    """One line: what ran out of memory and, when known, how much it asked for."""
+    where = _allocating_function(exc)
+    what = _first_line(exc)
+    return "out of memory" + (f" in {where}" if where else "") + (f": {what}" if what else "")
+
+
 _ARGV: list[str] = []  # the arguments of the current main() call, recorded in a run's config.json
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; maps bad input to a one-line error and exit status 2."""
+    """Console-script entry point; maps bad input to a one-line error and exit status 2.
+
+    Exit status: 0 done; 2 bad input, a file problem or not enough memory (one ``error:`` line);
+    1 an unexpected exception (one ``internal error:`` line; ``--debug`` raises it instead);
+    130 (or 128 + the signal) interrupted.
+    """
     from xcausal.io import DataError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -500,12 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     _ARGV = list(argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="xcausal", standalone_mode=False)
+        # standalone_mode=False: typer returns the status of a typer.Exit (Ctrl-C becomes Exit(130))
+        # instead of calling sys.exit, and raises usage errors and everything else to here
+        status = app(args=argv, prog_name="xcausal", standalone_mode=False)
     except (DataError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _print_error(msg)
+        _print_error(_first_line(exc) or type(exc).__name__)
         return 2
     except OSError as exc:  # permission denied, a directory where a file was expected, disk full, ...
         if debug:
@@ -518,37 +556,39 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except Exception as exc:  # a stopped fit, click usage errors and anything unexpected
-        try:  # typer vendors its own click (typer._click); plain click is not installed with it
-            from typer._click import exceptions as click_exceptions
-        except ImportError:  # an older typer that depends on click
-            from click import exceptions as click_exceptions
-
+    except typer.Abort:  # a declined prompt: typer's own message, if any, was shown
+        return 1
+    except typer.TyperException as exc:  # usage errors: a missing argument, an unknown option, a bad value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
+            return exc.exit_code
+        lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+        _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
+        return exc.exit_code
+    except Exception as exc:  # a stopped fit, not enough memory, and anything unexpected
         cmcl = sys.modules.get("xcausal.models.cmcl")  # (not imported: no fit ran, torch stays unloaded)
         if cmcl is not None and isinstance(exc, cmcl.FitInterrupted) and not debug:
             import signal
 
             name = signal.Signals(exc.signum).name if exc.signum else "a stop request"
             hint = " (continue with the same command and --resume)" if exc.checkpoint_dir is not None else ""
-            err_console.print(f"interrupted by {name}: {str(exc).splitlines()[0]}{hint}", markup=False,
+            err_console.print(f"interrupted by {name}: {_first_line(exc)}{hint}", markup=False,
                               highlight=False, soft_wrap=True)
             return 128 + exc.signum if exc.signum else 130
-
-        if isinstance(exc, (click_exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
-            if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
-                return exc.exit_code
-            lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
-            _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
-            return exc.exit_code
-        if isinstance(exc, (click_exceptions.Abort, typer.Abort)):
-            return 1
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
+        if _is_out_of_memory(exc):
+            _print_error(_memory_error_line(exc))
+            return 2
+        detail = _first_line(exc)
+        err_console.print(f"[bold red]internal error:[/] {escape(type(exc).__name__ + (': ' + detail if detail else ''))} "
                           "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
         return 1
+    if isinstance(status, int) and not isinstance(status, bool) and status:
+        if status == 130:
+            err_console.print("interrupted")
+        return status
     return 0
 
 

@@ -1,0 +1,126 @@
+"""The command line's last-resort error handling: every failure is one line on stderr.
+
+An unexpected exception inside a verb is one ``internal error: <Type>: <message> (rerun with
+--debug for the traceback)`` line with exit status 1; running out of memory is one ``error:`` line
+naming what asked for the memory, exit status 2; Ctrl-C is ``interrupted``, exit status 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+import xcausal.cli
+import xcausal.data.dataset
+import xcausal.data.simulate
+from xcausal.cli import main
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(args)
+    return code, err.getvalue()
+
+
+def _verb_calls(tmp_path: Path) -> dict[str, tuple[str, str, list[str]]]:
+    """verb -> (module, function the verb calls, arguments that reach that call)."""
+    return {
+        "info": ("xcausal.data.dataset", "load_dataset", ["info", str(tmp_path)]),
+        "convert": ("xcausal.data.dataset", "convert_dataset", ["convert", str(tmp_path), "--out", str(tmp_path / "o.npz")]),
+        "simulate": ("xcausal.data.simulate", "simulate_appendix_e", ["simulate", "--out", str(tmp_path / "sim")]),
+        "evaluate": ("xcausal.evaluate", "evaluate_run", ["evaluate", str(tmp_path / "g.json"), "--truth", str(tmp_path)]),
+        "intervene": ("xcausal.api", "intervention_grid",
+                      ["intervene", str(tmp_path), "--var", "u1", "--values", "1e308", "--out", str(tmp_path / "g.png")]),
+    }
+
+
+VERBS = ["info", "convert", "simulate", "evaluate", "intervene"]
+
+
+def _raise(exc: BaseException):
+    def boom(*args, **kwargs):
+        raise exc
+    return boom
+
+
+def _patch(monkeypatch, tmp_path: Path, verb: str, exc: BaseException) -> list[str]:
+    import importlib
+
+    module, func, args = _verb_calls(tmp_path)[verb]
+    monkeypatch.setattr(importlib.import_module(module), func, _raise(exc))
+    return args
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("exc, shown", [
+    (RuntimeError("value cannot be converted to type float without overflow"),
+     "RuntimeError: value cannot be converted to type float without overflow"),
+    (KeyError("age"), "KeyError: 'age'"),
+    (RuntimeError("first line\nsecond line\nthird"), "RuntimeError: first line"),
+    (AttributeError(), "AttributeError"),
+])
+def test_unexpected_exception_is_one_internal_error_line(verb, exc, shown, tmp_path, monkeypatch):
+    code, err = _run(_patch(monkeypatch, tmp_path, verb, exc))
+    lines = err.splitlines()
+    assert code == 1, err
+    assert lines == [f"internal error: {shown} (rerun with --debug for the traceback)"], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_memory_error_is_one_error_line_exit_2(verb, tmp_path, monkeypatch):
+    msg = "Unable to allocate 50.3 GiB for an array with shape (60, 1, 30000, 30000) and data type uint8"
+    code, err = _run(_patch(monkeypatch, tmp_path, verb, MemoryError(msg)))
+    assert code == 2, err
+    assert err.splitlines() == [f"error: out of memory: {msg}"], err
+
+
+def test_memory_error_names_the_function_that_asked(tmp_path, monkeypatch):
+    """The innermost xcausal function on the way (here the dataset directory reader) is named."""
+    (tmp_path / "table.csv").write_text("image,x\n")
+    monkeypatch.setattr(xcausal.data.dataset, "_read_table_csv",
+                        _raise(MemoryError("Unable to allocate 8.00 GiB for an array with shape (1073741824,)")))
+    code, err = _run(["info", str(tmp_path)])
+    assert code == 2, err
+    assert err.splitlines() == ["error: out of memory in xcausal.data.dataset._load_dir: Unable to allocate 8.00 GiB "
+                                "for an array with shape (1073741824,)"], err
+
+
+def test_memory_error_without_a_message(tmp_path, monkeypatch):
+    code, err = _run(_patch(monkeypatch, tmp_path, "simulate", MemoryError()))
+    assert code == 2 and err.splitlines() == ["error: out of memory"], err
+
+
+def test_torch_cpu_allocation_failure_counts_as_out_of_memory(tmp_path, monkeypatch):
+    msg = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes."
+    code, err = _run(_patch(monkeypatch, tmp_path, "intervene", RuntimeError(msg)))
+    assert code == 2 and err.splitlines() == [f"error: out of memory: {msg}"], err
+
+
+def test_debug_raises_the_original_exception(tmp_path, monkeypatch):
+    args = _patch(monkeypatch, tmp_path, "info", KeyError("age"))
+    with pytest.raises(KeyError, match="age"):
+        _run(["--debug", *args])
+    args = _patch(monkeypatch, tmp_path, "info", MemoryError("big"))
+    with pytest.raises(MemoryError, match="big"):
+        _run(["--debug", *args])
+
+
+@pytest.mark.parametrize("verb", ["info", "intervene"])
+def test_ctrl_c_outside_a_fit_is_interrupted_exit_130(verb, tmp_path, monkeypatch):
+    """typer turns KeyboardInterrupt into an exit status it returns (not raises): it was exit 0."""
+    code, err = _run(_patch(monkeypatch, tmp_path, verb, KeyboardInterrupt()))
+    assert code == 130 and err.splitlines() == ["interrupted"], err
+
+
+def test_cli_uses_only_typers_public_types():
+    """typer 0.29 vendors click as typer._click, whose exceptions module has no Abort: code naming
+    click's (or typer's private) exception types crashed with AttributeError inside the handler."""
+    src = Path(xcausal.cli.__file__).read_text(encoding="utf-8")
+    assert "click_exceptions." not in src
+    assert "typer._" not in src
+    assert "import click" not in src and "from click" not in src
