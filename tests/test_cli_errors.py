@@ -124,3 +124,74 @@ def test_cli_uses_only_typers_public_types():
     assert "click_exceptions." not in src
     assert "typer._" not in src
     assert "import click" not in src and "from click" not in src
+
+
+# --------------------------------------------------------------------------- long messages
+def _one_capped_line(err: str, prefix: str = "error: ") -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), err[:500]
+    assert len(lines[0]) <= xcausal.cli.ERROR_LINE_MAX, (len(lines[0]), lines[0])
+    assert "…" in lines[0]
+    return lines[0]
+
+
+def _images_dir(root: Path, n: int = 12) -> list[str]:
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / f"{i}.png")
+    return [f"images/{i}.png" for i in range(n)]
+
+
+def test_a_20mb_csv_cell_gives_a_short_error_line(tmp_path):
+    paths = _images_dir(tmp_path)
+    rows = ["image,x"] + [f"{p},{i}" for i, p in enumerate(paths)]
+    rows[3] = f"{paths[2]},{'b' * 20_000_000}"
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+    code, err = _run(["info", str(tmp_path), "--continuous", "x"])
+    line = _one_capped_line(err)
+    assert code == 2
+    assert line.startswith(f"error: {tmp_path / 'table.csv'} row 3, column 'x': 'bbbb")
+    assert line.endswith("bbbb' is not a number (column forced continuous)")
+
+
+def test_a_long_path_keeps_its_file_name(tmp_path):
+    missing = tmp_path / ("a" * 250) / ("b" * 200) / "table.csv"
+    code, err = _run(["info", str(missing)])
+    line = _one_capped_line(err)
+    assert code == 2 and line.startswith(f"error: {tmp_path}") and line.endswith("bbb/table.csv: no such file or directory")
+
+
+def test_a_long_image_cell_keeps_its_file_name(tmp_path):
+    paths = _images_dir(tmp_path)
+    paths[4] = "images/" + "x" * 200 + "/" + "x" * 200 + "/missing-7.png"
+    rows = ["image,x"] + [f"{p},{i}" for i, p in enumerate(paths)]
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+    code, err = _run(["info", str(tmp_path)])
+    line = _one_capped_line(err)
+    assert code == 2 and "row 5, column 'image'" in line and line.endswith("xxx/missing-7.png' not found")
+
+
+@pytest.mark.parametrize("msg", ["/data/t.csv: " + "word " * 5000, "/data/t.csv: " + "w" * 5000 + " then the end"])
+def test_a_long_message_loses_its_middle(msg, tmp_path, monkeypatch):
+    from xcausal.io import DataError
+
+    code, err = _run(_patch(monkeypatch, tmp_path, "info", DataError(msg)))
+    line = _one_capped_line(err)
+    assert code == 2 and line.startswith("error: /data/t.csv: w")
+
+
+def test_a_long_internal_error_is_capped_and_keeps_the_hint(tmp_path, monkeypatch):
+    code, err = _run(_patch(monkeypatch, tmp_path, "intervene", RuntimeError("start " + "y" * 100_000 + " end")))
+    line = _one_capped_line(err, "internal error: RuntimeError: start yyy")
+    assert code == 1 and line.endswith("yyy end (rerun with --debug for the traceback)")
+
+
+def test_cut_middle():
+    from xcausal.io import cut_middle
+
+    assert cut_middle("abc", 3) == "abc"
+    assert cut_middle("abcdefghij", 7) == "abcd…ij"
+    assert len(cut_middle("x" * 1000, 300)) == 300

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
-from xcausal.cli import main
+from xcausal.cli import ERROR_LINE_MAX, main
 from xcausal.data.dataset import load_dataset
 
 EXAMPLES = int(os.environ.get("XCAUSAL_FUZZ_EXAMPLES", "40"))  # raise it for a longer hunt
@@ -49,6 +49,7 @@ def _check_clean(code: int, err: str) -> None:
     if code == 2:
         lines = err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > len("error: "), err
+        assert len(lines[0]) <= ERROR_LINE_MAX, f"{len(lines[0])} characters: {lines[0][:200]}"
         _event(re.sub(r"'[^']*'|-?\d+|/\S*", "_", lines[0])[:60])
     else:
         _event("exit 0")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -483,8 +484,27 @@ def report(
 
 
 # --------------------------------------------------------------------------- entry point
+ERROR_LINE_MAX = 300
+"""Longest ``error:`` / ``internal error:`` line printed; longer messages lose their middle."""
+_WORD_MAX = 160  # longest run of non-blank characters (a path, a cell value) kept whole
+
+
+def _capped(msg: str, limit: int) -> str:
+    """``msg`` shortened to ``limit`` characters. Each over-long word (a path, a cell value) loses its
+    middle first, so that a path keeps its start and its file name; then, if the message is still
+    too long, the message loses its middle (it starts with the file name in xcausal's errors)."""
+    from xcausal.io import cut_middle
+
+    if len(msg) <= limit:
+        return msg
+    msg = re.sub(r"\S{%d,}" % (_WORD_MAX + 1), lambda m: cut_middle(m.group(), _WORD_MAX), msg)
+    return cut_middle(msg, limit)
+
+
 def _print_error(msg: str) -> None:
-    """``error: msg`` on one line of stderr; ``msg`` (file names, cell values) is not rich markup."""
+    """``error: msg`` on one line of stderr, at most ERROR_LINE_MAX characters; ``msg`` (file names,
+    cell values) is not rich markup."""
+    msg = _capped(msg, ERROR_LINE_MAX - len("error: "))
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
 
@@ -582,8 +602,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_error(_memory_error_line(exc))
             return 2
         detail = _first_line(exc)
-        err_console.print(f"[bold red]internal error:[/] {escape(type(exc).__name__ + (': ' + detail if detail else ''))} "
-                          "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
+        tail = " (rerun with --debug for the traceback)"
+        what = _capped(type(exc).__name__ + (f": {detail}" if detail else ""),
+                       ERROR_LINE_MAX - len("internal error: ") - len(tail))
+        err_console.print(f"[bold red]internal error:[/] {escape(what)}{tail}", highlight=False, soft_wrap=True)
         return 1
     if isinstance(status, int) and not isinstance(status, bool) and status:
         if status == 130:

@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
-from xcausal.io import DataError, atomic_output_dir, read_json, write_json
+from xcausal.io import DataError, atomic_output_dir, cut_middle, read_json, write_json
 from xcausal.types import Graph, VarType
 
 __all__ = [
@@ -723,7 +723,7 @@ def load_dataset(
         raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
     if missing not in ("error", "drop"):
         raise DataError(f"--missing {missing}: must be 'error' or 'drop'")
-    shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+    shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
     except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
@@ -792,7 +792,7 @@ def _read_table_csv(csv: Path) -> pd.DataFrame:
 def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
     """The image file a table cell names: relative, inside the dataset directory once symlinks
     are resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise."""
-    shown = rel if len(rel) <= 80 else rel[:77] + "..."
+    shown = cut_middle(rel, 80)
     relp = Path(rel)
     if relp.is_absolute() or ".." in relp.parts:
         raise DataError(f"{where}: path '{shown}' must be relative and inside the dataset directory")
