@@ -140,8 +140,9 @@ def _images_dir(root: Path, n: int = 12) -> list[str]:
     from PIL import Image
 
     (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(1)
     for i in range(n):
-        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / "images" / f"{i}.png")
     return [f"images/{i}.png" for i in range(n)]
 
 
@@ -195,3 +196,44 @@ def test_cut_middle():
     assert cut_middle("abc", 3) == "abc"
     assert cut_middle("abcdefghij", 7) == "abcd…ij"
     assert len(cut_middle("x" * 1000, 300)) == 300
+
+
+# --------------------------------------------------------------------------- --na-values
+def _na_dataset(root: Path, n: int = 24) -> Path:
+    paths = _images_dir(root, n)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    site = ["north", "NA", "south", "None"]
+    rows = ["image,x,site"] + [f"{p},{'-999' if i == 6 else f'{rng.normal():.3f}'},{site[i % 4]}"
+                               for i, p in enumerate(paths)]
+    (root / "table.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_info_na_values(tmp_path, capsys):
+    d = _na_dataset(tmp_path / "d")
+    assert main(["info", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "24 rows" in out and "NA, None, north, south" in out
+    code, err = _run(["info", str(d), "--na-values", "NA,-999"])
+    assert code == 2 and err.splitlines() == [f"error: {d / 'table.csv'} row 7, column 'x': empty cell "
+                                              "(1 such row(s) in this column)"], err
+    assert main(["info", str(d), "--na-values", "NA, -999", "--missing", "drop"]) == 0
+    out = capsys.readouterr().out
+    assert "17 rows" in out and "None, north, south" in out and "NA," not in out
+
+
+def test_fit_records_na_values_and_later_verbs_use_them(tmp_path, capsys):
+    import json
+
+    from xcausal.api import load_run_dataset
+
+    d, run = _na_dataset(tmp_path / "d"), tmp_path / "run"
+    code = main(["fit", str(d), "--method", "ica+ges", "--latent-dim", "2", "--out", str(run), "--quiet",
+                 "--na-values", "NA,-999", "--missing", "drop"])
+    assert code == 0, capsys.readouterr().err
+    fc = json.loads((run / "config.json").read_text())["fit_config"]
+    assert fc["na_values"] == ["NA", "-999"] and fc["missing"] == "drop"
+    ds = load_run_dataset(run)
+    assert len(ds) == 17 and ds.variables[1].categories == ("None", "north", "south")

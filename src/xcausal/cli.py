@@ -50,6 +50,9 @@ def _split(s: str | None) -> list[str]:
     return [t.strip() for t in s.split(",") if t.strip()] if s else []
 
 
+_NA_VALUES_HELP = ("Comma-separated cell texts that mean a missing value, e.g. NA,-999 (besides empty and blank cells, which always do); without it NA, None, null and nan are ordinary values (categories).")
+
+
 # --------------------------------------------------------------------------- simulate
 @app.command()
 def simulate(
@@ -128,11 +131,14 @@ def info(
     image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize to this side (default: stored size, at most 128).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Comma-separated columns forced categorical.")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
+    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells: error or drop.")] = "error",
+    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
 ) -> None:
     """Validate a dataset and show its rows, image size and detected variable types."""
     from xcausal.data.dataset import load_dataset
 
-    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous))
+    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous),
+                      missing=missing, na_values=_split(na_values))  # type: ignore[arg-type]
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
     t = Table()
     t.add_column("variable")
@@ -279,7 +285,8 @@ def fit(
     channels: Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: as stored).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Columns forced categorical (comma-separated).")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Columns forced continuous (comma-separated).")] = None,
-    missing: Annotated[str, typer.Option("--missing", help="Rows with empty cells: error or drop.")] = "error",
+    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells (see --na-values): error or drop.")] = "error",
+    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
     no_cm: Annotated[bool, typer.Option("--no-cm", help="Ablation: use the embedding z0 directly as z.")] = False,
     no_cr: Annotated[bool, typer.Option("--no-cr", help="Ablation: no counterfactual contrastive regularizer.")] = False,
     allow_all_edges: Annotated[bool, typer.Option("--allow-all-edges", help="Allow u-u and z-z edges (default: u-z only).")] = False,
@@ -319,7 +326,7 @@ def fit(
                  latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, devices=devices, strategy=strategy,
                  precision=precision, data_loading=data_loading, workers=workers, batch_size=batch_size, lr=lr,
                  image_size=image_size, channels=channels, categorical=_split(categorical),
-                 continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
+                 continuous=_split(continuous), missing=missing, na_values=_split(na_values), no_cm=no_cm, no_cr=no_cr,
                  allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, orientation=orientation,
                  init=init, cr_vars=cr_vars, anm_decontaminate=anm_decontaminate, anm_latent_scale=anm_latent_scale, anm_entropy=anm_entropy, decoder=decoder, min_effect=min_effect, exogenous=_split(exogenous), channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
                  pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,

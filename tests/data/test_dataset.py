@@ -168,7 +168,7 @@ def test_channel_mismatch(tmp_path):
 
 @pytest.mark.parametrize("bad, match", [
     ("", r"row 3, column 'x': empty cell"),
-    ("nan", r"row 3, column 'x': empty cell"),
+    ("nan", r"row 3, column 'x': numbers and 'nan' \(1 such row\(s\)\): pass --na-values nan"),  # not missing by default
     ("inf", r"row 3, column 'x': invalid value 'inf'"),
 ])
 def test_bad_cells(tmp_path, bad, match):

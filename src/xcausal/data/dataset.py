@@ -11,6 +11,10 @@ Directory form::
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
 
 A table with no variable columns (only ``image`` and optionally ``id``) is valid: ``d = 0``.
+Missing cells are the empty and whitespace-only ones, plus any cell whose text is one of
+``na_values`` (``--na-values``); every other text is a value, so ``NA``, ``None`` or ``null`` are
+categories like any other (pandas would read them as missing). A column of numbers that also holds
+such a marker (``1, 2, NA``) is refused as ambiguous: pass ``na_values`` or force the column's type.
 Header names are stripped and must be non-empty and distinct; a data row may not have more
 fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
 inside DATA once symlinks are resolved; nothing outside is opened.
@@ -106,6 +110,10 @@ _MODALITY_PREFIX = "modality_"  # npz form: array ``modality_<name>``
 _MODALITY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _MIN_MODALITY_LEN = 2
 _RESERVED = ("image", "id")
+# Texts pandas reads as missing by default; here they are values, but a column of numbers holding
+# one of them is ambiguous (a missing-value marker, or a category?) and is refused
+_NA_LIKE = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 _MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1, "F": 1,
                   "P": 3, "PA": 3, "RGB": 3, "RGBA": 3, "RGBX": 3, "CMYK": 3, "YCbCr": 3}
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # grayscale, scaled by 1 / 65535
@@ -183,7 +191,9 @@ def infer_variables(
 
     Numeric with more than two distinct values -> continuous; exactly two distinct values ->
     binary; text with more than two -> categorical. ``categorical`` / ``continuous`` override.
-    Reserved columns (``image``, ``id``) are skipped. A constant column is an error.
+    Reserved columns (``image``, ``id``) are skipped. A constant column is an error, and so is a
+    column of numbers that also holds texts pandas reads as missing by default (``NA``, ``null``,
+    ``nan``, ...) unless it is forced categorical: a missing-value marker or a category?
     """
     cols = [c for c in table.columns if c not in _RESERVED]
     for name in list(categorical) + list(continuous):
@@ -201,13 +211,24 @@ def infer_variables(
         distinct = sorted(set(keys), key=lambda k: (float(k) if is_num else 0.0, k))
         if len(distinct) < 2:
             raise DataError(f"{where}, column '{c}': constant column (every row is '{distinct[0]}')")
+        not_num = np.flatnonzero(num.isna().to_numpy())
         if c in continuous:
             if not is_num:
-                bad = int(np.flatnonzero(num.isna().to_numpy())[0])
+                bad = int(not_num[0])
+                hint = (f"; pass --na-values {s.iloc[bad]} if it marks a missing value"
+                        if str(s.iloc[bad]) in _NA_LIKE else "")
                 raise DataError(f"{where} row {bad + 1}, column '{c}': '{s.iloc[bad]}' is not a number "
-                                f"(column forced continuous)")
+                                f"(column forced continuous{hint})")
             out.append(Variable(c, VarType.CONTINUOUS))
-        elif c in categorical:
+            continue
+        markers = sorted({str(v) for v in s.iloc[not_num]}) if c not in categorical and 0 < len(not_num) < len(s) else []
+        if markers and set(markers) <= _NA_LIKE:  # numbers, and texts pandas would call missing
+            bad = int(not_num[0])
+            raise DataError(f"{where} row {bad + 1}, column '{c}': numbers and '{s.iloc[bad]}' "
+                            f"({len(not_num)} such row(s)): pass --na-values {','.join(markers)} if "
+                            f"{'it marks' if len(markers) == 1 else 'they mark'} a missing value, or "
+                            f"--categorical {c} to keep {'it' if len(markers) == 1 else 'them'} as a category")
+        if c in categorical:
             out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
         elif len(distinct) == 2:
             out.append(Variable(c, VarType.BINARY, tuple(distinct)))
@@ -703,8 +724,13 @@ def load_dataset(
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
     missing: Literal["error", "drop"] = "error",
+    na_values: Sequence[str] = (),
 ) -> CrossModalDataset:
     """Load and validate a dataset directory or ``.npz`` file.
+
+    Missing cells are the empty and whitespace-only ones and those whose whole text (leading
+    blanks removed) is one of ``na_values``; ``missing`` says whether they are an error or their
+    rows are dropped. ``NA``, ``None``, ``null``, ``nan`` are values unless listed in ``na_values``.
 
     Images are not decoded here for the directory form (only their headers are read, to check
     readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
@@ -723,6 +749,9 @@ def load_dataset(
         raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
     if missing not in ("error", "drop"):
         raise DataError(f"--missing {missing}: must be 'error' or 'drop'")
+    if isinstance(na_values, str) or not all(isinstance(v, str) for v in na_values):
+        raise DataError(f"--na-values {na_values!r}: must be a list of texts")
+    na_values = tuple(v.strip() for v in na_values if v.strip())
     shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
@@ -731,9 +760,9 @@ def load_dataset(
     if not exists:
         raise DataError(f"{shown}: no such file or directory")
     if is_dir:
-        return _load_dir(path, image_size, channels, categorical, continuous, missing)
+        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values)
     if path.suffix == ".npz":
-        return _load_npz(path, image_size, channels, categorical, continuous, missing)
+        return _load_npz(path, image_size, channels, categorical, continuous, missing, na_values)
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
 
 
@@ -759,9 +788,12 @@ def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame
     return table
 
 
-def _read_table_csv(csv: Path) -> pd.DataFrame:
+def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     """table.csv as strings with stripped header names; DataError on unparsable text, a data row
     with more fields than the header, or an empty or repeated header name.
+
+    Empty cells and those whose text is one of ``na_values`` are NaN; nothing else is (pandas'
+    default list of missing-value texts is not used, so ``NA`` or ``None`` stay text).
 
     Read with ``header=None`` so that the header fixes the number of fields (pandas would
     otherwise turn the first field of longer rows into an index, shifting every cell), and the
@@ -769,7 +801,8 @@ def _read_table_csv(csv: Path) -> pd.DataFrame:
     renaming of repeated names (``x, x`` -> ``x, x.1``) and empty ones (``Unnamed: k``) is avoided.
     """
     try:
-        rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=True, skipinitialspace=True)
+        rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=False, na_values=["", *na_values],
+                           skipinitialspace=True)
         header = pd.read_csv(csv, header=None, nrows=1, dtype=str, keep_default_na=False,
                              skipinitialspace=True).iloc[0]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -809,11 +842,11 @@ def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
     return p
 
 
-def _load_dir(root, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+def _load_dir(root, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
-    table = _read_table_csv(csv)
+    table = _read_table_csv(csv, na_values)
     if "image" not in table.columns:
         raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
     n_raw = len(table)
@@ -1001,7 +1034,7 @@ def _npz_array(z, key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: array '{key}' cannot be read ({_first_line(exc)})") from None
 
 
-def _load_npz(path, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+def _load_npz(path, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_READ_ERRORS as exc:
@@ -1058,7 +1091,8 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         truth_s = truth_s.decode("utf-8", "replace") if isinstance(truth_s, bytes) else str(truth_s)
     table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)}, index=pd.RangeIndex(len(tab)))
     if tab.dtype.kind in "US":
-        table = table.replace({"": np.nan, "nan": np.nan})
+        # "nan": how numpy writes a float NaN into a text array
+        table = table.replace({v: np.nan for v in ("", "nan", *na_values)})
     if ids is not None and "id" not in table.columns:
         table.insert(0, "id", np.char.decode(ids, "utf-8", "replace") if ids.dtype.kind == "S" else ids.astype(str))
     keep = np.ones(len(table), bool)
