@@ -155,7 +155,7 @@ def test_missing_image_file(tmp_path):
 def test_unreadable_image(tmp_path):
     d = _write_dir(tmp_path, _ok_table())
     (d / "images" / "3.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"3\.png: not a readable PNG/JPEG image \(row 4\)"):
+    with pytest.raises(DataError, match=r"3\.png: not a readable PNG, JPEG or TIFF image \(row 4\)"):
         load_dataset(d)
 
 

@@ -5,7 +5,7 @@ Directory form::
     DATA/
       table.csv      one row per sample; column ``image`` = path relative to DATA; optional ``id``;
                      every other column is a structured variable
-      images/        PNG or JPEG, grayscale or RGB, any size (see "Images" below)
+      images/        PNG, JPEG or TIFF, grayscale or RGB, at most MAX_PIXELS pixels (see "Images")
       truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
       latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
@@ -24,7 +24,11 @@ array (N, L) with one row per data row of table.csv, in table order, and ``L >= 
 finite; ``<name>`` matches ``[A-Za-z0-9_-]+``. Rows are counted before ``missing="drop"`` removes
 rows, which then drops the same rows of every modality. Loaded eagerly as float32.
 
-Images (directory form) are decoded to float32 in ``[0, 1]``:
+Images (directory form) are recognised by their content, not their file name: a file that is not
+PNG, JPEG or TIFF (GIF, BMP, PostScript, ...; PIL would decode it, PostScript through Ghostscript)
+is refused whatever its extension, and so is an image of more than ``max_pixels`` pixels
+(default :data:`MAX_PIXELS`, 64 megapixels), from its header, before anything is decoded.
+They are decoded to float32 in ``[0, 1]``:
 
 * EXIF orientation (JPEG ``Orientation`` tag) is applied first, so images are upright before
   resizing;
@@ -67,6 +71,7 @@ import logging
 import os
 import re
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -93,6 +98,8 @@ __all__ = [
     "MIN_ROWS",
     "MODALITY_DIR",
     "MAX_AUTO_SIZE",
+    "MAX_PIXELS",
+    "IMAGE_FORMATS",
     "auto_image_size",
     "ImageCache",
     "ImagePaths",
@@ -124,6 +131,48 @@ _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and
 # What PIL raises on a corrupt or hostile file (UnidentifiedImageError is an OSError; plugins
 # also raise SyntaxError, struct.error, ValueError, ...; DecompressionBombError on huge headers)
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+IMAGE_FORMATS = ("PNG", "JPEG", "TIFF")
+"""PIL formats a dataset's image files may have (recognised by content; others are refused)."""
+MAX_PIXELS = 64_000_000
+"""Default ``max_pixels``: larger images (width × height) are refused before they are decoded."""
+# Leading bytes of formats PIL could decode but a dataset may not hold: named in the refusal
+_OTHER_FORMATS = ((b"%!PS", "PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"GIF8", "GIF"),
+                  (b"BM", "BMP"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "Photoshop"),
+                  (b"\x00\x00\x00\x0cjP", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"))
+
+
+def _format_name(path: Path) -> str | None:
+    """The name of a known non-dataset image format from a file's first bytes (for messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+
+
+def _open_image(path: Path, max_pixels: int, where: str = "") -> Image.Image:
+    """``PIL.Image.open`` (the header only) of a PNG, JPEG or TIFF file of at most ``max_pixels``
+    pixels; DataError naming the file (and ``where``, e.g. the table row) otherwise. PIL's
+    DecompressionBombWarning is not shown: the size is checked here instead."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:  # beyond PIL's own limit, ~179 megapixels
+        raise DataError(f"{path}: image too large{where}: {_first_line(exc)}") from None
+    except Image.UnidentifiedImageError:
+        name = _format_name(path)
+        if name:
+            raise DataError(f"{path}: a {name} file; images must be PNG, JPEG or TIFF{where}") from None
+        raise DataError(f"{path}: not a readable PNG, JPEG or TIFF image{where}") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise DataError(f"{path}: image of {w}×{h} = {w * h:,} pixels; at most {max_pixels:,} are allowed{where}")
+    return img
 
 
 @dataclass(frozen=True)
@@ -608,6 +657,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     extra: dict = field(default_factory=dict)
     modalities: dict[str, np.ndarray] = field(default_factory=dict)
     image_cache: ImageCache | None = None  # uint8 memmap of the decoded images (see cached())
+    max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
 
     def __len__(self) -> int:
         return len(self.u)
@@ -624,8 +674,10 @@ class CrossModalDataset(torch.utils.data.Dataset):
         assert self.image_paths is not None
         p = self.image_paths[i]
         try:
-            with Image.open(p) as img:
+            with _open_image(p, self.max_pixels) as img:
                 return _to_chw(img, self.channels, self.image_size)
+        except DataError:
+            raise
         except _IMAGE_ERRORS as exc:
             raise DataError(f"{p}: cannot decode image ({_first_line(exc)})") from None
 
@@ -658,7 +710,8 @@ class CrossModalDataset(torch.utils.data.Dataset):
             true_latents=None if self.true_latents is None else self.true_latents[idx],
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
-            image_cache=None if self.image_cache is None else self.image_cache.subset(idx))
+            image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
+            max_pixels=self.max_pixels)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -725,12 +778,16 @@ def load_dataset(
     continuous: Sequence[str] = (),
     missing: Literal["error", "drop"] = "error",
     na_values: Sequence[str] = (),
+    max_pixels: int = MAX_PIXELS,
 ) -> CrossModalDataset:
     """Load and validate a dataset directory or ``.npz`` file.
 
     Missing cells are the empty and whitespace-only ones and those whose whole text (leading
     blanks removed) is one of ``na_values``; ``missing`` says whether they are an error or their
     rows are dropped. ``NA``, ``None``, ``null``, ``nan`` are values unless listed in ``na_values``.
+
+    Image files must be PNG, JPEG or TIFF by content (whatever their extension) and have at most
+    ``max_pixels`` pixels (width × height); both are checked from each file's header.
 
     Images are not decoded here for the directory form (only their headers are read, to check
     readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
@@ -752,6 +809,8 @@ def load_dataset(
     if isinstance(na_values, str) or not all(isinstance(v, str) for v in na_values):
         raise DataError(f"--na-values {na_values!r}: must be a list of texts")
     na_values = tuple(v.strip() for v in na_values if v.strip())
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
     shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
@@ -760,7 +819,7 @@ def load_dataset(
     if not exists:
         raise DataError(f"{shown}: no such file or directory")
     if is_dir:
-        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values)
+        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values, max_pixels)
     if path.suffix == ".npz":
         return _load_npz(path, image_size, channels, categorical, continuous, missing, na_values)
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
@@ -842,7 +901,8 @@ def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
     return p
 
 
-def _load_dir(root, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
+def _load_dir(root, image_size, channels, categorical, continuous, missing, na_values,
+              max_pixels) -> CrossModalDataset:
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
@@ -863,11 +923,13 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         where = f"{csv} row {i + 1}, column 'image'"
         p = _image_path(root, rootr, rel, where)
         try:
-            with Image.open(p) as img:
+            with _open_image(p, max_pixels, f" (row {i + 1})") as img:
                 mode = img.mode
                 side = max(img.size)
+        except DataError:
+            raise
         except _IMAGE_ERRORS as exc:
-            raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1}): {_first_line(exc)}") from None
+            raise DataError(f"{p}: not a readable PNG, JPEG or TIFF image (row {i + 1}): {_first_line(exc)}") from None
         c = _MODE_CHANNELS.get(mode)
         if c is None:
             raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
@@ -888,7 +950,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels or int(found_channels or 1), root=root, image_paths=ImagePaths(root, rels),
         ids=table["id"].to_numpy() if "id" in table.columns else None,
-        truth=truth, true_latents=latents, source=str(root), modalities=modalities)
+        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels)
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
@@ -1277,7 +1339,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
     assert ds.image_paths is not None
     sizes = set()
     for p in ds.image_paths:
-        with Image.open(p) as img:
+        with _open_image(p, ds.max_pixels) as img:
             sizes.add(_upright_size(img))
     if len(sizes) != 1:
         raise DataError(f"{ds.source}: images have {len(sizes)} different sizes; pass --image-size to resize them")
@@ -1286,7 +1348,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
         raise DataError(f"{ds.source}: images are {w}×{h}; pass --image-size to make them square")
     out = np.empty((len(ds.image_paths), ds.channels, w, w), dtype=np.float32)
     for i, p in enumerate(ds.image_paths):
-        with Image.open(p) as img:
+        with _open_image(p, ds.max_pixels) as img:
             out[i] = _to_chw(img, ds.channels, w)
     return out
 
