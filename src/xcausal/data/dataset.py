@@ -58,7 +58,9 @@ cache's path, not its pixels; each process maps the file itself.
 NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float in [0, 1]),
 ``table`` (N, d) (float, or str when a column is text), ``columns`` (d,), optional ``ids`` (N,),
 ``truth`` (a JSON string), ``latents`` (N, m) and ``modality_<name>`` (N, L), validated like the
-files above. Loaded with ``allow_pickle=False``.
+files above. Loaded with ``allow_pickle=False``. Before any array of an ``.npz`` or ``.npy`` file is
+read, its shape and dtype are taken from its header: an array (with the float copy loading makes)
+larger than :func:`memory_budget`, the machine's memory, is refused naming the file.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ import logging
 import os
 import re
 import struct
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -99,6 +102,7 @@ __all__ = [
     "MODALITY_DIR",
     "MAX_AUTO_SIZE",
     "MAX_PIXELS",
+    "memory_budget",
     "IMAGE_FORMATS",
     "auto_image_size",
     "ImageCache",
@@ -974,8 +978,49 @@ def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.
     return latents
 
 
+def memory_budget() -> int:
+    """Bytes an array read from a ``.npy`` / ``.npz`` may need: this machine's physical memory
+    (16 GiB where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return 16 * 2**30
+
+
+def _npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of the ``.npy`` data in file object ``f`` (nothing else is
+    read); DataError naming ``where`` when it is not a ``.npy`` header."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError, zipfile.BadZipFile,
+            zlib.error) as exc:  # numpy parses the header's text with tokenize: TokenError when unbalanced
+        raise DataError(f"{where}: not a readable .npy array ({_first_line(exc)})") from None
+    return tuple(int(k) for k in shape), np.dtype(dtype)
+
+
+def _check_array_memory(shape: tuple[int, ...], dtype: np.dtype, where: str, *, copy_bytes: int) -> None:
+    """DataError when an array of ``shape`` and ``dtype``, plus a copy of ``copy_bytes`` per element
+    (a float conversion), would need more than :func:`memory_budget` bytes."""
+    elements = 1
+    for k in shape:
+        elements *= k
+    need, budget = elements * (dtype.itemsize + copy_bytes), memory_budget()
+    if need > budget:
+        raise DataError(f"{where}: array of shape {shape} and dtype {dtype} needs {need / 2**30:,.1f} GiB to load, "
+                        f"more than this machine's {budget / 2**30:,.1f} GiB of memory")
+
+
 def _load_npy(path: Path) -> np.ndarray:
-    """One ``.npy`` file, refusing pickled (object) arrays; DataError naming the file otherwise."""
+    """One ``.npy`` file, refusing pickled (object) arrays and arrays larger than the memory budget
+    (from the header, before anything is allocated); DataError naming the file otherwise."""
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(f, str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or _first_line(exc)})") from None
+    _check_array_memory(shape, dtype, str(path), copy_bytes=8)
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -1096,6 +1141,23 @@ def _npz_array(z, key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: array '{key}' cannot be read ({_first_line(exc)})") from None
 
 
+def _check_npz_headers(z, path: Path) -> None:
+    """Every member's shape and dtype from its ``.npy`` header, checked against the memory budget
+    before any array is read (``images`` also needs a float32 copy, the others a float64 one)."""
+    names = set(z.zip.namelist())
+    for key in z.files:
+        member = f"{key}.npy" if f"{key}.npy" in names else key
+        where = f"{path}: array '{key}'"
+        try:
+            with z.zip.open(member) as f:
+                shape, dtype = _npy_header(f, where)
+        except DataError:
+            raise
+        except _NPZ_READ_ERRORS as exc:
+            raise DataError(f"{where} cannot be read ({_first_line(exc)})") from None
+        _check_array_memory(shape, dtype, where, copy_bytes=4 if key == "images" else 8)
+
+
 def _load_npz(path, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
     try:
         z = np.load(path, allow_pickle=False)
@@ -1107,6 +1169,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
         for key in ("images", "table", "columns"):
             if key not in z.files:
                 raise DataError(f"{path}: missing array '{key}' (has: {', '.join(z.files)})")
+        _check_npz_headers(z, path)
         arrays = {k: _npz_array(z, k, path) for k in z.files}
     images, tab, columns = arrays["images"], arrays["table"], arrays["columns"]
     ids, latents = arrays.get("ids"), arrays.get("latents")
