@@ -17,7 +17,8 @@ categories like any other (pandas would read them as missing). A column of numbe
 such a marker (``1, 2, NA``) is refused as ambiguous: pass ``na_values`` or force the column's type.
 Header names are stripped and must be non-empty and distinct; a data row may not have more
 fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
-inside DATA once symlinks are resolved; nothing outside is opened.
+inside DATA once symlinks are resolved, and table.csv, truth.json and modalities/ (and each file in
+it) must resolve inside DATA too; nothing outside is opened.
 
 Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
@@ -910,6 +911,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
+    _check_inside(root, csv)
     table = _read_table_csv(csv, na_values)
     if "image" not in table.columns:
         raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
@@ -1051,11 +1053,23 @@ def _inside(root: Path, rel: str) -> Path | None:
     return p if inside else None
 
 
+def _check_inside(root: Path, p: Path) -> None:
+    """DataError when ``p`` (a file of the dataset directory ``root``) resolves outside ``root``:
+    a symlink to elsewhere is never followed."""
+    try:
+        inside = p.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, ...
+        raise DataError(f"{p}: cannot be used ({_first_line(exc)})") from None
+    if not inside:
+        raise DataError(f"{p}: resolves outside the dataset directory (a symlink?)")
+
+
 def _load_truth_dir(root: Path, n: int, keep: np.ndarray) -> tuple[Graph | None, np.ndarray | None]:
     """truth.json and its latents; ``n`` rows before dropping, ``keep`` = indices of kept rows."""
     tj = root / "truth.json"
     if not tj.is_file():
         return None, None
+    _check_inside(root, tj)
     try:
         truth = Graph.from_dict(read_json(tj), where=str(tj))
     except ValueError as exc:
@@ -1116,6 +1130,7 @@ def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.n
         return {}
     if not mdir.is_dir():
         raise DataError(f"{mdir}: expected a directory of <name>.npy files")
+    _check_inside(root, mdir)
     out: dict[str, np.ndarray] = {}
     for p in sorted(mdir.iterdir()):
         if p.name.startswith("."):
@@ -1123,6 +1138,7 @@ def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.n
         if p.suffix != ".npy" or not p.is_file():
             raise DataError(f"{p}: {MODALITY_DIR}/ may hold only <name>.npy files")
         _check_modality_name(p.stem, str(p))
+        _check_inside(root, p)
         out[p.stem] = _check_modality(_load_npy(p), n, str(p))[keep]
     return out
 
