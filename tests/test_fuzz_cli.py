@@ -331,3 +331,27 @@ def test_os_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert cli_main(["simulate", "--kind", "mnist-rotate", "--digits", "²", "--n", "10", "--out",
                      str(tmp_path / "m")]) == 2
     assert "--digits" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- numeric options of info
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    p = tmp_path_factory.mktemp("fuzznpz") / "d.npz"
+    code, _, err = _run(["convert", str(SIM), "--out", str(p)])
+    assert code == 0, err
+    return p
+
+
+@FUZZ
+@given(size=st.none() | st.integers(-10, 48) | st.integers(8001, 10**30), npz=st.booleans(),
+       na_values=st.none() | text, missing=st.sampled_from(["error", "drop", "drop", "bogus"]))
+def test_fuzz_info_numeric_options(small_npz, size, npz, na_values, missing):
+    """--image-size 10**9 was an internal error (torch's size overflow) and 10**5 asked for terabytes;
+    only sizes that cannot allocate much (<= 48, or refused before any work) are drawn."""
+    args = ["info", str(small_npz if npz else SIM), "--missing", missing]
+    if size is not None:
+        args += ["--image-size", str(size)]
+    if na_values is not None:
+        args += ["--na-values", na_values]
+    code, _, err = _run(args)
+    _check_clean(code, err)

@@ -286,7 +286,7 @@ def test_npz_images_header_beyond_memory_is_refused_before_reading(tmp_path, mon
         load_dataset(p)
     msg = str(exc.value)
     assert msg.startswith(f"{p}: array 'images': array of shape (60, 1, 30000, 30000) and dtype uint8 needs "
-                          "251.5 GiB to load, more than this machine's ")
+                          "251.5 GiB to load, more than the ")
     assert "\n" not in msg and read == []
 
 
@@ -296,10 +296,10 @@ def test_npz_header_check_uses_the_memory_budget(tmp_path, monkeypatch):
     p = tmp_path / "d.npz"
     np.savez(p, images=np.zeros((12, 1, 8, 8), np.uint8), table=np.arange(12.0)[:, None], columns=np.array(["x"]))
     monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 64 * 5)  # uint8 + float32 copy: exactly
-    assert len(load_dataset(p)) == 12
+    assert len(load_dataset(p, image_size=None)) == 12  # kept at 8×8: no resized copy
     monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 64 * 5 - 1)
     with pytest.raises(DataError, match=r"d\.npz: array 'images': array of shape \(12, 1, 8, 8\) and dtype uint8"):
-        load_dataset(p)
+        load_dataset(p, image_size=None)
 
 
 @pytest.mark.parametrize("key, shape, descr", [("table", (10**7, 10**6), "<f8"), ("columns", (10**12,), "<U8"),
@@ -336,3 +336,21 @@ def test_cli_npz_header_beyond_memory_is_one_line(tmp_path, capsys):
     assert main(["info", str(p)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {p}: array 'images': array of shape (60, 1, 30000, 30000)")
+
+
+def test_image_size_bounded_by_max_pixels_and_memory(tmp_path, monkeypatch):
+    """--image-size 10**9 overflowed torch's size computation (internal error); 100000 asked torch
+    for 2.4 TB; both are now refused before any work."""
+    import xcausal.data.dataset as dataset_module
+
+    p = tmp_path / "d.npz"
+    np.savez(p, images=np.zeros((12, 1, 8, 8), np.uint8), table=np.arange(12.0)[:, None], columns=np.array(["x"]))
+    for size in (8001, 10**9, 10**20):
+        with pytest.raises(DataError, match=rf"--image-size {size}: at most 8000 \(images of at most 64,000,000 pixels\)"):
+            load_dataset(p, image_size=size)
+    with pytest.raises(DataError, match=r"--image-size 11: at most 10 "):
+        load_dataset(p, image_size=11, max_pixels=100)
+    monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 16 * 16 * 4)
+    assert load_dataset(p, image_size=16).images([0]).shape == (1, 1, 16, 16)
+    with pytest.raises(DataError, match=r"d\.npz: 'images' resized to 17×17: array of shape \(12, 1, 17, 17\)"):
+        load_dataset(p, image_size=17)

@@ -61,7 +61,8 @@ NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float 
 ``truth`` (a JSON string), ``latents`` (N, m) and ``modality_<name>`` (N, L), validated like the
 files above. Loaded with ``allow_pickle=False``. Before any array of an ``.npz`` or ``.npy`` file is
 read, its shape and dtype are taken from its header: an array (with the float copy loading makes)
-larger than :func:`memory_budget`, the machine's memory, is refused naming the file.
+larger than :func:`memory_budget` (half the machine's memory) is refused naming the file; so is a
+``--image-size`` whose resized images would not fit in it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import struct
@@ -816,6 +818,9 @@ def load_dataset(
     na_values = tuple(v.strip() for v in na_values if v.strip())
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
+    if image_size is not None and image_size * image_size > max_pixels:
+        raise DataError(f"--image-size {image_size}: at most {math.isqrt(max_pixels)} (images of at most "
+                        f"{max_pixels:,} pixels)")
     shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
@@ -981,12 +986,12 @@ def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.
 
 
 def memory_budget() -> int:
-    """Bytes an array read from a ``.npy`` / ``.npz`` may need: this machine's physical memory
-    (16 GiB where it cannot be read)."""
+    """Bytes an array read from a ``.npy`` / ``.npz`` (with its float copy) may need: half this
+    machine's physical memory (8 GiB where that cannot be read)."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE")) // 2
     except (AttributeError, ValueError, OSError):  # not a POSIX system
-        return 16 * 2**30
+        return 8 * 2**30
 
 
 def _npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -1011,7 +1016,7 @@ def _check_array_memory(shape: tuple[int, ...], dtype: np.dtype, where: str, *, 
     need, budget = elements * (dtype.itemsize + copy_bytes), memory_budget()
     if need > budget:
         raise DataError(f"{where}: array of shape {shape} and dtype {dtype} needs {need / 2**30:,.1f} GiB to load, "
-                        f"more than this machine's {budget / 2**30:,.1f} GiB of memory")
+                        f"more than the {budget / 2**30:,.1f} GiB allowed (half this machine's memory)")
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -1266,6 +1271,9 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
         arr = arr.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(arr, 3, axis=1)
     if image_size is None:
         image_size = auto_image_size(max(arr.shape[-2:]))
+    if arr.shape[-2:] != (image_size, image_size):
+        _check_array_memory((arr.shape[0], arr.shape[1], image_size, image_size), np.dtype(np.float32),
+                            f"{path}: 'images' resized to {image_size}×{image_size}", copy_bytes=0)
     arr = _resize_array(arr, image_size)
     if "id" in table.columns:
         ids = table["id"].to_numpy()
