@@ -105,6 +105,7 @@ __all__ = [
     "MODALITY_DIR",
     "MAX_AUTO_SIZE",
     "MAX_PIXELS",
+    "MAX_IMAGE_SIZE",
     "memory_budget",
     "IMAGE_FORMATS",
     "auto_image_size",
@@ -142,6 +143,8 @@ IMAGE_FORMATS = ("PNG", "JPEG", "TIFF")
 """PIL formats a dataset's image files may have (recognised by content; others are refused)."""
 MAX_PIXELS = 64_000_000
 """Default ``max_pixels``: larger images (width × height) are refused before they are decoded."""
+MAX_IMAGE_SIZE = math.isqrt(MAX_PIXELS)
+"""Largest ``image_size`` (the side images are resized to): 8000."""
 # Leading bytes of formats PIL could decode but a dataset may not hold: named in the refusal
 _OTHER_FORMATS = ((b"%!PS", "PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"GIF8", "GIF"),
                   (b"BM", "BMP"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "Photoshop"),
@@ -818,9 +821,9 @@ def load_dataset(
     na_values = tuple(v.strip() for v in na_values if v.strip())
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
-    if image_size is not None and image_size * image_size > max_pixels:
-        raise DataError(f"--image-size {image_size}: at most {math.isqrt(max_pixels)} (images of at most "
-                        f"{max_pixels:,} pixels)")
+    if image_size is not None and image_size > MAX_IMAGE_SIZE:
+        raise DataError(f"--image-size {image_size}: at most {MAX_IMAGE_SIZE} (images of at most "
+                        f"{MAX_PIXELS:,} pixels)")
     shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
