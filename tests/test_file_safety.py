@@ -112,8 +112,35 @@ def test_symlink_loop_and_overlong_name_are_data_errors(tmp_path):
     with pytest.raises(DataError, match=r"row 3, column 'image'"):
         load_dataset(root)
     _set_cell(root, 2, "a" * 300 + ".png")  # ENAMETOOLONG was an OSError (found by fuzzing)
-    with pytest.raises(DataError, match=r"row 3, column 'image': path 'a+\.\.\.' cannot be used"):
+    with pytest.raises(DataError, match=r"row 3, column 'image': path 'a+…a+\.png' cannot be used"):
         load_dataset(root)
+
+
+@pytest.mark.parametrize("name", ["table.csv", "truth.json", "modalities/curve.npy", "modalities"])
+def test_dataset_files_that_are_symlinks_to_outside_are_refused(tmp_path, name):
+    """table.csv, truth.json, modalities/ and modalities/*.npy were read through any symlink."""
+    root = _dataset(tmp_path / "d")
+    outside = tmp_path / "outside"
+    (root / "modalities").mkdir()
+    np.save(root / "modalities" / "curve.npy", np.zeros((12, 3)))
+    (root / "truth.json").write_text(json.dumps({"nodes": [{"name": "x", "kind": "observed"}], "edges": []}))
+    assert len(load_dataset(root).modalities["curve"]) == 12  # valid as written
+    target = outside / name.replace("/", "_")
+    shutil.move(str(root / name), str(target))
+    (root / name).symlink_to(target)
+    with pytest.raises(DataError) as exc:
+        load_dataset(root)
+    assert str(exc.value) == f"{root / name}: resolves outside the dataset directory (a symlink?)"
+    code, err = _run(["info", str(root)])
+    assert code == 2 and _one_error_line(err) == f"error: {root / name}: resolves outside the dataset directory (a symlink?)"
+
+
+def test_dataset_files_that_are_symlinks_inside_are_fine(tmp_path):
+    root = _dataset(tmp_path / "d")
+    (root / "real.csv").write_text((root / "table.csv").read_text())
+    (root / "table.csv").unlink()
+    (root / "table.csv").symlink_to("real.csv")
+    assert len(load_dataset(root)) == 12
 
 
 @pytest.mark.parametrize("target", ["../outside/lat.npy", "{outside}/lat.npy", "linklat.npy"])

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
-from xcausal.cli import main
+from xcausal.cli import ERROR_LINE_MAX, main
 from xcausal.data.dataset import load_dataset
 
 EXAMPLES = int(os.environ.get("XCAUSAL_FUZZ_EXAMPLES", "40"))  # raise it for a longer hunt
@@ -49,6 +49,7 @@ def _check_clean(code: int, err: str) -> None:
     if code == 2:
         lines = err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > len("error: "), err
+        assert len(lines[0]) <= ERROR_LINE_MAX, f"{len(lines[0])} characters: {lines[0][:200]}"
         _event(re.sub(r"'[^']*'|-?\d+|/\S*", "_", lines[0])[:60])
     else:
         _event("exit 0")
@@ -330,3 +331,27 @@ def test_os_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert cli_main(["simulate", "--kind", "mnist-rotate", "--digits", "²", "--n", "10", "--out",
                      str(tmp_path / "m")]) == 2
     assert "--digits" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- numeric options of info
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    p = tmp_path_factory.mktemp("fuzznpz") / "d.npz"
+    code, _, err = _run(["convert", str(SIM), "--out", str(p)])
+    assert code == 0, err
+    return p
+
+
+@FUZZ
+@given(size=st.none() | st.integers(-10, 48) | st.integers(8001, 10**30), npz=st.booleans(),
+       na_values=st.none() | text, missing=st.sampled_from(["error", "drop", "drop", "bogus"]))
+def test_fuzz_info_numeric_options(small_npz, size, npz, na_values, missing):
+    """--image-size 10**9 was an internal error (torch's size overflow) and 10**5 asked for terabytes;
+    only sizes that cannot allocate much (<= 48, or refused before any work) are drawn."""
+    args = ["info", str(small_npz if npz else SIM), "--missing", missing]
+    if size is not None:
+        args += ["--image-size", str(size)]
+    if na_values is not None:
+        args += ["--na-values", na_values]
+    code, _, err = _run(args)
+    _check_clean(code, err)

@@ -145,6 +145,7 @@ class FitConfig:
     categorical: list[str] = field(default_factory=list)
     continuous: list[str] = field(default_factory=list)
     missing: Literal["error", "drop"] = "error"
+    na_values: list[str] = field(default_factory=list)  # cell texts that mean "missing" besides blank ones
     no_cm: bool = False
     no_cr: bool = False
     allow_all_edges: bool = False
@@ -185,10 +186,10 @@ class FitConfig:
 
     def data_options(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "channels": self.channels, "categorical": list(self.categorical),
-                "continuous": list(self.continuous), "missing": self.missing}
+                "continuous": list(self.continuous), "missing": self.missing, "na_values": list(self.na_values)}
 
 
-_LIST_KEYS = ("categorical", "continuous", "modalities", "physics", "exogenous")
+_LIST_KEYS = ("categorical", "continuous", "modalities", "physics", "exogenous", "na_values")
 
 
 def _check_type(val: Any, hint: Any, what: str) -> Any:
@@ -606,7 +607,8 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
     src = data or fc.get("data")
     if not src:
         raise DataError(f"{run}: config.json does not record the data; pass --data")
-    opts = {k: fc[k] for k in ("image_size", "channels", "categorical", "continuous", "missing") if k in fc}
+    opts = {k: fc[k] for k in ("image_size", "channels", "categorical", "continuous", "missing", "na_values")
+            if k in fc}
     if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
         opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
     return load_dataset(src, **opts)

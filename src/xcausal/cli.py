@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -47,6 +48,9 @@ def _root(
 
 def _split(s: str | None) -> list[str]:
     return [t.strip() for t in s.split(",") if t.strip()] if s else []
+
+
+_NA_VALUES_HELP = ("Comma-separated cell texts that mean a missing value, e.g. NA,-999 (besides empty and blank cells, which always do); without it NA, None, null and nan are ordinary values (categories).")
 
 
 # --------------------------------------------------------------------------- simulate
@@ -127,11 +131,14 @@ def info(
     image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize to this side (default: stored size, at most 128).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Comma-separated columns forced categorical.")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
+    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells: error or drop.")] = "error",
+    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
 ) -> None:
     """Validate a dataset and show its rows, image size and detected variable types."""
     from xcausal.data.dataset import load_dataset
 
-    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous))
+    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous),
+                      missing=missing, na_values=_split(na_values))  # type: ignore[arg-type]
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
     t = Table()
     t.add_column("variable")
@@ -278,7 +285,8 @@ def fit(
     channels: Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: as stored).")] = None,
     categorical: Annotated[Optional[str], typer.Option("--categorical", help="Columns forced categorical (comma-separated).")] = None,
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Columns forced continuous (comma-separated).")] = None,
-    missing: Annotated[str, typer.Option("--missing", help="Rows with empty cells: error or drop.")] = "error",
+    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells (see --na-values): error or drop.")] = "error",
+    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
     no_cm: Annotated[bool, typer.Option("--no-cm", help="Ablation: use the embedding z0 directly as z.")] = False,
     no_cr: Annotated[bool, typer.Option("--no-cr", help="Ablation: no counterfactual contrastive regularizer.")] = False,
     allow_all_edges: Annotated[bool, typer.Option("--allow-all-edges", help="Allow u-u and z-z edges (default: u-z only).")] = False,
@@ -318,7 +326,7 @@ def fit(
                  latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, devices=devices, strategy=strategy,
                  precision=precision, data_loading=data_loading, workers=workers, batch_size=batch_size, lr=lr,
                  image_size=image_size, channels=channels, categorical=_split(categorical),
-                 continuous=_split(continuous), missing=missing, no_cm=no_cm, no_cr=no_cr,
+                 continuous=_split(continuous), missing=missing, na_values=_split(na_values), no_cm=no_cm, no_cr=no_cr,
                  allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, orientation=orientation,
                  init=init, cr_vars=cr_vars, anm_decontaminate=anm_decontaminate, anm_latent_scale=anm_latent_scale, anm_entropy=anm_entropy, decoder=decoder, min_effect=min_effect, exogenous=_split(exogenous), channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
                  pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
@@ -483,16 +491,72 @@ def report(
 
 
 # --------------------------------------------------------------------------- entry point
+ERROR_LINE_MAX = 300
+"""Longest ``error:`` / ``internal error:`` line printed; longer messages lose their middle."""
+_WORD_MAX = 160  # longest run of non-blank characters (a path, a cell value) kept whole
+
+
+def _capped(msg: str, limit: int) -> str:
+    """``msg`` shortened to ``limit`` characters. Each over-long word (a path, a cell value) loses its
+    middle first, so that a path keeps its start and its file name; then, if the message is still
+    too long, the message loses its middle (it starts with the file name in xcausal's errors)."""
+    from xcausal.io import cut_middle
+
+    if len(msg) <= limit:
+        return msg
+    msg = re.sub(r"\S{%d,}" % (_WORD_MAX + 1), lambda m: cut_middle(m.group(), _WORD_MAX), msg)
+    return cut_middle(msg, limit)
+
+
 def _print_error(msg: str) -> None:
-    """``error: msg`` on one line of stderr; ``msg`` (file names, cell values) is not rich markup."""
+    """``error: msg`` on one line of stderr, at most ERROR_LINE_MAX characters; ``msg`` (file names,
+    cell values) is not rich markup."""
+    msg = _capped(msg, ERROR_LINE_MAX - len("error: "))
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``str(exc)``, or '' when it has none."""
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's allocation failures (RuntimeError / torch.OutOfMemoryError)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and ("not enough memory" in msg or "can't allocate memory" in msg)
+
+
+def _allocating_function(exc: BaseException) -> str | None:
+    """``module.function`` of the innermost xcausal frame (not the CLI's) the exception passed through."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("xcausal.") and module != __name__:
+            found = f"{module}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return found
+
+
+def _memory_error_line(exc: BaseException) -> str:
+    """One line: what ran out of memory and, when known, how much it asked for."""
+    where = _allocating_function(exc)
+    what = _first_line(exc)
+    return "out of memory" + (f" in {where}" if where else "") + (f": {what}" if what else "")
 
 
 _ARGV: list[str] = []  # the arguments of the current main() call, recorded in a run's config.json
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; maps bad input to a one-line error and exit status 2."""
+    """Console-script entry point; maps bad input to a one-line error and exit status 2.
+
+    Exit status: 0 done; 2 bad input, a file problem or not enough memory (one ``error:`` line);
+    1 an unexpected exception (one ``internal error:`` line; ``--debug`` raises it instead);
+    130 (or 128 + the signal) interrupted.
+    """
     from xcausal.io import DataError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -500,12 +564,13 @@ def main(argv: list[str] | None = None) -> int:
     _ARGV = list(argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="xcausal", standalone_mode=False)
+        # standalone_mode=False: typer returns the status of a typer.Exit (Ctrl-C becomes Exit(130))
+        # instead of calling sys.exit, and raises usage errors and everything else to here
+        status = app(args=argv, prog_name="xcausal", standalone_mode=False)
     except (DataError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _print_error(msg)
+        _print_error(_first_line(exc) or type(exc).__name__)
         return 2
     except OSError as exc:  # permission denied, a directory where a file was expected, disk full, ...
         if debug:
@@ -518,37 +583,41 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except Exception as exc:  # a stopped fit, click usage errors and anything unexpected
-        try:  # typer vendors its own click (typer._click); plain click is not installed with it
-            from typer._click import exceptions as click_exceptions
-        except ImportError:  # an older typer that depends on click
-            from click import exceptions as click_exceptions
-
+    except typer.Abort:  # a declined prompt: typer's own message, if any, was shown
+        return 1
+    except typer.TyperException as exc:  # usage errors: a missing argument, an unknown option, a bad value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
+            return exc.exit_code
+        lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+        _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
+        return exc.exit_code
+    except Exception as exc:  # a stopped fit, not enough memory, and anything unexpected
         cmcl = sys.modules.get("xcausal.models.cmcl")  # (not imported: no fit ran, torch stays unloaded)
         if cmcl is not None and isinstance(exc, cmcl.FitInterrupted) and not debug:
             import signal
 
             name = signal.Signals(exc.signum).name if exc.signum else "a stop request"
             hint = " (continue with the same command and --resume)" if exc.checkpoint_dir is not None else ""
-            err_console.print(f"interrupted by {name}: {str(exc).splitlines()[0]}{hint}", markup=False,
+            err_console.print(f"interrupted by {name}: {_first_line(exc)}{hint}", markup=False,
                               highlight=False, soft_wrap=True)
             return 128 + exc.signum if exc.signum else 130
-
-        if isinstance(exc, (click_exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
-            if type(exc).__name__ == "NoArgsIsHelpError":  # the help was shown
-                return exc.exit_code
-            lines = [ln for ln in exc.format_message().splitlines() if ln.strip()]
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
-            _print_error(f"{lines[0] if lines else type(exc).__name__}{hint}")
-            return exc.exit_code
-        if isinstance(exc, (click_exceptions.Abort, typer.Abort)):
-            return 1
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} "
-                          "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
+        if _is_out_of_memory(exc):
+            _print_error(_memory_error_line(exc))
+            return 2
+        detail = _first_line(exc)
+        tail = " (rerun with --debug for the traceback)"
+        what = _capped(type(exc).__name__ + (f": {detail}" if detail else ""),
+                       ERROR_LINE_MAX - len("internal error: ") - len(tail))
+        err_console.print(f"[bold red]internal error:[/] {escape(what)}{tail}", highlight=False, soft_wrap=True)
         return 1
+    if isinstance(status, int) and not isinstance(status, bool) and status:
+        if status == 130:
+            err_console.print("interrupted")
+        return status
     return 0
 
 

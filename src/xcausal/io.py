@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DataError", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
-           "one_line"]
+           "one_line", "cut_middle"]
 
 
 class DataError(ValueError):
@@ -33,6 +33,15 @@ _LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x
 def one_line(text: str) -> str:
     """``text`` with every character that ``str.splitlines`` breaks on written as an escape."""
     return text.translate(_LINE_BREAKS)
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: two thirds from its start, ``…``, the rest from its
+    end, so that a long path keeps its beginning and its file name."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -155,7 +157,7 @@ def test_missing_image_file(tmp_path):
 def test_unreadable_image(tmp_path):
     d = _write_dir(tmp_path, _ok_table())
     (d / "images" / "3.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"3\.png: not a readable PNG/JPEG image \(row 4\)"):
+    with pytest.raises(DataError, match=r"3\.png: not a readable PNG, JPEG or TIFF image \(row 4\)"):
         load_dataset(d)
 
 
@@ -168,7 +170,7 @@ def test_channel_mismatch(tmp_path):
 
 @pytest.mark.parametrize("bad, match", [
     ("", r"row 3, column 'x': empty cell"),
-    ("nan", r"row 3, column 'x': empty cell"),
+    ("nan", r"row 3, column 'x': numbers and 'nan' \(1 such row\(s\)\): pass --na-values nan"),  # not missing by default
     ("inf", r"row 3, column 'x': invalid value 'inf'"),
 ])
 def test_bad_cells(tmp_path, bad, match):
@@ -246,3 +248,107 @@ def test_failed_write_leaves_nothing(tmp_path, images):
         save_dataset_dir(tmp_path / "x", images, _ok_table(N - 2))
     assert not (tmp_path / "x").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+# --------------------------------------------------------------------------- array headers vs memory
+def _npy_header_only(shape: tuple[int, ...], descr: str = "|u1") -> bytes:
+    """A .npy header declaring ``shape`` and no data."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _npz_with_header(path, key: str, shape: tuple[int, ...], descr: str = "|u1", n: int = 12):
+    """A valid small .npz whose member ``key`` is replaced by a header-only .npy declaring ``shape``."""
+    import io
+    import zipfile
+
+    arrays = {"images": np.zeros((n, 1, 4, 4), np.uint8), "table": np.arange(n, dtype=float)[:, None],
+              "columns": np.array(["x"])}
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, a in arrays.items():
+            if k != key:
+                buf = io.BytesIO()
+                np.save(buf, a)
+                zf.writestr(f"{k}.npy", buf.getvalue())
+        zf.writestr(f"{key}.npy", _npy_header_only(shape, descr))
+    return path
+
+
+def test_npz_images_header_beyond_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    """A header declaring (60, 1, 30000, 30000) made np.load allocate 54 GB (MemoryError)."""
+    p = _npz_with_header(tmp_path / "big.npz", "images", (60, 1, 30000, 30000))
+    read = []
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: read.append(1) or pytest.fail("array read"))
+    with pytest.raises(DataError) as exc:
+        load_dataset(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: array 'images': array of shape (60, 1, 30000, 30000) and dtype uint8 needs "
+                          "251.5 GiB to load, more than the ")
+    assert "\n" not in msg and read == []
+
+
+def test_npz_header_check_uses_the_memory_budget(tmp_path, monkeypatch):
+    import xcausal.data.dataset as dataset_module
+
+    p = tmp_path / "d.npz"
+    np.savez(p, images=np.zeros((12, 1, 8, 8), np.uint8), table=np.arange(12.0)[:, None], columns=np.array(["x"]))
+    monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 64 * 5)  # uint8 + float32 copy: exactly
+    assert len(load_dataset(p, image_size=None)) == 12  # kept at 8×8: no resized copy
+    monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 64 * 5 - 1)
+    with pytest.raises(DataError, match=r"d\.npz: array 'images': array of shape \(12, 1, 8, 8\) and dtype uint8"):
+        load_dataset(p, image_size=None)
+
+
+@pytest.mark.parametrize("key, shape, descr", [("table", (10**7, 10**6), "<f8"), ("columns", (10**12,), "<U8"),
+                                               ("latents", (12, 10**11), "<f4")])
+def test_npz_other_member_headers_beyond_memory(tmp_path, key, shape, descr):
+    p = _npz_with_header(tmp_path / "big.npz", key, shape, descr)
+    with pytest.raises(DataError, match=rf"big\.npz: array '{key}': array of shape .* needs [\d,.]+ GiB to load"):
+        load_dataset(p)
+
+
+def test_npz_broken_header(tmp_path):
+    import zipfile
+
+    p = _npz_with_header(tmp_path / "d.npz", "images", (12, 1, 4, 4))
+    with zipfile.ZipFile(p, "a") as zf:
+        zf.writestr("ids.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'nope'")
+    with pytest.raises(DataError, match=r"d\.npz: array 'ids': not a readable \.npy array"):
+        load_dataset(p)
+
+
+def test_modality_npy_header_beyond_memory(tmp_path):
+    d = Path(_write_dir(tmp_path, _ok_table()))
+    (d / "modalities").mkdir()
+    (d / "modalities" / "curve.npy").write_bytes(_npy_header_only((12, 10**12), "<f8"))
+    with pytest.raises(DataError, match=r"modalities/curve\.npy: array of shape \(12, 1000000000000\) and dtype "
+                                        r"float64 needs [\d,.]+ GiB to load"):
+        load_dataset(d)
+
+
+def test_cli_npz_header_beyond_memory_is_one_line(tmp_path, capsys):
+    from xcausal.cli import main
+
+    p = _npz_with_header(tmp_path / "big.npz", "images", (60, 1, 30000, 30000))
+    assert main(["info", str(p)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {p}: array 'images': array of shape (60, 1, 30000, 30000)")
+
+
+def test_image_size_bounded_by_max_pixels_and_memory(tmp_path, monkeypatch):
+    """--image-size 10**9 overflowed torch's size computation (internal error); 100000 asked torch
+    for 2.4 TB; both are now refused before any work."""
+    import xcausal.data.dataset as dataset_module
+
+    p = tmp_path / "d.npz"
+    np.savez(p, images=np.zeros((12, 1, 8, 8), np.uint8), table=np.arange(12.0)[:, None], columns=np.array(["x"]))
+    for size in (8001, 10**9, 10**20):
+        with pytest.raises(DataError, match=rf"--image-size {size}: at most 8000 \(images of at most 64,000,000 pixels\)"):
+            load_dataset(p, image_size=size)
+    monkeypatch.setattr(dataset_module, "memory_budget", lambda: 12 * 16 * 16 * 4)
+    assert load_dataset(p, image_size=16).images([0]).shape == (1, 1, 16, 16)
+    with pytest.raises(DataError, match=r"d\.npz: 'images' resized to 17×17: array of shape \(12, 1, 17, 17\)"):
+        load_dataset(p, image_size=17)

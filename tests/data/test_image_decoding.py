@@ -168,3 +168,84 @@ def test_exif_orientation_swaps_the_native_size(tmp_path):
     d = _dataset(tmp_path, [Image.fromarray(stored)], suffix=".jpg", exif=exif, quality=95)
     with pytest.raises(DataError, match="images are 32×16"):  # width x height as displayed
         convert_dataset(d, tmp_path / "out.npz")
+
+
+# ---------------------------------------------------------------- formats and size (by content)
+def _png_header_only(w: int, h: int) -> bytes:
+    """A PNG signature + IHDR claiming ``w`` × ``h``, no pixel data."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + chunk + end
+
+
+def _other_format(fmt: str) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).convert("RGB" if fmt == "WEBP" else "L").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt, name", [("EPS", "PostScript"), ("GIF", "GIF"), ("BMP", "BMP"), ("WEBP", "WebP"),
+                                       ("PPM", None), ("ICO", "ICO")])
+def test_other_formats_saved_as_png_are_refused(tmp_path, fmt, name):
+    """PIL decodes whatever it recognises, whatever the extension (PostScript through Ghostscript)."""
+    d = _dataset(tmp_path, [Image.fromarray(np.zeros((8, 8), np.uint8))])
+    (d / "images" / "3.png").write_bytes(_other_format(fmt))
+    with pytest.raises(DataError) as exc:
+        load_dataset(d)
+    msg = str(exc.value)
+    expected = (f"a {name} file; images must be PNG, JPEG or TIFF" if name
+                else "not a readable PNG, JPEG or TIFF image")
+    assert msg == f"{d / 'images' / '3.png'}: {expected} (row 4)"
+
+
+def test_a_file_swapped_after_loading_is_refused_when_decoded(tmp_path):
+    d = _dataset(tmp_path, [Image.fromarray(np.zeros((8, 8), np.uint8))])
+    ds = load_dataset(d, image_size=8)
+    (d / "images" / "2.png").write_bytes(_other_format("GIF"))
+    assert ds.images([1]).shape == (1, 1, 8, 8)
+    with pytest.raises(DataError, match=r"2\.png: a GIF file; images must be PNG, JPEG or TIFF"):
+        ds.images([2])
+
+
+@pytest.mark.parametrize("w, h", [(9000, 9000), (10_000, 10_000), (70_000, 70_000)])
+def test_images_over_the_pixel_limit_are_refused_without_a_pil_warning(tmp_path, w, h):
+    """64 megapixels by default; PIL itself only warns from ~89 and refuses from ~179 megapixels."""
+    import warnings
+
+    d = _dataset(tmp_path, [Image.fromarray(np.zeros((8, 8), np.uint8))])
+    (d / "images" / "5.png").write_bytes(_png_header_only(w, h))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError) as exc:
+            load_dataset(d)
+    assert [str(c.message) for c in caught if issubclass(c.category, Image.DecompressionBombWarning)] == []
+    msg = str(exc.value)
+    assert msg.startswith(f"{d / 'images' / '5.png'}: image ") and "(row 6)" in msg and "\n" not in msg
+    if w * h < 2 * Image.MAX_IMAGE_PIXELS:
+        assert msg.endswith(f"of {w}×{h} = {w * h:,} pixels; at most 64,000,000 are allowed (row 6)")
+
+
+def test_max_pixels(tmp_path):
+    d = _dataset(tmp_path, [Image.fromarray(np.zeros((20, 10), np.uint8))])
+    assert len(load_dataset(d, max_pixels=200)) == N
+    with pytest.raises(DataError, match=r"0\.png: image of 10×20 = 200 pixels; at most 199 are allowed \(row 1\)"):
+        load_dataset(d, max_pixels=199)
+    with pytest.raises(DataError, match="max_pixels"):
+        load_dataset(d, max_pixels=0)
+
+
+def test_cli_refuses_a_postscript_png_in_one_line(tmp_path, capsys):
+    from xcausal.cli import main
+
+    d = _dataset(tmp_path, [Image.fromarray(np.zeros((8, 8), np.uint8))])
+    (d / "images" / "0.png").write_bytes(_other_format("EPS"))
+    assert main(["info", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {d / 'images' / '0.png'}: a PostScript file; images must be PNG, JPEG or "
+                                "TIFF (row 1)"]

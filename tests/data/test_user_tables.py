@@ -57,13 +57,14 @@ def test_mixed_types(tmp_path):
     assert ds.table["covid"].tolist()[:2] == ["yes", "no"]  # original labels kept
 
 
-@pytest.mark.parametrize("blank", ["", "NA", "nan"])
-def test_missing_cells_name_row_column_and_count(tmp_path, blank):
+@pytest.mark.parametrize("blank, na_values", [("", ()), ("   ", ()), ("NA", ("NA",)), ("nan", ("nan", "-999")),
+                                              ("-999", ("NA", "-999"))])
+def test_missing_cells_name_row_column_and_count(tmp_path, blank, na_values):
     site = ["north", "south", "east", "north"] * (N // 4)
     site[2] = site[6] = blank
     d = _write(tmp_path, _rows(site=site))
     with pytest.raises(DataError) as exc:
-        load_dataset(d)
+        load_dataset(d, na_values=na_values)
     msg = str(exc.value)
     assert "\n" not in msg and "table.csv row 3, column 'site': empty cell (2 such row(s) in this column)" in msg
 
@@ -104,3 +105,68 @@ def test_image_size_defaults_to_the_stored_size_capped_at_128(tmp_path):
         ds = load_dataset(d, image_size=None)
         assert ds.image_size == want and ds.images([0]).shape == (1, 1, want, want)
         assert load_dataset(d, image_size=16).image_size == 16
+
+
+# --------------------------------------------------------------------------- NA, None, null are values
+@pytest.mark.parametrize("word", ["NA", "None", "null", "nan", "N/A", "NULL"])
+def test_missing_value_words_are_categories(tmp_path, word):
+    """pandas' default NA list turned these category values into empty cells (an error, or a
+    dropped row with --missing drop)."""
+    site = ["north", "south", word, "north"] * (N // 4)
+    ds = load_dataset(_write(tmp_path, _rows(site=site)), image_size=8)
+    site_var = ds.variables[2]
+    assert site_var.type is VarType.CATEGORICAL and word in site_var.categories
+    assert ds.table["site"].tolist()[:4] == ["north", "south", word, "north"]
+    assert list(site_var.decode(ds.u[:4, 2])) == ["north", "south", word, "north"]
+    ds = load_dataset(_write(tmp_path / "drop", _rows(site=site)), image_size=8, missing="drop")
+    assert len(ds) == N
+
+
+def test_binary_column_with_a_none_value(tmp_path):
+    ds = load_dataset(_write(tmp_path, _rows(covid=["yes", "None", "None"] * (N // 3))), image_size=8)
+    assert ds.variables[1].type is VarType.BINARY and ds.variables[1].categories == ("None", "yes")
+
+
+def test_na_values_marks_missing_cells(tmp_path):
+    age = [f"{30 + 3.5 * i:.1f}" for i in range(N)]
+    age[1] = "-999"
+    site = ["north", "south", "east", "north"] * (N // 4)
+    site[6] = "NA"
+    ds = load_dataset(_write(tmp_path, _rows(age=age, site=site)), image_size=8, missing="drop",
+                      na_values=["-999", " NA "])
+    assert len(ds) == N - 2 and "NA" not in ds.variables[2].categories
+    assert ds.table["image"].tolist() == [f"images/{i}.png" for i in range(N) if i not in (1, 6)]
+
+
+def test_numbers_with_a_missing_value_word_are_ambiguous(tmp_path):
+    age = [f"{30 + 3.5 * i:.1f}" for i in range(N)]
+    age[3] = age[5] = "NA"
+    d = _write(tmp_path, _rows(age=age))
+    with pytest.raises(DataError) as exc:
+        load_dataset(d)
+    msg = str(exc.value)
+    assert "table.csv row 4, column 'age': numbers and 'NA' (2 such row(s)): pass --na-values NA" in msg
+    assert "--categorical age" in msg
+    with pytest.raises(DataError, match=r"'NA' is not a number \(column forced continuous; pass --na-values NA"):
+        load_dataset(d, continuous=["age"])
+    ds = load_dataset(d, categorical=["age"], image_size=8)
+    assert ds.variables[0].type is VarType.CATEGORICAL and "NA" in ds.variables[0].categories
+    ds = load_dataset(d, na_values=["NA"], missing="drop", image_size=8)
+    assert len(ds) == N - 2 and ds.variables[0].type is VarType.CONTINUOUS
+
+
+def test_npz_text_table_na_values(tmp_path):
+    from xcausal.data.dataset import save_dataset_npz
+
+    table = pd.DataFrame({"site": ["north", "south", "NA", "east"] * (N // 4), "x": np.arange(N, dtype=float)})
+    p = tmp_path / "d.npz"
+    save_dataset_npz(p, np.zeros((N, 1, 8, 8), np.uint8), table)
+    assert "NA" in load_dataset(p).variables[0].categories
+    with pytest.raises(DataError, match=r"row 3, column 'site': empty cell"):
+        load_dataset(p, na_values=["NA"])
+
+
+def test_na_values_must_be_a_list_of_texts(tmp_path):
+    d = _write(tmp_path, _rows())
+    with pytest.raises(DataError, match="--na-values"):
+        load_dataset(d, na_values="NA")

@@ -5,22 +5,31 @@ Directory form::
     DATA/
       table.csv      one row per sample; column ``image`` = path relative to DATA; optional ``id``;
                      every other column is a structured variable
-      images/        PNG or JPEG, grayscale or RGB, any size (see "Images" below)
+      images/        PNG, JPEG or TIFF, grayscale or RGB, at most MAX_PIXELS pixels (see "Images")
       truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
       latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
 
 A table with no variable columns (only ``image`` and optionally ``id``) is valid: ``d = 0``.
+Missing cells are the empty and whitespace-only ones, plus any cell whose text is one of
+``na_values`` (``--na-values``); every other text is a value, so ``NA``, ``None`` or ``null`` are
+categories like any other (pandas would read them as missing). A column of numbers that also holds
+such a marker (``1, 2, NA``) is refused as ambiguous: pass ``na_values`` or force the column's type.
 Header names are stripped and must be non-empty and distinct; a data row may not have more
 fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
-inside DATA once symlinks are resolved; nothing outside is opened.
+inside DATA once symlinks are resolved, and table.csv, truth.json and modalities/ (and each file in
+it) must resolve inside DATA too; nothing outside is opened.
 
 Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
 finite; ``<name>`` matches ``[A-Za-z0-9_-]+``. Rows are counted before ``missing="drop"`` removes
 rows, which then drops the same rows of every modality. Loaded eagerly as float32.
 
-Images (directory form) are decoded to float32 in ``[0, 1]``:
+Images (directory form) are recognised by their content, not their file name: a file that is not
+PNG, JPEG or TIFF (GIF, BMP, PostScript, ...; PIL would decode it, PostScript through Ghostscript)
+is refused whatever its extension, and so is an image of more than ``max_pixels`` pixels
+(default :data:`MAX_PIXELS`, 64 megapixels), from its header, before anything is decoded.
+They are decoded to float32 in ``[0, 1]``:
 
 * EXIF orientation (JPEG ``Orientation`` tag) is applied first, so images are upright before
   resizing;
@@ -50,7 +59,10 @@ cache's path, not its pixels; each process maps the file itself.
 NPZ form: arrays ``images`` (N, H, W) or (N, C, H, W) (uint8 in 0..255 or float in [0, 1]),
 ``table`` (N, d) (float, or str when a column is text), ``columns`` (d,), optional ``ids`` (N,),
 ``truth`` (a JSON string), ``latents`` (N, m) and ``modality_<name>`` (N, L), validated like the
-files above. Loaded with ``allow_pickle=False``.
+files above. Loaded with ``allow_pickle=False``. Before any array of an ``.npz`` or ``.npy`` file is
+read, its shape and dtype are taken from its header: an array (with the float copy loading makes)
+larger than :func:`memory_budget` (half the machine's memory) is refused naming the file; so is a
+``--image-size`` whose resized images would not fit in it.
 """
 
 from __future__ import annotations
@@ -60,9 +72,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import struct
+import tokenize
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -75,7 +90,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
-from xcausal.io import DataError, atomic_output_dir, read_json, write_json
+from xcausal.io import DataError, atomic_output_dir, cut_middle, read_json, write_json
 from xcausal.types import Graph, VarType
 
 __all__ = [
@@ -89,6 +104,10 @@ __all__ = [
     "MIN_ROWS",
     "MODALITY_DIR",
     "MAX_AUTO_SIZE",
+    "MAX_PIXELS",
+    "MAX_IMAGE_SIZE",
+    "memory_budget",
+    "IMAGE_FORMATS",
     "auto_image_size",
     "ImageCache",
     "ImagePaths",
@@ -106,6 +125,10 @@ _MODALITY_PREFIX = "modality_"  # npz form: array ``modality_<name>``
 _MODALITY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _MIN_MODALITY_LEN = 2
 _RESERVED = ("image", "id")
+# Texts pandas reads as missing by default; here they are values, but a column of numbers holding
+# one of them is ambiguous (a missing-value marker, or a category?) and is refused
+_NA_LIKE = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 _MODE_CHANNELS = {"1": 1, "L": 1, "LA": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1, "F": 1,
                   "P": 3, "PA": 3, "RGB": 3, "RGBA": 3, "RGBX": 3, "CMYK": 3, "YCbCr": 3}
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # grayscale, scaled by 1 / 65535
@@ -116,6 +139,50 @@ _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and
 # What PIL raises on a corrupt or hostile file (UnidentifiedImageError is an OSError; plugins
 # also raise SyntaxError, struct.error, ValueError, ...; DecompressionBombError on huge headers)
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+IMAGE_FORMATS = ("PNG", "JPEG", "TIFF")
+"""PIL formats a dataset's image files may have (recognised by content; others are refused)."""
+MAX_PIXELS = 64_000_000
+"""Default ``max_pixels``: larger images (width × height) are refused before they are decoded."""
+MAX_IMAGE_SIZE = math.isqrt(MAX_PIXELS)
+"""Largest ``image_size`` (the side images are resized to): 8000."""
+# Leading bytes of formats PIL could decode but a dataset may not hold: named in the refusal
+_OTHER_FORMATS = ((b"%!PS", "PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"GIF8", "GIF"),
+                  (b"BM", "BMP"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "Photoshop"),
+                  (b"\x00\x00\x00\x0cjP", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"))
+
+
+def _format_name(path: Path) -> str | None:
+    """The name of a known non-dataset image format from a file's first bytes (for messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+
+
+def _open_image(path: Path, max_pixels: int, where: str = "") -> Image.Image:
+    """``PIL.Image.open`` (the header only) of a PNG, JPEG or TIFF file of at most ``max_pixels``
+    pixels; DataError naming the file (and ``where``, e.g. the table row) otherwise. PIL's
+    DecompressionBombWarning is not shown: the size is checked here instead."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:  # beyond PIL's own limit, ~179 megapixels
+        raise DataError(f"{path}: image too large{where}: {_first_line(exc)}") from None
+    except Image.UnidentifiedImageError:
+        name = _format_name(path)
+        if name:
+            raise DataError(f"{path}: a {name} file; images must be PNG, JPEG or TIFF{where}") from None
+        raise DataError(f"{path}: not a readable PNG, JPEG or TIFF image{where}") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise DataError(f"{path}: image of {w}×{h} = {w * h:,} pixels; at most {max_pixels:,} are allowed{where}")
+    return img
 
 
 @dataclass(frozen=True)
@@ -183,7 +250,9 @@ def infer_variables(
 
     Numeric with more than two distinct values -> continuous; exactly two distinct values ->
     binary; text with more than two -> categorical. ``categorical`` / ``continuous`` override.
-    Reserved columns (``image``, ``id``) are skipped. A constant column is an error.
+    Reserved columns (``image``, ``id``) are skipped. A constant column is an error, and so is a
+    column of numbers that also holds texts pandas reads as missing by default (``NA``, ``null``,
+    ``nan``, ...) unless it is forced categorical: a missing-value marker or a category?
     """
     cols = [c for c in table.columns if c not in _RESERVED]
     for name in list(categorical) + list(continuous):
@@ -201,13 +270,24 @@ def infer_variables(
         distinct = sorted(set(keys), key=lambda k: (float(k) if is_num else 0.0, k))
         if len(distinct) < 2:
             raise DataError(f"{where}, column '{c}': constant column (every row is '{distinct[0]}')")
+        not_num = np.flatnonzero(num.isna().to_numpy())
         if c in continuous:
             if not is_num:
-                bad = int(np.flatnonzero(num.isna().to_numpy())[0])
+                bad = int(not_num[0])
+                hint = (f"; pass --na-values {s.iloc[bad]} if it marks a missing value"
+                        if str(s.iloc[bad]) in _NA_LIKE else "")
                 raise DataError(f"{where} row {bad + 1}, column '{c}': '{s.iloc[bad]}' is not a number "
-                                f"(column forced continuous)")
+                                f"(column forced continuous{hint})")
             out.append(Variable(c, VarType.CONTINUOUS))
-        elif c in categorical:
+            continue
+        markers = sorted({str(v) for v in s.iloc[not_num]}) if c not in categorical and 0 < len(not_num) < len(s) else []
+        if markers and set(markers) <= _NA_LIKE:  # numbers, and texts pandas would call missing
+            bad = int(not_num[0])
+            raise DataError(f"{where} row {bad + 1}, column '{c}': numbers and '{s.iloc[bad]}' "
+                            f"({len(not_num)} such row(s)): pass --na-values {','.join(markers)} if "
+                            f"{'it marks' if len(markers) == 1 else 'they mark'} a missing value, or "
+                            f"--categorical {c} to keep {'it' if len(markers) == 1 else 'them'} as a category")
+        if c in categorical:
             out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
         elif len(distinct) == 2:
             out.append(Variable(c, VarType.BINARY, tuple(distinct)))
@@ -587,6 +667,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     extra: dict = field(default_factory=dict)
     modalities: dict[str, np.ndarray] = field(default_factory=dict)
     image_cache: ImageCache | None = None  # uint8 memmap of the decoded images (see cached())
+    max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
 
     def __len__(self) -> int:
         return len(self.u)
@@ -603,8 +684,10 @@ class CrossModalDataset(torch.utils.data.Dataset):
         assert self.image_paths is not None
         p = self.image_paths[i]
         try:
-            with Image.open(p) as img:
+            with _open_image(p, self.max_pixels) as img:
                 return _to_chw(img, self.channels, self.image_size)
+        except DataError:
+            raise
         except _IMAGE_ERRORS as exc:
             raise DataError(f"{p}: cannot decode image ({_first_line(exc)})") from None
 
@@ -637,7 +720,8 @@ class CrossModalDataset(torch.utils.data.Dataset):
             true_latents=None if self.true_latents is None else self.true_latents[idx],
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
-            image_cache=None if self.image_cache is None else self.image_cache.subset(idx))
+            image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
+            max_pixels=self.max_pixels)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -703,8 +787,17 @@ def load_dataset(
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
     missing: Literal["error", "drop"] = "error",
+    na_values: Sequence[str] = (),
+    max_pixels: int = MAX_PIXELS,
 ) -> CrossModalDataset:
     """Load and validate a dataset directory or ``.npz`` file.
+
+    Missing cells are the empty and whitespace-only ones and those whose whole text (leading
+    blanks removed) is one of ``na_values``; ``missing`` says whether they are an error or their
+    rows are dropped. ``NA``, ``None``, ``null``, ``nan`` are values unless listed in ``na_values``.
+
+    Image files must be PNG, JPEG or TIFF by content (whatever their extension) and have at most
+    ``max_pixels`` pixels (width × height); both are checked from each file's header.
 
     Images are not decoded here for the directory form (only their headers are read, to check
     readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
@@ -723,7 +816,15 @@ def load_dataset(
         raise DataError(f"--channels {channels}: must be 1 (grayscale) or 3 (RGB)")
     if missing not in ("error", "drop"):
         raise DataError(f"--missing {missing}: must be 'error' or 'drop'")
-    shown = str(path) if len(str(path)) <= 120 else str(path)[:117] + "..."
+    if isinstance(na_values, str) or not all(isinstance(v, str) for v in na_values):
+        raise DataError(f"--na-values {na_values!r}: must be a list of texts")
+    na_values = tuple(v.strip() for v in na_values if v.strip())
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
+    if image_size is not None and image_size > MAX_IMAGE_SIZE:
+        raise DataError(f"--image-size {image_size}: at most {MAX_IMAGE_SIZE} (images of at most "
+                        f"{MAX_PIXELS:,} pixels)")
+    shown = cut_middle(str(path), 120)
     try:
         exists, is_dir = path.exists(), path.is_dir()
     except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
@@ -731,9 +832,9 @@ def load_dataset(
     if not exists:
         raise DataError(f"{shown}: no such file or directory")
     if is_dir:
-        return _load_dir(path, image_size, channels, categorical, continuous, missing)
+        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values, max_pixels)
     if path.suffix == ".npz":
-        return _load_npz(path, image_size, channels, categorical, continuous, missing)
+        return _load_npz(path, image_size, channels, categorical, continuous, missing, na_values)
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
 
 
@@ -759,9 +860,12 @@ def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame
     return table
 
 
-def _read_table_csv(csv: Path) -> pd.DataFrame:
+def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     """table.csv as strings with stripped header names; DataError on unparsable text, a data row
     with more fields than the header, or an empty or repeated header name.
+
+    Empty cells and those whose text is one of ``na_values`` are NaN; nothing else is (pandas'
+    default list of missing-value texts is not used, so ``NA`` or ``None`` stay text).
 
     Read with ``header=None`` so that the header fixes the number of fields (pandas would
     otherwise turn the first field of longer rows into an index, shifting every cell), and the
@@ -769,7 +873,8 @@ def _read_table_csv(csv: Path) -> pd.DataFrame:
     renaming of repeated names (``x, x`` -> ``x, x.1``) and empty ones (``Unnamed: k``) is avoided.
     """
     try:
-        rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=True, skipinitialspace=True)
+        rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=False, na_values=["", *na_values],
+                           skipinitialspace=True)
         header = pd.read_csv(csv, header=None, nrows=1, dtype=str, keep_default_na=False,
                              skipinitialspace=True).iloc[0]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -792,7 +897,7 @@ def _read_table_csv(csv: Path) -> pd.DataFrame:
 def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
     """The image file a table cell names: relative, inside the dataset directory once symlinks
     are resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise."""
-    shown = rel if len(rel) <= 80 else rel[:77] + "..."
+    shown = cut_middle(rel, 80)
     relp = Path(rel)
     if relp.is_absolute() or ".." in relp.parts:
         raise DataError(f"{where}: path '{shown}' must be relative and inside the dataset directory")
@@ -809,11 +914,13 @@ def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
     return p
 
 
-def _load_dir(root, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+def _load_dir(root, image_size, channels, categorical, continuous, missing, na_values,
+              max_pixels) -> CrossModalDataset:
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
-    table = _read_table_csv(csv)
+    _check_inside(root, csv)
+    table = _read_table_csv(csv, na_values)
     if "image" not in table.columns:
         raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
     n_raw = len(table)
@@ -830,11 +937,13 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
         where = f"{csv} row {i + 1}, column 'image'"
         p = _image_path(root, rootr, rel, where)
         try:
-            with Image.open(p) as img:
+            with _open_image(p, max_pixels, f" (row {i + 1})") as img:
                 mode = img.mode
                 side = max(img.size)
+        except DataError:
+            raise
         except _IMAGE_ERRORS as exc:
-            raise DataError(f"{p}: not a readable PNG/JPEG image (row {i + 1}): {_first_line(exc)}") from None
+            raise DataError(f"{p}: not a readable PNG, JPEG or TIFF image (row {i + 1}): {_first_line(exc)}") from None
         c = _MODE_CHANNELS.get(mode)
         if c is None:
             raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
@@ -855,7 +964,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing) -> C
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels or int(found_channels or 1), root=root, image_paths=ImagePaths(root, rels),
         ids=table["id"].to_numpy() if "id" in table.columns else None,
-        truth=truth, true_latents=latents, source=str(root), modalities=modalities)
+        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels)
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
@@ -879,8 +988,49 @@ def _check_latents(latents: np.ndarray, n: int, truth: Graph, where: str) -> np.
     return latents
 
 
+def memory_budget() -> int:
+    """Bytes an array read from a ``.npy`` / ``.npz`` (with its float copy) may need: half this
+    machine's physical memory (8 GiB where that cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE")) // 2
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return 8 * 2**30
+
+
+def _npy_header(f, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of the ``.npy`` data in file object ``f`` (nothing else is
+    read); DataError naming ``where`` when it is not a ``.npy`` header."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError, zipfile.BadZipFile,
+            zlib.error) as exc:  # numpy parses the header's text with tokenize: TokenError when unbalanced
+        raise DataError(f"{where}: not a readable .npy array ({_first_line(exc)})") from None
+    return tuple(int(k) for k in shape), np.dtype(dtype)
+
+
+def _check_array_memory(shape: tuple[int, ...], dtype: np.dtype, where: str, *, copy_bytes: int) -> None:
+    """DataError when an array of ``shape`` and ``dtype``, plus a copy of ``copy_bytes`` per element
+    (a float conversion), would need more than :func:`memory_budget` bytes."""
+    elements = 1
+    for k in shape:
+        elements *= k
+    need, budget = elements * (dtype.itemsize + copy_bytes), memory_budget()
+    if need > budget:
+        raise DataError(f"{where}: array of shape {shape} and dtype {dtype} needs {need / 2**30:,.1f} GiB to load, "
+                        f"more than the {budget / 2**30:,.1f} GiB allowed (half this machine's memory)")
+
+
 def _load_npy(path: Path) -> np.ndarray:
-    """One ``.npy`` file, refusing pickled (object) arrays; DataError naming the file otherwise."""
+    """One ``.npy`` file, refusing pickled (object) arrays and arrays larger than the memory budget
+    (from the header, before anything is allocated); DataError naming the file otherwise."""
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(f, str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or _first_line(exc)})") from None
+    _check_array_memory(shape, dtype, str(path), copy_bytes=8)
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -911,11 +1061,23 @@ def _inside(root: Path, rel: str) -> Path | None:
     return p if inside else None
 
 
+def _check_inside(root: Path, p: Path) -> None:
+    """DataError when ``p`` (a file of the dataset directory ``root``) resolves outside ``root``:
+    a symlink to elsewhere is never followed."""
+    try:
+        inside = p.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, ...
+        raise DataError(f"{p}: cannot be used ({_first_line(exc)})") from None
+    if not inside:
+        raise DataError(f"{p}: resolves outside the dataset directory (a symlink?)")
+
+
 def _load_truth_dir(root: Path, n: int, keep: np.ndarray) -> tuple[Graph | None, np.ndarray | None]:
     """truth.json and its latents; ``n`` rows before dropping, ``keep`` = indices of kept rows."""
     tj = root / "truth.json"
     if not tj.is_file():
         return None, None
+    _check_inside(root, tj)
     try:
         truth = Graph.from_dict(read_json(tj), where=str(tj))
     except ValueError as exc:
@@ -976,6 +1138,7 @@ def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.n
         return {}
     if not mdir.is_dir():
         raise DataError(f"{mdir}: expected a directory of <name>.npy files")
+    _check_inside(root, mdir)
     out: dict[str, np.ndarray] = {}
     for p in sorted(mdir.iterdir()):
         if p.name.startswith("."):
@@ -983,6 +1146,7 @@ def _load_modalities_dir(root: Path, n: int, keep: np.ndarray) -> dict[str, np.n
         if p.suffix != ".npy" or not p.is_file():
             raise DataError(f"{p}: {MODALITY_DIR}/ may hold only <name>.npy files")
         _check_modality_name(p.stem, str(p))
+        _check_inside(root, p)
         out[p.stem] = _check_modality(_load_npy(p), n, str(p))[keep]
     return out
 
@@ -1001,7 +1165,24 @@ def _npz_array(z, key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: array '{key}' cannot be read ({_first_line(exc)})") from None
 
 
-def _load_npz(path, image_size, channels, categorical, continuous, missing) -> CrossModalDataset:
+def _check_npz_headers(z, path: Path) -> None:
+    """Every member's shape and dtype from its ``.npy`` header, checked against the memory budget
+    before any array is read (``images`` also needs a float32 copy, the others a float64 one)."""
+    names = set(z.zip.namelist())
+    for key in z.files:
+        member = f"{key}.npy" if f"{key}.npy" in names else key
+        where = f"{path}: array '{key}'"
+        try:
+            with z.zip.open(member) as f:
+                shape, dtype = _npy_header(f, where)
+        except DataError:
+            raise
+        except _NPZ_READ_ERRORS as exc:
+            raise DataError(f"{where} cannot be read ({_first_line(exc)})") from None
+        _check_array_memory(shape, dtype, where, copy_bytes=4 if key == "images" else 8)
+
+
+def _load_npz(path, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_READ_ERRORS as exc:
@@ -1012,6 +1193,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         for key in ("images", "table", "columns"):
             if key not in z.files:
                 raise DataError(f"{path}: missing array '{key}' (has: {', '.join(z.files)})")
+        _check_npz_headers(z, path)
         arrays = {k: _npz_array(z, k, path) for k in z.files}
     images, tab, columns = arrays["images"], arrays["table"], arrays["columns"]
     ids, latents = arrays.get("ids"), arrays.get("latents")
@@ -1058,7 +1240,8 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         truth_s = truth_s.decode("utf-8", "replace") if isinstance(truth_s, bytes) else str(truth_s)
     table = pd.DataFrame({c: tab[:, j] for j, c in enumerate(cols)}, index=pd.RangeIndex(len(tab)))
     if tab.dtype.kind in "US":
-        table = table.replace({"": np.nan, "nan": np.nan})
+        # "nan": how numpy writes a float NaN into a text array
+        table = table.replace({v: np.nan for v in ("", "nan", *na_values)})
     if ids is not None and "id" not in table.columns:
         table.insert(0, "id", np.char.decode(ids, "utf-8", "replace") if ids.dtype.kind == "S" else ids.astype(str))
     keep = np.ones(len(table), bool)
@@ -1091,6 +1274,9 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing) -> C
         arr = arr.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(arr, 3, axis=1)
     if image_size is None:
         image_size = auto_image_size(max(arr.shape[-2:]))
+    if arr.shape[-2:] != (image_size, image_size):
+        _check_array_memory((arr.shape[0], arr.shape[1], image_size, image_size), np.dtype(np.float32),
+                            f"{path}: 'images' resized to {image_size}×{image_size}", copy_bytes=0)
     arr = _resize_array(arr, image_size)
     if "id" in table.columns:
         ids = table["id"].to_numpy()
@@ -1243,7 +1429,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
     assert ds.image_paths is not None
     sizes = set()
     for p in ds.image_paths:
-        with Image.open(p) as img:
+        with _open_image(p, ds.max_pixels) as img:
             sizes.add(_upright_size(img))
     if len(sizes) != 1:
         raise DataError(f"{ds.source}: images have {len(sizes)} different sizes; pass --image-size to resize them")
@@ -1252,7 +1438,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
         raise DataError(f"{ds.source}: images are {w}×{h}; pass --image-size to make them square")
     out = np.empty((len(ds.image_paths), ds.channels, w, w), dtype=np.float32)
     for i, p in enumerate(ds.image_paths):
-        with Image.open(p) as img:
+        with _open_image(p, ds.max_pixels) as img:
             out[i] = _to_chw(img, ds.channels, w)
     return out
 
