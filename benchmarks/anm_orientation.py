@@ -26,6 +26,7 @@ import torch
 from xcausal.data import dataset_from_arrays, simulate_appendix_e
 from xcausal.evaluate import evaluate_graph
 from xcausal.models.cmcl import CMCL
+from xcausal.models.cmcl.refit import refit_dag
 from xcausal.structure.anm import anm_direction
 
 
@@ -73,7 +74,7 @@ def cmcl_refits(graph: str, seed: int, n: int, epochs: int | None) -> dict:
         m = base if orient is None else copy.deepcopy(base)
         if orient is not None:
             m.refit_orient = orient
-            m._refit_dag(ds)
+            refit_dag(m, ds)
             m._finalise()
         res = evaluate_graph(m.graph_obj_, sim.truth, est_latents=z, true_latents=sim.latents)
         found = [v for v in res["variables"].values() if v["found"] != "none"]

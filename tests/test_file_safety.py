@@ -248,8 +248,9 @@ def test_corrupt_checkpoint_is_one_line_error(cmcl_run, run_copy, tmp_path, dama
 @pytest.mark.parametrize("edit, needle", [
     (lambda m: {**m, "method": "pima"}, "checkpoint is for method 'pima', not 'cmcl'"),
     (lambda m: {**m, "method": None}, "checkpoint is for method 'None', not 'cmcl'"),
-    (lambda m: {**m, "format": 999}, "checkpoint format 999"),
-    (lambda m: {k: v for k, v in m.items() if k != "format"}, "checkpoint format None"),
+    (lambda m: {**m, "format": 999}, "checkpoint in format 999"),
+    (lambda m: {**m, "format": 1}, "this version reads format 2 only: fit the model again"),
+    (lambda m: {k: v for k, v in m.items() if k != "format"}, "checkpoint in format None"),
     (lambda m: [m], "expected a JSON object"),
 ])
 def test_checkpoint_of_another_method_or_format(cmcl_run, run_copy, tmp_path, edit, needle):

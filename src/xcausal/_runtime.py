@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -58,23 +58,20 @@ def make_fabric(device: torch.device, devices: int, strategy: str, precision: st
     return Fabric(accelerator=accel, devices=ids, strategy=strat, precision=prec)
 
 
-def load_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], optional: Sequence[str] = ()) -> None:
-    """``net.load_state_dict(state)``, except that parameters whose names start with one of
-    ``optional`` may be absent from ``state`` (they keep the values ``net`` was built with: parts
-    added to a network after older files were written, initialised to act as if absent)."""
+def load_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """``net.load_state_dict(state)`` (strict), with one RuntimeError naming missing and unexpected keys."""
     missing, unexpected = net.load_state_dict(dict(state), strict=False)
-    missing = [k for k in missing if not k.startswith(tuple(optional))]
     if missing or unexpected:
         raise RuntimeError("Error(s) in loading state_dict: "
                            + "; ".join(part for part in (f"missing keys {missing}" if missing else "",
                                                          f"unexpected keys {unexpected}" if unexpected else "") if part))
 
 
-def load_net_state(net: torch.nn.Module, path, device: torch.device, optional: Sequence[str] = ()) -> torch.nn.Module:
-    """Load the ``net.*`` tensors of a checkpoint (``torch.load(weights_only=True)``) into ``net``
-    (see :func:`load_state` for ``optional``), then move it to ``device``; returns ``net``."""
+def load_net_state(net: torch.nn.Module, path, device: torch.device) -> torch.nn.Module:
+    """Load the ``net.*`` tensors of a checkpoint (``torch.load(weights_only=True)``) into ``net``,
+    then move it to ``device``; returns ``net``."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    load_state(net, {k[4:]: v for k, v in state.items() if k.startswith("net.")}, optional)
+    load_state(net, {k[4:]: v for k, v in state.items() if k.startswith("net.")})
     return net.to(device)
 
 

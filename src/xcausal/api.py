@@ -309,7 +309,7 @@ def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
     """Check ``work`` against ``cfg`` (DataError when it cannot be used); returns the checkpoint's
     meta when resuming, else None after clearing (with --overwrite) a stale checkpoint."""
     from xcausal.io import read_json
-    from xcausal.models.cmcl import CHECKPOINT_LEGACY_PARAMS, read_training_checkpoint_meta
+    from xcausal.models.cmcl import read_training_checkpoint_meta
 
     try:
         meta = read_training_checkpoint_meta(work) if work.is_dir() else None
@@ -321,8 +321,6 @@ def _prepare_partial(cfg: FitConfig, work: Path) -> dict[str, Any] | None:
                             f"(run without --resume to start the fit)")
         saved = read_json(work / _FIT_CONFIG_FILE) if (work / _FIT_CONFIG_FILE).is_file() else {}
         now = _conf_dict(cfg)
-        # the options a checkpoint from before they existed does not record, at the value it used
-        saved = {**{k: v for k, v in CHECKPOINT_LEGACY_PARAMS.items() if k in now}, **saved}
         diff = sorted(k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k))
         if diff:
             raise DataError(f"--resume: the options differ from the checkpointed fit's in {work}: "

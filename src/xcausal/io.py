@@ -137,8 +137,8 @@ def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> 
     if meta.get("method") != method:
         raise DataError(f"{path}: checkpoint is for method '{meta.get('method')}', not '{method}'")
     if meta.get("format") != format_version:
-        raise DataError(f"{path}: checkpoint format {meta.get('format')} (xcausal {meta.get('xcausal_version')}) "
-                        f"is not readable by this version (format {format_version})")
+        raise DataError(f"{path}: checkpoint in format {meta.get('format')} (xcausal {meta.get('xcausal_version')}); "
+                        f"this version reads format {format_version} only: fit the model again")
     check_checkpoint_file(path)
     return meta
 

@@ -209,26 +209,26 @@ def test_nan_without_checkpoints_still_named(ds, monkeypatch):
         CMCL(**PARAMS).fit(ds)
 
 
-def test_checkpoint_from_before_an_option_existed_resumes_with_its_old_value(ds, tmp_path):
-    """A checkpoint written before ``cr_vars``, ``anm_decontaminate``, ``anm_latent_scale``,
-    ``anm_entropy`` and ``min_effect`` existed was trained with every variable per CR row, raw
-    latents and Vasicek's entropies in the ANM score: resuming it names those four (``min_effect``
-    acts only after training and may differ), and resumes with the old values."""
-    old = dict(cr_vars="all", anm_decontaminate=False, anm_latent_scale="raw", anm_entropy="vasicek",
-               min_effect=0.0)
+def test_resume_names_every_changed_option_and_refuses_an_older_format(ds, tmp_path):
+    """Resuming with other training options names each of them (``min_effect`` acts only after
+    training and may change); a checkpoint in an older format is refused in one line saying so."""
+    other = dict(cr_vars="all", anm_decontaminate=False, anm_latent_scale="raw", anm_entropy="vasicek")
     stop = threading.Event()
-    m = CMCL(**PARAMS, **old)
+    m = CMCL(**PARAMS, **other, min_effect=0.0)
     with stop_after_steps(stop, 5), pytest.raises(FitInterrupted):
         m.fit(ds, checkpoint_dir=tmp_path, stop=stop)
-    meta_path = tmp_path / TRAINING_CHECKPOINT_META
-    meta = json.loads(meta_path.read_text())
-    for key in old:
-        del meta["params"][key]
-    meta_path.write_text(json.dumps(meta))
     with pytest.raises(DataError, match=r"anm_decontaminate=True \(checkpoint: False\), anm_entropy='auto' "
                                         r"\(checkpoint: 'vasicek'\), anm_latent_scale='auto' "
                                         r"\(checkpoint: 'raw'\), cr_vars=4 \(checkpoint: 'all'\)") as err:
         CMCL(**PARAMS).fit(ds, checkpoint_dir=tmp_path, resume=True)
     assert "min_effect" not in str(err.value)  # acts after training: a resume may change it
-    resumed = CMCL(**PARAMS, **old).fit(ds, checkpoint_dir=tmp_path, resume=True)
-    assert_same_fit(resumed, CMCL(**PARAMS, **old).fit(ds), ds)
+    meta_path = tmp_path / TRAINING_CHECKPOINT_META
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 2}))
+    with pytest.raises(ValueError, match=r"training checkpoint in format 2 \(xcausal .*\); this version reads "
+                                         r"format 3 only: start the fit again without --resume") as err:
+        CMCL(**PARAMS, **other).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert "\n" not in str(err.value)
+    meta_path.write_text(json.dumps(meta))
+    resumed = CMCL(**PARAMS, **other).fit(ds, checkpoint_dir=tmp_path, resume=True)
+    assert_same_fit(resumed, CMCL(**PARAMS, **other).fit(ds), ds)

@@ -19,7 +19,6 @@ _WHERE = {
     "FitInterrupted": "checkpoint",
     "read_training_checkpoint_meta": "checkpoint",
     "TRAINING_CHECKPOINT_META": "checkpoint",
-    "CHECKPOINT_LEGACY_PARAMS": "checkpoint",
     "default_latent_dim": "config",
     "default_epochs": "config",
     "CR_VARS": "config",

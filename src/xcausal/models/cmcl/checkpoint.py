@@ -34,19 +34,12 @@ logger = logging.getLogger("xcausal.models.cmcl")
 
 #: the commit point of a training checkpoint directory: JSON naming the tensor file it goes with
 TRAINING_CHECKPOINT_META = "checkpoint.json"
-TRAINING_FORMAT_VERSION = 2  # 2: all training randomness from the fit's own generators (rng.noise, rng.cr)
+TRAINING_FORMAT_VERSION = 3  # 3: every parameter recorded; no defaults filled in for older files
 _TRAINING_KIND = "xcausal-training-checkpoint"
 #: CMCL parameters a resumed fit may change: they do not alter the state a checkpoint holds (the
 #: batch split over processes and the way images are read change the result only up to float
 #: summation order; min_effect acts only after training, in the final refit)
 RESUMABLE_CHANGES = ("lr", "progress", "device", "devices", "strategy", "data_loading", "num_workers", "min_effect")
-LEGACY_OPTIONAL_PARAMS = ("dec.image_frame",)
-"""Network tensors that older files lack: a pose decoder without the ``image_frame`` flag reads its
-shift in the object's axes (the default)."""
-
-CHECKPOINT_LEGACY_PARAMS = {"cr_vars": "all", "anm_decontaminate": False, "decoder": "conv", "min_effect": 0.0,
-                            "exogenous": [], "anm_latent_scale": "raw", "anm_entropy": "vasicek"}
-"""Parameters that older checkpoints do not record, with the value they were trained with."""
 
 
 class FitInterrupted(Exception):
@@ -101,9 +94,9 @@ def read_training_checkpoint_meta(directory: str | Path) -> dict[str, Any] | Non
     if not isinstance(meta, dict) or meta.get("kind") != _TRAINING_KIND:
         raise ValueError(f"{mp}: not an xcausal training checkpoint")
     if meta.get("format") != TRAINING_FORMAT_VERSION:
-        raise ValueError(f"{mp}: training checkpoint format {meta.get('format')} (xcausal "
-                         f"{meta.get('xcausal_version')}) is not readable by this version "
-                         f"(format {TRAINING_FORMAT_VERSION})")
+        raise ValueError(f"{mp}: training checkpoint in format {meta.get('format')} (xcausal "
+                         f"{meta.get('xcausal_version')}); this version reads format {TRAINING_FORMAT_VERSION} "
+                         "only: start the fit again without --resume")
     return meta
 
 
@@ -192,7 +185,7 @@ def check_resumable(model: CMCL, meta: Mapping[str, Any], ds: CrossModalDataset)
     where = f"resume from {meta.get('tensors')}"
     if meta.get("method") != model.method_name:
         raise DataError(f"{where}: the checkpoint is for method '{meta.get('method')}', not '{model.method_name}'")
-    saved = {**CHECKPOINT_LEGACY_PARAMS, **meta.get("params", {})}
+    saved = meta.get("params", {})
     now = model.get_params()
     diff = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if diff:
@@ -255,8 +248,7 @@ def restore_state(model: CMCL, meta: Mapping[str, Any], tensors: Mapping[str, to
     """Inverse of :func:`checkpoint_state` for the network, optimiser, ALM, ANM pairs and generators."""
     net = model.net_
     try:
-        load_state(net, {k[4:]: v for k, v in tensors.items() if k.startswith("net.") and k != "net.dag._in_mask"},
-                   LEGACY_OPTIONAL_PARAMS)
+        load_state(net, {k[4:]: v for k, v in tensors.items() if k.startswith("net.") and k != "net.dag._in_mask"})
     except RuntimeError as exc:
         raise ValueError(f"the checkpoint's network does not fit this model ({str(exc).splitlines()[0]})") from None
     net.dag.set_input_mask(tensors["net.dag._in_mask"])

@@ -34,7 +34,7 @@ from xcausal.types import Graph, Node, VarType
 
 logger = logging.getLogger("xcausal.models.cmcl")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every parameter and fitted attribute recorded; no defaults filled in
 
 
 class CMCL:
@@ -272,6 +272,9 @@ class CMCL:
                 raise ValueError(f"variable '{var.name}': value '{val}' is not a number") from None
             if not math.isfinite(out):
                 raise ValueError(f"variable '{var.name}': value '{val}' is not finite")
+            if abs(out) > np.finfo(np.float32).max:  # the networks compute in float32
+                raise ValueError(f"variable '{var.name}': value '{val}' is beyond the float32 range the model "
+                                 "computes in")
             return out
         key = str(val)
         try:
@@ -358,7 +361,7 @@ class CMCL:
         path = Path(path)
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         with checkpoint_errors(path):
-            params = {**ckpt_mod.CHECKPOINT_LEGACY_PARAMS, **meta["params"]}  # a model saved before they existed
+            params = dict(meta["params"])
             params["exogenous"] = list(params["exogenous"])  # a copy: not the shared default
             params["device"] = device
             params["dag_hidden"] = tuple(params["dag_hidden"])
@@ -371,13 +374,13 @@ class CMCL:
             obj.epochs_ = meta["epochs"]
             obj.image_size_ = meta["image_size"]
             obj.channels_ = meta["channels"]
-            obj.anchor_ = meta.get("anchor")  # absent in files written before ef3026d
-            obj.pruned_edges_ = [tuple(e) for e in meta.get("pruned_edges", [])]
-            obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta.get("effect_ratios", [])}
-            found = meta.get("unexplained_dependences")  # absent (None) in files written before the check
+            obj.anchor_ = meta["anchor"]
+            obj.pruned_edges_ = [tuple(e) for e in meta["pruned_edges"]]
+            obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta["effect_ratios"]}
+            found = meta["unexplained_dependences"]  # None: no refit checked them
             obj.unexplained_dependences_ = None if found is None else [(str(a), str(b), float(p)) for a, b, p in found]
             obj.device_ = _resolve_device(device)
-            obj.net_ = load_net_state(build_net(obj), path, obj.device_, ckpt_mod.LEGACY_OPTIONAL_PARAMS)
+            obj.net_ = load_net_state(build_net(obj), path, obj.device_)
             obj._finalise()
             return obj
 

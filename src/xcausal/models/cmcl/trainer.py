@@ -28,7 +28,7 @@ from xcausal._runtime import fit_progress
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl.anchor import build_anchor
 from xcausal.models.cmcl.checkpoint import Checkpointing, FitInterrupted, checkpoint_state, restore_state
-from xcausal.models.cmcl.config import ANCHOR_WEIGHT, GRAD_CLIP_NORM
+from xcausal.models.cmcl.config import GRAD_CLIP_NORM
 from xcausal.models.cmcl.losses import CRBatch, acyclicity, step_losses
 from xcausal.models.cmcl.orientation import orient_during_training
 from xcausal.structure import AugmentedLagrangian, prox_l1_first_layer_
@@ -155,9 +155,7 @@ def _initial_state(run: Run, warm: int) -> TrainState:
         restore_state(model, meta, tensors, opt, alm, gens)
         if meta.get("anchor"):
             st.anchor = (tensors["anchor.mean"].to(run.dev), tensors["anchor.unmix"].to(run.dev))
-            model.anchor_ = meta.get("anchor_info") or {
-                "method": "ica", "linear_r2": None,
-                "weight": model.init_weight if model.init_weight is not None else ANCHOR_WEIGHT["ica"]}
+            model.anchor_ = meta["anchor_info"]
         st.rows = [dict(r) for r in meta["history"]]
         st.t_parts.update(meta.get("time_parts", {}))
         st.start_epoch, st.start_step = int(meta["epoch"]), int(meta["step"])
