@@ -14,8 +14,8 @@ import re
 import subprocess
 import sys
 
-VERBS = ["simulate", "info", "convert", "fit", "evaluate", "intervene", "counterfactual", "explain", "report",
-         "bench"]
+VERBS = ["simulate", "info", "convert", "fit", "options", "evaluate", "intervene", "counterfactual", "explain",
+         "report", "bench"]
 
 
 def help_text(verb: str) -> str:
@@ -75,7 +75,38 @@ def cell(s: str) -> str:
     return s.replace("|", "\\|")
 
 
+def render_fit() -> str:
+    """``fit``'s options straight from their one declaration (xcausal.options.FIT_OPTIONS): the
+    panels ``fit --help`` shows, then the expert options it leaves to ``--set``."""
+    from xcausal.options import FIT_OPTIONS, PANELS
+
+    usage, prose, _ = parse(help_text("fit"))
+    out = ["### `xcausal fit`", "", f"`{usage.removeprefix('Usage: ')}`", "", " ".join(prose), "",
+           "Every option has one name: the flag `--name` (underscores as dashes), the YAML key `name:` in "
+           "`--config`, `--set name=value`, and the key in the run's config.json (`fit_config`). "
+           "`--set` takes any option; the expert options also keep their flags, hidden from `--help`. "
+           "`xcausal options` prints this table.", ""]
+    for panel in [*PANELS[:-1], None]:
+        opts = [o for o in FIT_OPTIONS.values() if o.panel == panel and o.name not in ("command",)]
+        if not opts:
+            continue
+        out += [f"**{panel or 'Expert options (`--set name=value`, YAML, or the hidden flag)'}**", "",
+                "| option | flag | default | applies to | description |", "|---|---|---|---|---|"]
+        for o in opts:
+            default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) else o.default
+            flag = "data (argument)" if o.name == "data" else " / ".join(f"`{f}`" for f in o.cli_flags())
+            methods = "all" if o.methods == "all" else ", ".join(o.methods)
+            out.append(f"| `{o.name}` | {flag} | {cell('' if default in (None, '') else f'`{default}`')} | "
+                       f"{methods} | {cell(o.help)} |")
+        out.append("")
+    out += ["`--config FILE` reads a YAML file of options; `--set NAME=VALUE` (repeatable) sets any option. "
+            "The command line wins over the file; an option given both as its flag and by `--set` is an error.", ""]
+    return "\n".join(out)
+
+
 def render(verb: str) -> str:
+    if verb == "fit":
+        return render_fit()
     usage, prose, panels = parse(help_text(verb))
     out = [f"### `xcausal {verb}`", "", f"`{usage.removeprefix('Usage: ')}`", ""]
     if prose:

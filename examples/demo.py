@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     con.print(f"simulated graph {args.graph}: {args.n} samples, {len(sim.truth.edges)} true edges -> {data}")
     m = args.latent_dim or len(sim.truth.latent)
     cfg = FitConfig(data=str(data), out=str(args.out / "run"), latent_dim=m, epochs=args.epochs, seed=args.seed,
-                    device="cpu", progress=True)
+                    device="cpu")
     run = fit(cfg)
     res = evaluate_run(run, data)
     graph = read_run(run).graph

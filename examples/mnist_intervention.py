@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
                             extra_files={"simulation.json": sim.info})
     con.print(f"simulated mnist-{kind}: {args.n} samples, f = {sim.truth.extra['f']}")
     run = fit(FitConfig(data=str(data), out=str(args.out / "run"), latent_dim=args.latent_dim, epochs=args.epochs,
-                        seed=args.seed, device="cpu", image_size=args.image_size, decoder=args.decoder,
-                        progress=True))
+                        seed=args.seed, device="cpu", image_size=args.image_size, decoder=args.decoder))
     model = load_model(run)
     ds = load_run_dataset(run)
     graph = model.graph_obj_

@@ -1,4 +1,4 @@
-"""fit --devices / --strategy / --precision / --data-loading / --workers: one-line errors, config keys."""
+"""fit options: one-line errors before any work, one name across flags, --set and config keys."""
 
 from __future__ import annotations
 
@@ -22,32 +22,37 @@ def data(tmp_path_factory):
     (["--devices", "0"], "devices=0: must be an integer >= 1"),
     (["--strategy", "fsdp"], "strategy='fsdp'"),
     (["--precision", "16"], "precision='16'"),
-    (["--data-loading", "disk"], "--data-loading disk: must be auto, memory, stream or cache"),
-    (["--workers", "-1"], "--workers -1"),
-    (["--method", "ivae+notears", "--devices", "2"], "--devices 2: implemented for cmcl only"),
-    (["--method", "causal-pima", "--precision", "bf16-mixed"], "--precision bf16-mixed: implemented for cmcl only"),
-    (["--orientation", "anm"], "--orientation anm: must be pnl, entropy or hsic"),
-    (["--method", "ivae+notears", "--orientation", "entropy"], "--orientation entropy: implemented for cmcl only"),
-    (["--init", "pca"], "--init pca: must be auto, varimax, ica or none"),
-    (["--method", "ivae+notears", "--init", "ica"], "--init ica: implemented for cmcl only"),
-    (["--cr-vars", "some"], "--cr-vars some: must be all or an integer >= 1"),
-    (["--cr-vars", "0"], "--cr-vars 0: must be all or an integer >= 1"),
-    (["--method", "ivae+notears", "--cr-vars", "all"], "--cr-vars all: implemented for cmcl only"),
-    (["--cr-vars", "²"], "--cr-vars ²: must be all or an integer >= 1"),
-    (["--method", "ivae+notears", "--no-anm-decontaminate"], "--no-anm-decontaminate: implemented for cmcl only"),
-    (["--anm-latent-scale", "rank"], "--anm-latent-scale rank: must be auto, normal or raw"),
-    (["--method", "ivae+notears", "--anm-latent-scale", "raw"], "--anm-latent-scale raw: implemented for cmcl only"),
-    (["--anm-entropy", "knn"], "--anm-entropy knn: must be auto, gmm or vasicek"),
-    (["--method", "ivae+notears", "--anm-entropy", "gmm"], "--anm-entropy gmm: implemented for cmcl only"),
-    (["--decoder", "affine"], "--decoder affine: must be conv or pose"),
-    (["--method", "ivae+notears", "--decoder", "pose"], "--decoder pose: implemented for cmcl only"),
-    (["--decoder", "pose", "--no-cm"], "--decoder pose with --no-cm"),
-    (["--decoder", "pose", "--init", "varimax"], "--decoder pose with --init varimax"),
-    (["--decoder", "pose", "--latent-dim", "3"], "--latent-dim 3: --decoder pose needs at least 4 latents"),
-    (["--min-effect", "-1"], "--min-effect -1.0: must be a finite number >= 0"),
-    (["--min-effect", "nan"], "--min-effect nan: must be a finite number >= 0"),
-    (["--method", "ivae+notears", "--min-effect", "2"], "--min-effect 2.0: implemented for cmcl only"),
-    (["--method", "ivae+notears", "--exogenous", "u1"], "--exogenous u1: implemented for cmcl only"),
+    (["--data-loading", "disk"], "data_loading='disk': must be 'auto', 'memory' or 'stream'"),
+    (["--num-workers", "-1"], "num_workers=-1: must be an integer >= 0"),
+    (["--method", "ivae+notears", "--devices", "2"], "devices=2: implemented for cmcl only"),
+    (["--method", "causal-pima", "--precision", "bf16-mixed"], "precision='bf16-mixed': implemented for cmcl only"),
+    (["--anm-method", "anm"], "anm_method='anm': must be 'entropy', 'pnl' or 'hsic'"),
+    (["--method", "ivae+notears", "--anm-method", "entropy"], "anm_method='entropy': implemented for cmcl only"),
+    (["--init", "pca"], "init='pca': must be 'auto', 'varimax', 'ica' or 'none'"),
+    (["--method", "ivae+notears", "--init", "ica"], "init='ica': implemented for cmcl only"),
+    (["--cr-vars", "some"], "cr_vars='some': must be 'all' or an integer >= 1"),
+    (["--cr-vars", "0"], "cr_vars=0: must be 'all' or an integer >= 1"),
+    (["--method", "ivae+notears", "--cr-vars", "all"], "cr_vars='all': implemented for cmcl only"),
+    (["--cr-vars", "²"], "cr_vars='²': must be 'all' or an integer >= 1"),
+    (["--method", "ivae+notears", "--no-anm-decontaminate"], "anm_decontaminate=False: implemented for cmcl only"),
+    (["--anm-latent-scale", "rank"], "anm_latent_scale='rank': must be 'auto', 'normal' or 'raw'"),
+    (["--method", "ivae+notears", "--anm-latent-scale", "raw"], "anm_latent_scale='raw': implemented for cmcl only"),
+    (["--anm-entropy", "knn"], "anm_entropy='knn': must be 'auto', 'gmm' or 'vasicek'"),
+    (["--method", "ivae+notears", "--anm-entropy", "gmm"], "anm_entropy='gmm': implemented for cmcl only"),
+    (["--set", "anm_entropy=knn"], "anm_entropy='knn': must be 'auto', 'gmm' or 'vasicek'"),
+    (["--set", "anm_entropy=gmm", "--anm-entropy", "gmm"], "anm_entropy is also given as a flag"),
+    (["--set", "lr=fast"], "--set lr=fast: must be a number"),
+    (["--set", "nope=1"], "--set nope=1: expected NAME=VALUE with an option name"),
+    (["--set", "dag_hidden=5,x"], "dag_hidden='5,x': must be integers separated by commas"),
+    (["--decoder", "affine"], "decoder='affine': must be 'conv' or 'pose'"),
+    (["--method", "ivae+notears", "--decoder", "pose"], "decoder='pose': implemented for cmcl only"),
+    (["--decoder", "pose", "--no-cm"], "decoder='pose' needs the causal module"),
+    (["--decoder", "pose", "--init", "varimax"], "decoder='pose' with init='varimax'"),
+    (["--decoder", "pose", "--latent-dim", "3"], "latent_dim=3: decoder='pose' needs more than 3 latents"),
+    (["--min-effect", "-1"], "min_effect=-1.0: must be a finite number >= 0"),
+    (["--min-effect", "nan"], "min_effect=nan: must be a finite number >= 0"),
+    (["--method", "ivae+notears", "--min-effect", "2"], "min_effect=2.0: implemented for cmcl only"),
+    (["--method", "ivae+notears", "--exogenous", "u1"], "exogenous='u1': implemented for cmcl only"),
     (["--exogenous", "u1,age"], "has no variable column 'age' (variables: u1, u2, u3"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
@@ -60,8 +65,8 @@ def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
 
 def test_options_from_config_reach_the_model(data, tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("epochs: 5\nprecision: 32\ndata-loading: stream\nworkers: 0\ndevice: cpu\nquiet: true\n"
-                   "orientation: entropy\ninit: ica\ncr-vars: 2\nanm-decontaminate: false\n"
+    cfg.write_text("epochs: 5\nprecision: 32\ndata-loading: stream\nnum-workers: 0\ndevice: cpu\nquiet: true\n"
+                   "anm-method: entropy\ninit: ica\ncr-vars: 2\nanm-decontaminate: false\n"
                    "anm-latent-scale: raw\nanm-entropy: vasicek\n")
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--config", str(cfg)]) == 0
@@ -87,7 +92,7 @@ def test_decoder_and_min_effect_from_config_reach_the_model(data, tmp_path):
 def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):
     """--data-loading cache decodes the images once into DATA/.xcausal-cache/ and streams from it;
     8-bit images at their stored size are cached exactly, so the fit equals a streaming one."""
-    common = ["--epochs", "2", "--device", "cpu", "--workers", "0", "-q"]
+    common = ["--epochs", "2", "--device", "cpu", "--num-workers", "0", "-q"]
     assert main(["fit", str(data), "--out", str(tmp_path / "s"), "--data-loading", "stream", *common]) == 0
     assert not (data / ".xcausal-cache").exists()
     assert main(["fit", str(data), "--out", str(tmp_path / "c"), "--data-loading", "cache", *common]) == 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shutil
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -27,18 +26,14 @@ logger = logging.getLogger(__name__)
 
 def _cmcl_factory(cfg: "FitConfig"):
     from xcausal.models.cmcl import CMCL
+    from xcausal.models.cmcl.config import OPTIONS
 
-    return CMCL(latent_dim=cfg.latent_dim, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                use_cm=not cfg.no_cm, use_cr=not cfg.no_cr, allow_all_edges=cfg.allow_all_edges,
-                h_func=cfg.h_func, w_threshold=cfg.w_threshold, seed=cfg.seed, device=cfg.device,
-                channel_plan=cfg.channel_plan, progress=cfg.progress, devices=cfg.devices, strategy=cfg.strategy,
-                precision=cfg.precision, num_workers=cfg.workers, anm_method=cfg.orientation, init=cfg.init,
-                cr_vars=cfg.cr_vars, anm_decontaminate=cfg.anm_decontaminate, anm_latent_scale=cfg.anm_latent_scale,
-                anm_entropy=cfg.anm_entropy,
-                decoder=cfg.decoder,
-                min_effect=cfg.min_effect, exogenous=list(cfg.exogenous),
-                # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
-                data_loading="stream" if cfg.data_loading == "cache" else cfg.data_loading)
+    params = {name: getattr(cfg, name) for name in OPTIONS if hasattr(cfg, name)}
+    params["progress"] = not cfg.quiet
+    params["exogenous"] = list(cfg.exogenous)
+    # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
+    params["data_loading"] = "stream" if cfg.data_loading == "cache" else cfg.data_loading
+    return CMCL(**params)
 
 
 def _cmcl_loader():
@@ -54,9 +49,9 @@ def _pima_kwargs(cfg: "FitConfig") -> dict[str, Any]:
         if not name or not form:
             raise DataError(f"--physics {item}: expected NAME=FORM, e.g. curve=strain-hardening")
         physics[name.strip()] = form.strip()
-    kw: dict[str, Any] = {"n_nodes": cfg.n_nodes, "latent_dim": cfg.latent_dim, "batch_size": cfg.batch_size,
+    kw: dict[str, Any] = {"n_nodes": cfg.nodes, "latent_dim": cfg.latent_dim, "batch_size": cfg.batch_size,
                           "lr": cfg.lr, "seed": cfg.seed, "device": cfg.device, "channel_plan": cfg.channel_plan,
-                          "progress": cfg.progress, "modalities": cfg.modalities or None, "physics": physics or None}
+                          "progress": not cfg.quiet, "modalities": cfg.modalities or None, "physics": physics or None}
     if cfg.epochs is not None:
         kw["epochs"] = cfg.epochs
     if cfg.pretrain_epochs is not None:
@@ -121,75 +116,35 @@ def method_entry(name: str) -> tuple[Any, Any]:
     raise DataError(f"unknown method '{name}' (available: {', '.join(method_names())})")
 
 
-@dataclass
-class FitConfig:
-    """Everything ``xcausal fit`` takes; saved in the run's config.json."""
+def _fit_config_class():
+    """FitConfig, built from :data:`xcausal.options.FIT_OPTIONS` (one field per option, same name)."""
+    import dataclasses
 
-    data: str
-    out: str
-    method: str = "cmcl"
-    latent_dim: int | None = None
-    epochs: int | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    devices: int = 1  # processes / GPUs, data-parallel through Lightning Fabric (cmcl)
-    strategy: Literal["auto", "ddp"] = "auto"
-    precision: Literal["32", "bf16-mixed"] = "32"
-    # cmcl: images in RAM, decoded per batch, or streamed from a uint8 cache in DATA/.xcausal-cache/
-    data_loading: Literal["auto", "memory", "stream", "cache"] = "auto"
-    workers: int = 2  # DataLoader worker processes when streaming
-    image_size: int | None = None  # None: the stored size, at most 128
-    channels: int | None = None
-    categorical: list[str] = field(default_factory=list)
-    continuous: list[str] = field(default_factory=list)
-    missing: Literal["error", "drop"] = "error"
-    na_values: list[str] = field(default_factory=list)  # cell texts that mean "missing" besides blank ones
-    no_cm: bool = False
-    no_cr: bool = False
-    allow_all_edges: bool = False
-    h_func: Literal["logdet", "expm"] = "logdet"
-    w_threshold: float = 0.3
-    # cmcl: the pairwise score orienting each continuous variable-latent pair (CMCL's anm_method)
-    orientation: Literal["pnl", "entropy", "hsic"] = "pnl"
-    # cmcl: the linear anchor of the latents during the DAG warm-up (CMCL's init)
-    init: Literal["auto", "varimax", "ica", "none"] = "auto"
-    # cmcl: at most this many variables (or "all") intervened on per counterfactual (CR) step
-    cr_vars: int | str = 4
-    # cmcl: clean each latent of other latents' linear share before a pair is oriented
-    anm_decontaminate: bool = True
-    # cmcl: map each latent to normal scores before a pair is oriented ("normal") or not ("raw");
-    # "auto": normal with the pnl orientation score, raw with the others
-    anm_latent_scale: Literal["auto", "normal", "raw"] = "auto"
-    # cmcl: the entropy estimator of the orientation scores: "gmm" (mixture), "vasicek" (spacings) or
-    # "auto" (the mixture from 1000 rows, the spacings below)
-    anm_entropy: Literal["auto", "gmm", "vasicek"] = "auto"
-    # cmcl: the causal module's decoder, "conv" or "pose" (rotation + shift latents z1-z3)
-    decoder: Literal["conv", "pose"] = "conv"
-    # cmcl: a variable -> latent edge must account for this many times the latent's posterior variance
-    min_effect: float = 1.0  # = xcausal.models.cmcl.MIN_EFFECT (not imported here: it loads torch); tested
-    # cmcl: variables known not to be caused by the image (no edge into them)
-    exogenous: list[str] = field(default_factory=list)
-    channel_plan: str = "synthetic"
-    n_nodes: int = 3
-    modalities: list[str] = field(default_factory=list)
-    physics: list[str] = field(default_factory=list)
-    pretrain_epochs: int | None = None
-    bootstrap: int = 0
-    jobs: int = 1
-    command: str | None = None
-    overwrite: bool = False
-    progress: bool = False
-    checkpoint_every: int = 10  # epochs between training checkpoints in OUT.partial (cmcl); 0 = none
-    resume: bool = False  # continue the fit checkpointed in OUT.partial
+    from xcausal.options import FIT_OPTIONS
+
+    fields = []
+    for o in FIT_OPTIONS.values():
+        spec = field(default_factory=lambda d=o.default: list(d)) if isinstance(o.default, list) else field(
+            default=o.default, metadata={"help": o.help})
+        fields.append((o.name, o.type, spec))
+    required = [("data", str), ("out", str)]
+    fields = required + [f for f in fields if f[0] not in ("data", "out")]
 
     def data_options(self) -> dict[str, Any]:
+        """The options :func:`xcausal.data.dataset.load_dataset` takes."""
         return {"image_size": self.image_size, "channels": self.channels, "categorical": list(self.categorical),
                 "continuous": list(self.continuous), "missing": self.missing, "na_values": list(self.na_values)}
 
+    cls = dataclasses.make_dataclass("FitConfig", fields, namespace={"data_options": data_options})
+    cls.__module__ = __name__  # picklable as xcausal.api.FitConfig (bootstrap refits in other processes)
+    cls.__doc__ = ("Everything ``xcausal fit`` takes, one field per option of :data:`xcausal.options.FIT_OPTIONS` "
+                   "(the same names on the command line, in YAML and in config.json).")
+    return cls
 
-_LIST_KEYS = ("categorical", "continuous", "modalities", "physics", "exogenous", "na_values")
+
+FitConfig = _fit_config_class()
+
+
 
 
 def _check_type(val: Any, hint: Any, what: str) -> Any:
@@ -233,7 +188,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """Options for ``xcausal fit`` from a YAML (or JSON) file: keys are the option names, with
     dashes or underscores (``image-size`` = ``image_size``); list options take a list or a
     comma-separated string. DataError naming the file and key for anything unknown or mistyped."""
-    import dataclasses
 
     import yaml
 
@@ -248,20 +202,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping of option: value, got {type(raw).__name__}")
-    import typing
 
-    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
-    fields.pop("command", None)
-    hints = typing.get_type_hints(FitConfig)
+    from xcausal.options import FIT_OPTIONS
+
+    fields = {n: o for n, o in FIT_OPTIONS.items() if n != "command"}
+    hints = {n: o.type for n, o in fields.items()}
     out: dict[str, Any] = {}
     for key, val in raw.items():
         name = str(key).replace("-", "_")
-        if name == "quiet":
-            out["progress"] = not bool(val)
-            continue
         if name not in fields:
             raise DataError(f"{path}: unknown option '{key}' (options: {', '.join(sorted(k.replace('_', '-') for k in fields))})")
-        if name in _LIST_KEYS:
+        if fields[name].is_list:
             if isinstance(val, str):
                 val = [t.strip() for t in val.split(",") if t.strip()]
             elif isinstance(val, dict) and name == "physics":
@@ -279,8 +230,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 RESUMABLE_METHODS = ("cmcl",)
 #: FitConfig fields a resumed fit may change: they do not alter what the checkpoint holds (``lr``
 #: applies to the remaining steps, e.g. after a NaN; the model checks the device it resolves to)
-_RESUME_MAY_CHANGE = ("out", "overwrite", "progress", "command", "resume", "checkpoint_every", "lr", "jobs", "device",
-                      "devices", "strategy", "data_loading", "workers", "min_effect")
+_RESUME_MAY_CHANGE = ("out", "overwrite", "quiet", "command", "resume", "checkpoint_every", "lr", "jobs", "device",
+                      "devices", "strategy", "data_loading", "num_workers", "min_effect")
 #: methods trained through Lightning Fabric (``devices``, ``strategy``, ``precision``, ``data_loading``)
 FABRIC_METHODS = ("cmcl",)
 _FIT_CONFIG_FILE = "fit_config.json"
@@ -300,7 +251,10 @@ def _has_checkpoint(work: Path) -> bool:
 
 
 def _conf_dict(cfg: FitConfig) -> dict[str, Any]:
-    conf = asdict(cfg)
+    """The options as config.json holds them (tuples as lists), so a resumed fit compares like with like."""
+    import json
+
+    conf = json.loads(json.dumps(asdict(cfg)))
     conf["data"] = str(Path(cfg.data).resolve())
     return conf
 
@@ -400,80 +354,49 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
-def _check_cmcl_choice(cfg: FitConfig, flag: str, value: str, allowed: tuple[str, ...], why: str) -> None:
-    """A cmcl option with a fixed set of values: one of ``allowed`` (the first is the default), and
-    the default for every other method, which ``why`` (e.g. "has no latent anchor") says lacks it."""
-    if value not in allowed:
-        raise DataError(f"{flag} {value}: must be {', '.join(allowed[:-1])} or {allowed[-1]}")
-    if cfg.method != "cmcl" and value != allowed[0]:
-        raise DataError(f"{flag} {value}: implemented for cmcl only (method '{cfg.method}' {why})")
+def _parse_text(name: str, value: Any) -> Any:
+    """An option given as text on the command line (``--set`` or a flag without a type of its own),
+    as the value its option takes: cr_vars an integer or "all"; dag_hidden and a channel_plan of
+    widths a tuple of integers."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if name == "cr_vars":
+        return int(text) if text.isascii() and text.isdecimal() else text.lower()
+    if name in ("dag_hidden", "channel_plan") and (name == "dag_hidden" or text[:1].isdigit()):
+        parts = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
+        if not all(t.isascii() and t.isdecimal() for t in parts):
+            raise DataError(f"{name}={value!r}: must be integers separated by commas")
+        return tuple(int(t) for t in parts)
+    return value
 
 
-def _check_cmcl_choices(cfg: FitConfig) -> None:
-    """--orientation / --init / --cr-vars / ...: known values, and only for cmcl (the other methods
-    have no pairwise orientation step, no latent anchor and no counterfactual regularizer)."""
-    _check_cmcl_choice(cfg, "--init", cfg.init, ("auto", "varimax", "ica", "none"), "has no latent anchor")
-    from xcausal.models.cmcl import CR_VARS
-
-    cv = cfg.cr_vars
-    if isinstance(cv, str):  # from the command line every value is a string
-        cv = cv.strip().lower()
-        cv = int(cv) if cv.isascii() and cv.isdecimal() else cv
-    if cv != "all" and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 1):
-        raise DataError(f"--cr-vars {cfg.cr_vars}: must be all or an integer >= 1")
-    cfg.cr_vars = cv
-    if cfg.method != "cmcl" and not cfg.anm_decontaminate:
-        raise DataError("--no-anm-decontaminate: implemented for cmcl only (method "
-                        f"'{cfg.method}' has no pairwise orientation step)")
-    _check_cmcl_choice(cfg, "--anm-latent-scale", cfg.anm_latent_scale, ("auto", "normal", "raw"),
-                       "has no pairwise orientation step")
-    _check_cmcl_choice(cfg, "--anm-entropy", cfg.anm_entropy, ("auto", "gmm", "vasicek"),
-                       "has no pairwise orientation step")
-    if cfg.method != "cmcl" and cv != CR_VARS:
-        raise DataError(f"--cr-vars {cfg.cr_vars}: implemented for cmcl only (method '{cfg.method}' has no "
-                        "counterfactual regularizer)")
-    _check_cmcl_choice(cfg, "--decoder", cfg.decoder, ("conv", "pose"), "has its own decoders")
-    if cfg.decoder == "pose" and cfg.no_cm:
-        raise DataError("--decoder pose with --no-cm: the pose decoder is the causal module's decoder")
-    if cfg.decoder == "pose" and cfg.init in ("varimax", "ica"):
-        raise DataError(f"--decoder pose with --init {cfg.init}: a linear anchor on the pixels cannot describe a "
-                        "pose latent; use --init auto or none")
-    if cfg.decoder == "pose" and cfg.latent_dim is not None and cfg.latent_dim <= 3:
-        raise DataError(f"--latent-dim {cfg.latent_dim}: --decoder pose needs at least 4 latents (rotation, "
-                        "shift x, shift y and at least one for the content)")
-    from xcausal.models.cmcl import MIN_EFFECT
-
-    me = cfg.min_effect
-    if isinstance(me, bool) or not isinstance(me, (int, float)) or not (math.isfinite(me) and me >= 0):
-        raise DataError(f"--min-effect {me}: must be a finite number >= 0")
-    if cfg.method != "cmcl" and me != MIN_EFFECT:
-        raise DataError(f"--min-effect {me}: implemented for cmcl only (method '{cfg.method}' has no posterior "
-                        "variance to compare an effect with)")
-    if cfg.method != "cmcl" and cfg.exogenous:
-        raise DataError(f"--exogenous {','.join(cfg.exogenous)}: implemented for cmcl only (method "
-                        f"'{cfg.method}' takes no background knowledge)")
-    _check_cmcl_choice(cfg, "--orientation", cfg.orientation, ("pnl", "entropy", "hsic"),
-                       "orients its graph with its own structure learner")
-
-
-def _check_fabric_options(cfg: FitConfig) -> None:
+def _check_options(cfg: FitConfig) -> None:
+    """Every option, before any work starts: options of other methods at their defaults, then (for
+    cmcl) the rules of :func:`xcausal.models.cmcl.config.validate`, one message per rule."""
     from xcausal._runtime import check_distributed
+    from xcausal.models.cmcl.config import OPTIONS, validate
+    from xcausal.options import FIT_OPTIONS
 
+    for name in ("cr_vars", "dag_hidden", "channel_plan"):
+        setattr(cfg, name, _parse_text(name, getattr(cfg, name)))
+    for o in FIT_OPTIONS.values():
+        value = getattr(cfg, o.name)
+        if o.methods != "all" and cfg.method not in o.methods and value != o.default:
+            shown = ",".join(map(str, value)) if isinstance(value, list) else value
+            raise DataError(f"{o.name}={shown!r}: implemented for {', '.join(o.methods)} only (not for method "
+                            f"'{cfg.method}')")
+    if cfg.method != "cmcl":
+        return
+    params = {name: getattr(cfg, name) for name in OPTIONS if hasattr(cfg, name)}
+    params["data_loading"] = "stream" if cfg.data_loading == "cache" else cfg.data_loading
     try:
+        validate(params)
         check_distributed(cfg.devices, cfg.strategy, cfg.precision)
     except ValueError as exc:
-        raise DataError(f"--{exc}") from None
+        raise DataError(str(exc)) from None
     if cfg.data_loading not in ("auto", "memory", "stream", "cache"):
-        raise DataError(f"--data-loading {cfg.data_loading}: must be auto, memory, stream or cache")
-    if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
-        raise DataError(f"--workers {cfg.workers}: must be 0 (decode in the training process) or more")
-    if cfg.method in FABRIC_METHODS:
-        return
-    for opt, val, default in (("devices", cfg.devices, 1), ("precision", cfg.precision, "32"),
-                              ("data-loading", cfg.data_loading, "auto")):
-        if val != default:
-            raise DataError(f"--{opt} {val}: implemented for {', '.join(FABRIC_METHODS)} only so far "
-                            f"(method '{cfg.method}' trains in one process, in float32, from images in memory)")
+        raise DataError(f"data_loading={cfg.data_loading!r}: must be 'auto', 'memory', 'stream' or 'cache'")
 
 
 def _cached(ds, *, progress: bool):
@@ -520,8 +443,7 @@ def fit(cfg: FitConfig) -> Path:
         raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
     if cfg.jobs < 1:
         raise DataError(f"--jobs {cfg.jobs}: must be at least 1")
-    _check_fabric_options(cfg)
-    _check_cmcl_choices(cfg)
+    _check_options(cfg)
     if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every {cfg.checkpoint_every}: must be 0 (no checkpoints) or a number of epochs")
     checkpointed = cfg.method in RESUMABLE_METHODS and cfg.checkpoint_every > 0
@@ -536,7 +458,7 @@ def fit(cfg: FitConfig) -> Path:
                         "(run without --resume to start the fit)")
     ds = load_dataset(cfg.data, **cfg.data_options())
     if cfg.data_loading == "cache":
-        ds = _cached(ds, progress=cfg.progress)
+        ds = _cached(ds, progress=not cfg.quiet)
     names = [v.name for v in ds.variables]
     for name in cfg.exogenous:
         if name not in names:
@@ -564,7 +486,7 @@ def fit(cfg: FitConfig) -> Path:
         from xcausal.bootstrap import bootstrap_refits, edge_table, verdict_table, with_support
 
         def refit_factory(seed: int, _cfg=cfg, _factory=factory):
-            return _factory(dataclasses.replace(_cfg, seed=seed, progress=False))
+            return _factory(dataclasses.replace(_cfg, seed=seed, quiet=True))
 
         refits = bootstrap_refits(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
                                   n_jobs=cfg.jobs)

@@ -5,12 +5,13 @@ Bad input exits with status 2 and one line on stderr; ``--debug`` shows the trac
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -261,89 +262,90 @@ def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, 
 
 
 # --------------------------------------------------------------------------- fit
-@app.command()
-def fit(
-    ctx: typer.Context,
-    data: Annotated[Optional[Path], typer.Argument(help="Dataset directory or .npz file (or `data:` in --config).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write (or `out:` in --config).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of options (keys = option names, e.g. `epochs: 60`, `image-size: 64`); options given on the command line win.")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Refit on B bootstrap resamples and write edges.csv (edge frequencies); 0 = off.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", help="Parallel bootstrap refits (processes).")] = 1,
-    method: Annotated[str, typer.Option("--method", help="cmcl; causal-pima or pima (unsupervised binary features, multimodal); or a pipeline <representation>+<structure>: betavae|factorvae|tcvae|ivae|ica + notears|ges (e.g. ivae+notears).")] = "cmcl",
-    latent_dim: Annotated[Optional[int], typer.Option("--latent-dim", help="Number of image latents (default: from the number of variables).")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (default: from the data size).")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    devices: Annotated[int, typer.Option("--devices", help="cmcl: train data-parallel in N processes (GPUs with --device cuda, else CPU processes), through Lightning Fabric.")] = 1,
-    strategy: Annotated[str, typer.Option("--strategy", help="cmcl: ddp or auto (with --devices > 1 both mean DDP, one spawned process per device).")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="cmcl: 32 or bf16-mixed (image networks in bfloat16 autocast; the DAG stays float32).")] = "32",
-    data_loading: Annotated[str, typer.Option("--data-loading", help="cmcl: memory (decode all images once), stream (decode per batch in --workers processes; flat memory), cache (decode once into a uint8 memory-mapped file in DATA/.xcausal-cache/, reused by later fits, and stream from it) or auto (memory up to 2 GB).")] = "auto",
-    workers: Annotated[int, typer.Option("--workers", help="cmcl: DataLoader worker processes when streaming.")] = 2,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Images are resized to this side (default: their stored size, at most 128).")] = None,
-    channels: Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: as stored).")] = None,
-    categorical: Annotated[Optional[str], typer.Option("--categorical", help="Columns forced categorical (comma-separated).")] = None,
-    continuous: Annotated[Optional[str], typer.Option("--continuous", help="Columns forced continuous (comma-separated).")] = None,
-    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells (see --na-values): error or drop.")] = "error",
-    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
-    no_cm: Annotated[bool, typer.Option("--no-cm", help="Ablation: use the embedding z0 directly as z.")] = False,
-    no_cr: Annotated[bool, typer.Option("--no-cr", help="Ablation: no counterfactual contrastive regularizer.")] = False,
-    allow_all_edges: Annotated[bool, typer.Option("--allow-all-edges", help="Allow u-u and z-z edges (default: u-z only).")] = False,
-    h_func: Annotated[str, typer.Option("--h-func", help="Acyclicity function: logdet or expm.")] = "logdet",
-    w_threshold: Annotated[float, typer.Option("--w-threshold", help="Report edges with |W| above this.")] = 0.3,
-    orientation: Annotated[str, typer.Option("--orientation", help="cmcl: score that orients each continuous variable-latent pair: pnl (a latent may be a monotone warp of the true one; default), entropy (additive-noise model) or hsic.")] = "pnl",
-    init: Annotated[str, typer.Option("--init", help="cmcl: linear anchor of the latents during the DAG warm-up: auto (varimax factors when the images are nearly a linear mixture, else ICA; default), varimax, ica or none.")] = "auto",
-    cr_vars: Annotated[str, typer.Option("--cr-vars", help="cmcl: at most this many variables are intervened on per counterfactual-regularizer step, drawn anew each step (default 4), or all (every one, as in the paper; slow with many variables).")] = "4",
-    anm_decontaminate: Annotated[bool, typer.Option("--anm-decontaminate/--no-anm-decontaminate", help="cmcl: before a variable-latent pair is oriented, clean the latent of other latents' linear share (default on).")] = True,
-    anm_latent_scale: Annotated[str, typer.Option("--anm-latent-scale", help="cmcl: normal maps each latent monotonically to a standard-normal marginal before a variable-latent pair is oriented (not a pose decoder's z1-z3, which move the image linearly); raw scores the latent as the encoder gives it; auto (default): normal with --orientation pnl, raw with the others.")] = "auto",
-    anm_entropy: Annotated[str, typer.Option("--anm-entropy", help="cmcl: entropy estimator of the orientation scores: gmm (a Gaussian mixture, 1-8 components by BIC), vasicek (m-spacings) or auto (default: gmm where a pair or a stratum of a discrete variable has at least 1000 rows, vasicek below).")] = "auto",
-    decoder: Annotated[str, typer.Option("--decoder", help="cmcl: the causal module's decoder: conv (default) or pose (latents z1-z3 rotate and shift the image the others draw; for variables that turn or move what the image shows).")] = "conv",
-    min_effect: Annotated[float, typer.Option("--min-effect", help="cmcl: keep a variable -> latent edge only when the variable accounts for at least this many times the latent's posterior variance (default 1; 0 keeps all).")] = 1.0,
-    exogenous: Annotated[Optional[str], typer.Option("--exogenous", help="cmcl: variables known not to be caused by the image, e.g. age,sex,site (comma-separated): no edge points into them; a variable the final DAG leaves without a cause although it depends on one of them is refitted as a child of the latents.")] = None,
-    channel_plan: Annotated[str, typer.Option("--channel-plan", help="Conv widths: synthetic, mnist or xray.")] = "synthetic",
-    nodes: Annotated[int, typer.Option("--nodes", help="causal-pima / pima: number of binary feature nodes n (2^n mixture components).")] = 3,
-    modalities: Annotated[Optional[str], typer.Option("--modalities", help="causal-pima / pima: modalities to use, e.g. image,curve (default: all in the dataset).")] = None,
-    physics: Annotated[Optional[str], typer.Option("--physics", help="causal-pima / pima: physics decoders NAME=FORM, comma-separated; FORM linear or strain-hardening (e.g. curve=strain-hardening).")] = None,
-    pretrain_epochs: Annotated[Optional[int], typer.Option("--pretrain-epochs", help="causal-pima / pima: plain-VAE pre-training epochs (default 20).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="cmcl: write a training checkpoint to OUT.partial every K epochs (and on Ctrl-C / SIGTERM); 0 = none.")] = 10,
-    resume: Annotated[bool, typer.Option("--resume", help="cmcl: continue the interrupted fit checkpointed in OUT.partial (same options; --lr may change).")] = False,
-) -> None:
+_EXPERT = "Expert options (hidden flags; see `xcausal options`)"
+
+
+def _cli_type(o) -> Any:
+    """The type typer parses an option's flag as (text for choices, lists and tuples)."""
+    if o.type in (bool, int, float, str):
+        return o.type
+    if o.type in (Optional[int], Optional[float]):
+        return o.type
+    return Optional[str]
+
+
+def _fit_parameters() -> list[inspect.Parameter]:
+    """The fit command's parameters, one per option of :data:`xcausal.options.FIT_OPTIONS`."""
+    from xcausal.options import CONFIG, FIT_OPTIONS, PANELS
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+              inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=Annotated[Optional[Path], typer.Argument(help=FIT_OPTIONS["data"].help)])]
+    config = [inspect.Parameter("config", kw, default=None, annotation=Annotated[Optional[Path], typer.Option(
+                  "--config", rich_help_panel=CONFIG,
+                  help="YAML file of options (keys = option names, e.g. `epochs: 60`); the command line wins")]),
+              inspect.Parameter("set_", kw, default=None, annotation=Annotated[Optional[list[str]], typer.Option(
+                  "--set", rich_help_panel=CONFIG, metavar="NAME=VALUE",
+                  help="any option, repeatable, e.g. --set anm_entropy=gmm (all: `xcausal options`)")])]
+    order = {p: i for i, p in enumerate(PANELS)}
+    for o in sorted(FIT_OPTIONS.values(), key=lambda o: order.get(o.panel, len(order))):
+        if o.name in ("data", "command"):
+            continue
+        given_as_default = not isinstance(o.default, (list, tuple))  # else None: "not given"
+        shown = given_as_default and o.default not in (None, False, "")
+        params.append(inspect.Parameter(o.name, kw, default=o.default if given_as_default else None,
+                                        annotation=Annotated[_cli_type(o), typer.Option(
+                                            *o.cli_flags(), help=o.help, rich_help_panel=o.panel or _EXPERT,
+                                            hidden=o.panel is None, show_default=shown)]))
+    return params + config
+
+
+def fit(ctx: typer.Context, data: Optional[Path] = None, config: Optional[Path] = None,
+        set_: Optional[list[str]] = None, **options: Any) -> None:
     """Fit a method and write the run directory (graph.json, latents, checkpoint, graph.png, ...).
 
     cmcl checkpoints its training in OUT.partial (every --checkpoint-every epochs, and when stopped by
     Ctrl-C or SIGTERM); `--resume` continues from there. OUT appears only when the fit is complete.
+    Every option has one name: `--name` here, `name:` in --config, `--set name=value`.
     """
     import shlex
 
     from xcausal.api import FitConfig, read_config_file
     from xcausal.api import fit as api_fit
     from xcausal.io import DataError
+    from xcausal.options import FIT_OPTIONS, parse_text
 
-    given = dict(data=None if data is None else str(data), out=None if out is None else str(out), method=method,
-                 latent_dim=latent_dim, epochs=epochs, seed=seed, device=device, devices=devices, strategy=strategy,
-                 precision=precision, data_loading=data_loading, workers=workers, batch_size=batch_size, lr=lr,
-                 image_size=image_size, channels=channels, categorical=_split(categorical),
-                 continuous=_split(continuous), missing=missing, na_values=_split(na_values), no_cm=no_cm, no_cr=no_cr,
-                 allow_all_edges=allow_all_edges, h_func=h_func, w_threshold=w_threshold, orientation=orientation,
-                 init=init, cr_vars=cr_vars, anm_decontaminate=anm_decontaminate, anm_latent_scale=anm_latent_scale, anm_entropy=anm_entropy, decoder=decoder, min_effect=min_effect, exogenous=_split(exogenous), channel_plan=channel_plan, n_nodes=nodes, modalities=_split(modalities), physics=_split(physics),
-                 pretrain_epochs=pretrain_epochs, bootstrap=bootstrap, jobs=jobs, overwrite=overwrite,
-                 progress=not quiet, checkpoint_every=checkpoint_every, resume=resume)
+    given: dict[str, Any] = {"data": None if data is None else str(data)}
+    for name, value in options.items():
+        o = FIT_OPTIONS[name]
+        if value is None and o.default is not None:
+            value = o.default  # a list, tuple or text option not given
+        elif o.is_list and isinstance(value, str):
+            value = _split(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        given[name] = value
+    from_cli = {n for n in options if getattr(ctx.get_parameter_source(n), "name", "") not in ("DEFAULT", "DEFAULT_MAP")}
+    for item in set_ or []:
+        key, sep, text = item.partition("=")
+        name = key.strip().replace("-", "_")
+        if not sep or name not in FIT_OPTIONS or name in ("data", "command"):
+            raise DataError(f"--set {item}: expected NAME=VALUE with an option name (see `xcausal options`)")
+        if name in from_cli:
+            raise DataError(f"--set {item}: {name} is also given as a flag; give it once")
+        given[name] = parse_text(FIT_OPTIONS[name], text)
+        from_cli.add(name)
     if config is not None:
-        cli_name = {"n_nodes": "nodes", "progress": "quiet"}
         for key, val in read_config_file(config).items():
-            src = ctx.get_parameter_source(cli_name.get(key, key))
-            # typer vendors its own click: compare the enum by name, not identity
-            if src is None or getattr(src, "name", "") in ("DEFAULT", "DEFAULT_MAP"):
+            if key not in from_cli:
                 given[key] = val
     for need in ("data", "out"):
         if not given.get(need):
             raise DataError(f"fit: no {'dataset' if need == 'data' else '--out run directory'} given "
                             f"(pass it on the command line or as `{need}:` in --config)")
     given["data"], given["out"] = str(given["data"]), str(given["out"])
-    cfg = FitConfig(**given, command=shlex.join(["xcausal", *_ARGV]))  # type: ignore[arg-type]
+    cfg = FitConfig(**given, command=shlex.join(["xcausal", *_ARGV]))
     run = api_fit(cfg)
     from xcausal.run import read_run
 
@@ -351,6 +353,30 @@ def fit(
     err_console.print(f"wrote {run}: {len(g.edges)} edge(s)")
     for e in g.edges:
         out_console.print(f"  {e.source} -> {e.target}  (weight {e.weight:.2f})")
+
+
+fit.__signature__ = inspect.Signature(_fit_parameters(), return_annotation=None)  # type: ignore[attr-defined]
+fit.__annotations__ = {p.name: p.annotation for p in fit.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.command(context_settings={"max_content_width": 100})(fit)
+
+
+@app.command()
+def options(
+    method: Annotated[Optional[str], typer.Option("--method", help="Only the options that apply to this method.")] = None,
+) -> None:
+    """Every option of `xcausal fit` with its default and what it does (flags, --set and YAML take the same names)."""
+    from xcausal.options import FIT_OPTIONS
+
+    t = Table(title="xcausal fit options (--name VALUE, --set name=VALUE, or name: VALUE in --config)")
+    for c in ("option", "default", "applies to", "what it does"):
+        t.add_column(c, overflow="fold")
+    for o in FIT_OPTIONS.values():
+        if o.name == "command" or (method and o.methods != "all" and method not in o.methods):
+            continue
+        default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) else o.default
+        t.add_row(o.name, "-" if default in (None, "") else str(default),
+                  "all" if o.methods == "all" else ", ".join(o.methods), o.help)
+    out_console.print(t)
 
 
 # --------------------------------------------------------------------------- intervene

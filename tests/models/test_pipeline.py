@@ -112,7 +112,7 @@ def test_names_and_factory():
     assert set(STRUCTURE_LEARNERS) == {"notears", "ges"}
     assert pipeline_names(representations=REPS) == ["pixel+notears", "pixel+ges"]
     cfg = SimpleNamespace(latent_dim=3, epochs=5, batch_size=16, lr=0.01, w_threshold=0.2, allow_all_edges=True,
-                          seed=7, device="cpu", progress=False)
+                          seed=7, device="cpu", quiet=True)
     model = make_pipeline_factory("pixel+ges", representations=REPS)(cfg)
     assert isinstance(model, Pipeline) and model.method_name == "pixel+ges"
     assert (model.latent_dim, model.epochs, model.batch_size, model.lr, model.w_threshold, model.allow_all_edges,

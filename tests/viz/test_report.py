@@ -326,14 +326,16 @@ def test_command_reconstruction_leaves_defaults_out():
 
     from xcausal.api import FitConfig
 
-    fc = asdict(FitConfig(data="/d", out="/r", epochs=5, categorical=["a", "b"], no_cr=True,
-                          anm_decontaminate=False, decoder="pose", min_effect=0.5, exogenous=["age", "site"]))
+    fc = asdict(FitConfig(data="/d", out="/r", epochs=5, categorical=["a", "b"], use_cr=False, quiet=True,
+                          anm_decontaminate=False, decoder="pose", min_effect=0.5, exogenous=["age", "site"],
+                          dag_hidden=(5, 5)))
     cmd = report_mod._reconstruct_command(fc)
     assert cmd.startswith("xcausal fit /d --out /r ")
     assert "--epochs 5" in cmd and "--categorical a,b" in cmd and "--no-cr" in cmd
     assert "--no-anm-decontaminate" in cmd  # on by default: switched off it must appear
     assert "--decoder pose" in cmd and "--min-effect 0.5" in cmd and "--exogenous age,site" in cmd
-    assert "--lr" not in cmd and "--seed" not in cmd and "--overwrite" not in cmd
+    assert "--quiet" in cmd and "--dag-hidden 5,5" in cmd
+    assert "--lr" not in cmd and "--seed" not in cmd and "--overwrite" not in cmd and "--use-cm" not in cmd
     assert report_mod._reconstruct_command({}) is None
 
 

@@ -135,7 +135,7 @@ def make_pipeline_factory(name: str, *, representations: Mapping[str, type] | No
     """A factory ``cfg -> Pipeline`` for the pipeline ``name`` (e.g. ``"ivae+notears"``).
 
     ``cfg`` is read by attribute (an :class:`xcausal.api.FitConfig`): ``latent_dim``, ``epochs``,
-    ``batch_size``, ``lr``, ``w_threshold``, ``allow_all_edges``, ``seed``, ``device``, ``progress``.
+    ``batch_size``, ``lr``, ``w_threshold``, ``allow_all_edges``, ``seed``, ``device``, ``quiet``.
 
     Raises
     ------
@@ -149,7 +149,7 @@ def make_pipeline_factory(name: str, *, representations: Mapping[str, type] | No
         return Pipeline(representation=rep, structure=struct, latent_dim=cfg.latent_dim, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, lr=cfg.lr, w_threshold=cfg.w_threshold,
                         allow_all_edges=cfg.allow_all_edges, seed=cfg.seed, device=cfg.device,
-                        progress=cfg.progress, representations=representations)
+                        progress=not cfg.quiet, representations=representations)
 
     factory.__name__ = f"pipeline_factory[{name}]"
     return factory

@@ -31,7 +31,6 @@ Figures are drawn on their own Agg canvas (no pyplot state).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as _dt
 import html
 import io
@@ -909,39 +908,30 @@ def _history_section(r: _Run) -> str:
 
 # ------------------------------------------------------------------------------- provenance
 def _reconstruct_command(fc: dict[str, Any]) -> str | None:
-    """``xcausal fit ...`` from config.json's fit_config (options at their defaults left out)."""
+    """``xcausal fit ...`` from config.json's fit_config (options at their defaults left out), with
+    each option's own flag (:data:`xcausal.options.FIT_OPTIONS`)."""
     if not fc or "data" not in fc:
         return None
-    try:
-        from xcausal.api import FitConfig
+    from xcausal.options import FIT_OPTIONS
 
-        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else
-                             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-                    for f in dataclasses.fields(FitConfig)}
-    except (ImportError, TypeError):
-        defaults = {}
-    flags = {"n_nodes": "--nodes"}
     parts = ["xcausal", "fit", shlex.quote(str(fc["data"]))]
     if fc.get("out"):
         parts += ["--out", shlex.quote(str(fc["out"]))]
     for k, v in fc.items():
-        if k in ("data", "out", "overwrite", "command"):
+        o = FIT_OPTIONS.get(k)
+        if o is None or k in ("data", "out", "overwrite", "command"):
             continue
-        if k == "progress":
-            if v is False:
-                parts.append("--quiet")
+        default = list(o.default) if isinstance(o.default, tuple) else o.default
+        v = list(v) if isinstance(v, tuple) else v  # a tuple here, a list once in config.json
+        if v == default or v is None or v == []:
             continue
-        if k in defaults and v == defaults[k]:
+        flag = o.cli_flags()[0]
+        if o.type is bool:
+            on, _, off = flag.partition("/")
+            if v is True or off:
+                parts.append(on if v else off)
             continue
-        if v is False and defaults.get(k) is True:  # an option on by default, switched off
-            parts.append("--no-" + k.replace("_", "-"))
-            continue
-        if v is None or v == [] or v is False:
-            continue
-        flag = flags.get(k, "--" + k.replace("_", "-"))
-        if v is True:
-            parts.append(flag)
-        elif isinstance(v, list):
+        if isinstance(v, list):
             parts += [flag, shlex.quote(",".join(str(t) for t in v))]
         else:
             parts += [flag, shlex.quote(str(v))]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
 
 CR_VARS = 4
 """Default ``cr_vars``: at most this many variables are intervened on per CR step."""
@@ -43,6 +44,91 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("auto", "varimax", "ica", "none"),
     "data_loading": ("auto", "memory", "stream"),
 }
+
+
+@dataclass(frozen=True)
+class Option:
+    """One CMCL option: its name (the same in Python, the command line, YAML and config.json), its
+    default, its type (for reading it from text), its group and a one-line help."""
+
+    name: str
+    default: Any
+    type: Any
+    group: str
+    help: str
+
+
+def _choice(name: str) -> Any:
+    return Literal.__getitem__(CHOICES[name])
+
+
+_OPTIONS = [
+    # model
+    Option("latent_dim", None, Optional[int], "model", "number of image latents m (default: variables + 4, at most 32)"),
+    Option("embed_dim", None, Optional[int], "model", "size of the first module's embedding z0 (default: max(2m, 16))"),
+    Option("use_cm", True, bool, "model", "the causal representation module (off: z0 is used as z; the paper's ablation)"),
+    Option("use_cr", True, bool, "model", "the counterfactual contrastive regularizer (off: the paper's ablation)"),
+    Option("allow_all_edges", False, bool, "model", "allow variable-variable and latent-latent edges (default: u-z only)"),
+    Option("h_func", "logdet", _choice("h_func"), "model", "acyclicity function: logdet (DAGMA) or expm (NOTEARS)"),
+    Option("dag_hidden", (10,), tuple, "model", "hidden widths of each DAG node's MLP"),
+    Option("likelihood", "gaussian", _choice("likelihood"), "model", "image likelihood: gaussian or bernoulli (the paper's)"),
+    Option("pixel_sigma", 0.1, float, "model", "pixel noise of the gaussian likelihood"),
+    Option("posterior_uses_u", False, bool, "model", "the paper's q(z | z0, u) (default q(z | z0): u would leak into z)"),
+    Option("decoder", "conv", _choice("decoder"), "model", "causal decoder: conv, or pose (z1-z3 turn and shift the image)"),
+    Option("prior", "dag", _choice("prior"), "model", "latent prior: dag (the learned DAG) or ivae (the paper's p(z | u))"),
+    Option("channel_plan", "synthetic", Union[str, tuple], "model", "conv widths: synthetic, mnist, xray or a list"),
+    Option("convs_per_stage", 1, int, "model", "convolutions per resolution stage (the paper: 2)"),
+    # training
+    Option("epochs", None, Optional[int], "training", "training epochs (default: about 3,000 steps, 30-300 epochs)"),
+    Option("batch_size", 64, int, "training", "rows per gradient step"),
+    Option("lr", 1e-3, float, "training", "Adam learning rate"),
+    Option("lambda1", 0.01, float, "training", "L1 weight on the DAG's first layer"),
+    Option("lambda2", 0.001, float, "training", "L2 weight on the DAG's weights"),
+    Option("dag_weight", 1.0, float, "training", "weight of the DAG's likelihood and penalty"),
+    Option("cr_weight", 1.0, float, "training", "weight of CR"),
+    Option("beta", 1.0, float, "training", "weight of the KL terms"),
+    Option("dag_warmup", 0.2, float, "training", "share of the epochs before the acyclicity penalty and CR start"),
+    Option("kl_warmup", 0.2, float, "training", "share of the epochs over which the KL weight ramps up"),
+    Option("dual_every", 2, int, "training", "epochs between augmented-Lagrangian dual updates"),
+    Option("rho_max", 1e4, float, "training", "largest augmented-Lagrangian penalty"),
+    Option("cr_batch", 32, int, "training", "rows of each batch CR intervenes on"),
+    Option("cr_vars", CR_VARS, Union[int, str], "training", "variables intervened on per CR step (drawn anew), or all"),
+    Option("init", "auto", _choice("init"), "training", "linear anchor of the latents during the warm-up: auto, varimax, "
+           "ica or none"),
+    Option("init_weight", None, Optional[float], "training", "anchor weight (default: 100 varimax, 10 ica)"),
+    # orientation
+    Option("orient", "anm", _choice("orient"), "orientation", "orient variable-latent pairs during training by the "
+           "pairwise score (anm) or leave it to the DAG (dag)"),
+    Option("orient_every", 5, int, "orientation", "epochs between orientation passes"),
+    Option("anm_method", "pnl", _choice("anm_method"), "orientation", "pairwise score: pnl (post-nonlinear), entropy "
+           "(additive noise) or hsic"),
+    Option("anm_decontaminate", True, bool, "orientation", "clean a latent of other latents' linear share before scoring"),
+    Option("anm_latent_scale", "auto", _choice("anm_latent_scale"), "orientation", "score the latent's normal scores "
+           "(normal) or raw values (raw); auto: normal with pnl"),
+    Option("anm_entropy", "auto", _choice("anm_entropy"), "orientation", "entropy estimator: gmm, vasicek, or auto "
+           "(gmm from 1000 rows)"),
+    # refit
+    Option("dag_refit", True, bool, "refit", "solve the DAG once more, full batch, on the final latents"),
+    Option("refit_orient", "anm", _choice("refit_orient"), "refit", "orient the refit's variable-latent pairs by the "
+           "pairwise score (anm) or by NOTEARS (dag)"),
+    Option("min_effect", MIN_EFFECT, float, "refit", "keep a variable -> latent edge only if it moves the latent at "
+           "least this many posterior variances (0 keeps all)"),
+    Option("exogenous", (), list, "refit", "variables nothing in the image causes (e.g. age,site): no edge into them"),
+    Option("w_threshold", 0.3, float, "refit", "report edges with |W| above this"),
+    # runtime
+    Option("data_loading", "auto", _choice("data_loading"), "runtime", "images decoded once into memory, or per batch "
+           "(stream); auto: memory up to 2 GB"),
+    Option("num_workers", 2, int, "runtime", "DataLoader worker processes when streaming"),
+    Option("devices", 1, int, "runtime", "train data-parallel in this many processes (GPUs with device cuda)"),
+    Option("strategy", "auto", Literal["auto", "ddp"], "runtime", "ddp or auto (both: one spawned process per device)"),
+    Option("precision", "32", Literal["32", "bf16-mixed"], "runtime", "32 or bf16-mixed (image networks in bfloat16)"),
+    Option("seed", 0, int, "runtime", "random seed (the fit is a pure function of it on CPU)"),
+    Option("device", "auto", str, "runtime", "auto, cpu, cuda or cuda:N"),
+    Option("progress", False, bool, "runtime", "show a progress bar"),
+]
+#: every CMCL option by name, in signature order; CMCL's __init__ and the fit command are built from it
+OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
+GROUPS = ("model", "training", "orientation", "refit", "runtime")
 
 
 def default_latent_dim(n_variables: int) -> int:

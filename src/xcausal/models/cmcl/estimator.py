@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from xcausal._runtime import check_distributed, load_net_state, make_fabric
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl import checkpoint as ckpt_mod
-from xcausal.models.cmcl.config import CR_VARS, MIN_EFFECT, default_epochs, default_latent_dim, validate
+from xcausal.models.cmcl.config import GROUPS, MIN_EFFECT, OPTIONS, default_epochs, default_latent_dim, validate
 from xcausal.models.cmcl.losses import counterfactual_z
 from xcausal.models.cmcl.nets import Encoding, build_net, init_decoder_bias
 from xcausal.nn.blocks import PoseDecoder
@@ -40,75 +40,25 @@ FORMAT_VERSION = 2  # 2: every parameter and fitted attribute recorded; no defau
 class CMCL:
     """Cross-modal causal representation and structure learning (Mao et al. 2022).
 
-    Parameters are keyword-only, stored as given and checked in :meth:`fit` (by
-    :func:`xcausal.models.cmcl.config.validate`). What each departure from the paper is for, and
-    the measurement behind it, is in docs/methods/cmcl.md.
-
-    Model: ``latent_dim`` causal latents m (None: from the number of variables); ``embed_dim`` the
-    first module's z0 (None: max(2m, 16)); ``use_cm`` / ``use_cr`` the paper's ablation switches;
-    ``allow_all_edges`` u-u and z-z edges too (default u-z only); ``h_func`` "logdet" or "expm";
-    ``dag_hidden`` each DAG node's MLP; ``likelihood`` "gaussian" (N(x; sigmoid, ``pixel_sigma``²))
-    or "bernoulli" (the paper's); ``prior`` "dag" (the learned DAG is the latent prior) or "ivae"
-    (the paper's conditional prior); ``posterior_uses_u`` q(z | z0, u) as in the paper (default
-    q(z | z0): u in the posterior leaks into the latents); ``decoder`` "conv" or "pose" (z1-z3 turn
-    and shift the image); ``channel_plan``, ``convs_per_stage`` the conv networks.
-
-    Training: ``epochs`` (None: about 3,000 steps), ``batch_size``, ``lr``; ``lambda1`` / ``lambda2``
-    L1 / L2 on the DAG; ``dag_weight``, ``cr_weight``, ``beta`` weights of the DAG, CR and KL terms;
-    ``dag_warmup`` fraction of epochs before the acyclicity penalty and CR; ``kl_warmup`` KL ramp;
-    ``dual_every``, ``rho_max`` the augmented Lagrangian; ``cr_batch`` CR's rows per step and
-    ``cr_vars`` how many variables they are intervened on (an integer, drawn anew each step, or
-    "all"); ``init``, ``init_weight`` the linear anchor during the warm-up ("auto", "varimax",
-    "ica" or "none"; see :mod:`~xcausal.models.cmcl.anchor`).
-
-    Orientation: ``orient`` "anm" (pairwise score from the warm-up's end, every ``orient_every``
-    epochs) or "dag"; ``anm_method`` the score ("pnl", "entropy", "hsic"); ``anm_decontaminate``
-    clean a latent of other latents' share first; ``anm_latent_scale`` "normal", "raw" or "auto";
-    ``anm_entropy`` the entropy estimator ("auto", "gmm", "vasicek").
-
-    Refit: ``dag_refit`` solve the DAG once more on the final latents; ``refit_orient`` "anm" or
-    "dag"; ``min_effect`` drop variable -> latent edges that move the latent less than this many
-    posterior variances; ``exogenous`` names of variables nothing in the image or table causes
-    (knowledge: no edge into them, and a repair in the refit); ``w_threshold`` |W| of a reported edge.
-
-    Runtime: ``data_loading`` "auto", "memory" or "stream" with ``num_workers``; ``devices``,
-    ``strategy``, ``precision`` processes and precision through Lightning Fabric; ``seed``,
-    ``device``, ``progress``.
+    Every option is keyword-only, stored as given and checked in :meth:`fit` (by
+    :func:`xcausal.models.cmcl.config.validate`). The options are declared once, in
+    :data:`xcausal.models.cmcl.config.OPTIONS` (name, default, type, group, help), which also
+    builds the command line's ``fit`` options; they are listed by group below. Why each departure
+    from the paper, with the measurement behind it: docs/methods/cmcl.md.
     """
 
     method_name = "cmcl"
 
-    def __init__(self, *, latent_dim: int | None = None, embed_dim: int | None = None,
-                 epochs: int | None = None, batch_size: int = 64, lr: float = 1e-3,
-                 use_cm: bool = True, use_cr: bool = True, allow_all_edges: bool = False,
-                 h_func: Literal["logdet", "expm"] = "logdet", lambda1: float = 0.01,
-                 lambda2: float = 0.001, w_threshold: float = 0.3, dag_weight: float = 1.0,
-                 cr_weight: float = 1.0, beta: float = 1.0, dag_warmup: float = 0.2,
-                 dual_every: int = 2, rho_max: float = 1e4, cr_batch: int = 32,
-                 cr_vars: int | Literal["all"] = CR_VARS,
-                 dag_hidden: Sequence[int] = (10,), likelihood: Literal["gaussian", "bernoulli"] = "gaussian",
-                 pixel_sigma: float = 0.1, posterior_uses_u: bool = False, decoder: Literal["conv", "pose"] = "conv",
-                 prior: Literal["dag", "ivae"] = "dag", orient: Literal["anm", "dag"] = "anm",
-                 orient_every: int = 5,
-                 channel_plan: str | Sequence[int] = "synthetic", convs_per_stage: int = 1,
-                 kl_warmup: float = 0.2, init: Literal["auto", "varimax", "ica", "none"] = "auto",
-                 init_weight: float | None = None,
-                 dag_refit: bool = True, refit_orient: Literal["dag", "anm"] = "anm", min_effect: float = MIN_EFFECT,
-                 anm_method: Literal["entropy", "pnl", "hsic"] = "pnl", anm_decontaminate: bool = True,
-                 anm_latent_scale: Literal["auto", "normal", "raw"] = "auto",
-                 anm_entropy: Literal["auto", "gmm", "vasicek"] = "auto", exogenous: Sequence[str] = (),
-                 data_loading: Literal["auto", "memory", "stream"] = "auto", num_workers: int = 2,
-                 devices: int = 1, strategy: Literal["auto", "ddp"] = "auto",
-                 precision: Literal["32", "bf16-mixed"] = "32",
-                 seed: int = 0, device: str = "auto", progress: bool = False) -> None:
-        # every parameter is stored as given under its own name (get_params reads the signature)
-        for name, value in list(locals().items()):
-            if name != "self":
-                setattr(self, name, value)
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(OPTIONS))
+        if unknown:
+            raise TypeError(f"CMCL() got an unexpected keyword argument {unknown[0]!r}")
+        for name, opt in OPTIONS.items():
+            setattr(self, name, params.get(name, opt.default))
 
     def _raw_params(self) -> dict[str, Any]:
-        """The parameters as given, by ``__init__``'s signature."""
-        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+        """The parameters as given."""
+        return {k: getattr(self, k) for k in OPTIONS}
 
     def get_params(self) -> dict[str, Any]:
         """The parameters, JSON-ready (sequences as lists)."""
@@ -272,7 +222,7 @@ class CMCL:
                 raise ValueError(f"variable '{var.name}': value '{val}' is not a number") from None
             if not math.isfinite(out):
                 raise ValueError(f"variable '{var.name}': value '{val}' is not finite")
-            if abs(out) > np.finfo(np.float32).max:  # the networks compute in float32
+            if abs(out) > float(np.finfo(np.float32).max):  # the networks compute in float32
                 raise ValueError(f"variable '{var.name}': value '{val}' is beyond the float32 range the model "
                                  "computes in")
             return out
@@ -402,3 +352,22 @@ class CMCL:
         return RunResult(graph=self.graph_obj_, latents=self.transform(ds), config=config,
                          history=self.history_, save_checkpoint=self.save)
 
+
+def _signature() -> inspect.Signature:
+    """``__init__``'s signature as declared in OPTIONS (for help(), IDEs and introspection)."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.type)
+               for o in OPTIONS.values()]
+    return inspect.Signature(params, return_annotation=None)
+
+
+def _options_doc() -> str:
+    lines = []
+    for group in GROUPS:
+        lines += ["", f"    {group.capitalize()} options", "    " + "-" * (len(group) + 8)]
+        lines += [f"    {o.name} = {o.default!r}\n        {o.help}" for o in OPTIONS.values() if o.group == group]
+    return "\n".join(lines) + "\n"
+
+
+CMCL.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
+CMCL.__doc__ = (CMCL.__doc__ or "") + _options_doc()
