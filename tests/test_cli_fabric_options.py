@@ -20,6 +20,12 @@ def data(tmp_path_factory):
 
 @pytest.mark.parametrize("args, message", [
     (["--devices", "0"], "devices=0: must be an integer >= 1"),
+    (["--devices", "99"], "devices=99: this machine has"),
+    (["--lr", "0"], "lr=0.0: must be a finite number > 0"),
+    (["--lr", "inf"], "lr=inf: must be a finite number > 0"),
+    (["--w-threshold", "nan"], "w_threshold=nan: must be a finite number >= 0"),
+    (["--latent-dim", "100000"], "latent_dim=100000: must be 1 to 256"),
+    (["--set", "batch_size=100000000"], "batch_size=100000000: must be 2 to 65536"),
     (["--strategy", "fsdp"], "strategy='fsdp'"),
     (["--precision", "16"], "precision='16'"),
     (["--data-loading", "disk"], "data_loading='disk': must be 'auto', 'memory' or 'stream'"),
@@ -60,7 +66,7 @@ def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     assert main(["fit", str(data), "--out", str(run), "--epochs", "1", "--device", "cpu", "-q", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
-    assert not run.exists()
+    assert not run.exists() and not (tmp_path / "run.partial").exists()  # refused before any work
 
 
 def test_options_from_config_reach_the_model(data, tmp_path):

@@ -371,6 +371,21 @@ def _parse_text(name: str, value: Any) -> Any:
     return value
 
 
+def _check_devices(cfg: FitConfig) -> None:
+    """``devices`` processes must each get a core (CPU) or a GPU (cuda): more only fill the memory."""
+    import os
+
+    if cfg.devices <= 1:
+        return
+    import torch
+
+    cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    have = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
+    if cfg.devices > have:
+        what = f"{have} GPU(s)" if cuda else f"{have} CPU core(s)"
+        raise DataError(f"devices={cfg.devices}: this machine has {what}; use at most {have}")
+
+
 def _check_options(cfg: FitConfig) -> None:
     """Every option, before any work starts: options of other methods at their defaults, then (for
     cmcl) the rules of :func:`xcausal.models.cmcl.config.validate`, one message per rule."""
@@ -395,6 +410,7 @@ def _check_options(cfg: FitConfig) -> None:
         check_distributed(cfg.devices, cfg.strategy, cfg.precision)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    _check_devices(cfg)
     if cfg.data_loading not in ("auto", "memory", "stream", "cache"):
         raise DataError(f"data_loading={cfg.data_loading!r}: must be 'auto', 'memory', 'stream' or 'cache'")
 

@@ -24,7 +24,9 @@ def test_config_validates_choices_ranges_and_rules_with_one_message_each():
     config.validate(params())  # the defaults obey every rule
     cases = [(dict(h_func="x"), "h_func='x': must be 'logdet' or 'expm'"),
              (dict(init="pca"), "init='pca': must be 'auto', 'varimax', 'ica' or 'none'"),
-             (dict(batch_size=1), "batch_size=1: must be at least 2"),
+             (dict(batch_size=1), "batch_size=1: must be 2 to 65536"),
+             (dict(lr=0.0), "lr=0.0: must be a finite number > 0"),
+             (dict(dag_hidden=()), r"dag_hidden=\(\): must be one or more integers"),
              (dict(dag_warmup=1.0), r"dag_warmup=1.0: must be in \[0, 1\)"),
              (dict(cr_vars=0), "cr_vars=0: must be 'all' or an integer >= 1"),
              (dict(num_workers=-1), "num_workers=-1: must be an integer >= 0"),

@@ -27,6 +27,10 @@ AUTO_LINEAR_R2 = 0.95
 explain at least this share of their variance (a linear mixture of m factors), else to FastICA."""
 ANCHOR_WEIGHT = {"varimax": 100.0, "ica": 10.0}
 """Anchor weight per method when ``init_weight`` is None."""
+MAX_LATENTS = 256
+"""Largest ``latent_dim``: the DAG has (variables + latents)² edges and one MLP per node."""
+MAX_BATCH = 65536
+"""Largest ``batch_size`` (a batch is decoded, encoded and decoded again per CR variable)."""
 POSE_LATENT_COUNT = 3
 """Latents a pose decoder reserves for the turn and the shift (``xcausal.nn.POSE_LATENTS``)."""
 
@@ -164,14 +168,32 @@ def _finite_nonneg(x: Any) -> bool:
 RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("exogenous", lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
      "must be a list of variable names"),
-    ("latent_dim", lambda v: v is None or v >= 1, "must be at least 1"),
-    ("epochs", lambda v: v is None or v >= 1, "must be at least 1"),
-    ("batch_size", lambda v: v >= 2, "must be at least 2"),
+    ("latent_dim", lambda v: v is None or (_integer(v) and 1 <= v <= MAX_LATENTS), f"must be 1 to {MAX_LATENTS}"),
+    ("embed_dim", lambda v: v is None or (_integer(v) and 1 <= v <= 4 * MAX_LATENTS),
+     f"must be 1 to {4 * MAX_LATENTS}"),
+    ("epochs", lambda v: v is None or (_integer(v) and v >= 1), "must be at least 1"),
+    ("batch_size", lambda v: _integer(v) and 2 <= v <= MAX_BATCH, f"must be 2 to {MAX_BATCH}"),
+    ("lr", lambda v: _number(v) and math.isfinite(v) and v > 0, "must be a finite number > 0"),
+    ("w_threshold", _finite_nonneg, "must be a finite number >= 0"),
+    ("lambda1", _finite_nonneg, "must be a finite number >= 0"),
+    ("lambda2", _finite_nonneg, "must be a finite number >= 0"),
+    ("dag_weight", _finite_nonneg, "must be a finite number >= 0"),
+    ("cr_weight", _finite_nonneg, "must be a finite number >= 0"),
+    ("beta", _finite_nonneg, "must be a finite number >= 0"),
+    ("kl_warmup", lambda v: _number(v) and 0 <= v <= 1, "must be in [0, 1]"),
+    ("rho_max", lambda v: _number(v) and math.isfinite(v) and v > 0, "must be a finite number > 0"),
+    ("dual_every", lambda v: _integer(v) and v >= 1, "must be an integer >= 1"),
+    ("orient_every", lambda v: _integer(v) and v >= 1, "must be an integer >= 1"),
+    ("cr_batch", lambda v: _integer(v) and v >= 1, "must be an integer >= 1"),
+    ("convs_per_stage", lambda v: _integer(v) and v in (1, 2), "must be 1 or 2"),
+    ("dag_hidden", lambda v: isinstance(v, (list, tuple)) and len(v) >= 1 and all(_integer(k) and 1 <= k <= 1024
+                                                                                  for k in v),
+     "must be one or more integers from 1 to 1024"),
     ("cr_vars", lambda v: v == "all" or (_integer(v) and v >= 1), "must be 'all' or an integer >= 1"),
     ("init_weight", lambda v: v is None or _finite_nonneg(v), "must be None or a finite number >= 0"),
     ("min_effect", _finite_nonneg, "must be a finite number >= 0"),
-    ("pixel_sigma", lambda v: v > 0, "must be positive"),
-    ("dag_warmup", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("pixel_sigma", lambda v: _number(v) and math.isfinite(v) and v > 0, "must be positive"),
+    ("dag_warmup", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
     ("num_workers", lambda v: _integer(v) and v >= 0, "must be an integer >= 0"),
 ]
 
