@@ -118,3 +118,37 @@ def test_orient_pairs_skips_a_constant_latent():
     Z = np.column_stack([np.zeros(200), rng.normal(size=200)])
     got = orientation.orient_pairs(_pair_model(), u, Z, [(0, 2), (0, 3)])
     assert [v.latent for v in got] == [3]
+
+
+def test_a_last_step_that_diverges_is_an_error_not_a_fit():
+    """One step per epoch: the loss of every step is checked before its update, so only the
+    finished fit's check can see what the last update did (latents around 1e24 here)."""
+    from tests.models.test_cmcl import tiny
+
+    with pytest.raises(FloatingPointError, match=r"latents reach .* after epoch 1 .*smaller learning rate"):
+        CMCL(latent_dim=2, epochs=1, batch_size=64, device="cpu", lr=1e3).fit(tiny(30))
+    model = CMCL(latent_dim=2, epochs=1, batch_size=64, device="cpu").fit(tiny(30))  # the default lr: fine
+    assert np.isfinite(model.transform(tiny(30))).all()
+
+
+def test_numeric_warnings_of_a_fit_go_to_the_log(monkeypatch, caplog, recwarn):
+    import logging
+    import warnings
+
+    from tests.models.test_cmcl import tiny
+    from xcausal.models.cmcl import trainer
+
+    orig = trainer.kl_weight
+
+    def noisy(*args):
+        warnings.warn("overflow encountered in exp", RuntimeWarning)  # what numpy says on a diverging step
+        warnings.warn("a user-facing note", UserWarning)
+        return orig(*args)
+
+    monkeypatch.setattr(trainer, "kl_weight", noisy)
+    with caplog.at_level(logging.INFO, logger="xcausal"):
+        CMCL(latent_dim=2, epochs=2, batch_size=16, device="cpu").fit(tiny())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert [w for w in recwarn if issubclass(w.category, UserWarning) and "user-facing" in str(w.message)]
+    assert any("numeric warning(s) during the fit (first: overflow encountered in exp)" in r.message
+               for r in caplog.records)

@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import torch
 from xcausal import __version__
 from xcausal._runtime import load_state
 from xcausal.data.dataset import CrossModalDataset
+from xcausal.models.cmcl.anchor import build_anchor
 from xcausal.structure import AugmentedLagrangian
 
 if TYPE_CHECKING:
@@ -267,3 +268,77 @@ def restore_state(model: CMCL, meta: Mapping[str, Any], tensors: Mapping[str, to
     model._anm_pairs = {(int(i), int(j)) for i, j in meta.get("anm_pairs", [])}
     for name, g in gens.items():
         g.set_state(tensors[f"rng.{name}"])
+
+
+# ------------------------------------------------------------------ the training state
+@dataclass
+class TrainState:
+    """Everything a checkpoint must hold beyond the network: optimiser, augmented Lagrangian,
+    generators, history, the partial epoch (sums, batches, order) and the anchor."""
+
+    opt: torch.optim.Optimizer
+    alm: AugmentedLagrangian
+    gens: dict[str, torch.Generator]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # forward time of each part; "backward": the backward pass, the reduction across processes,
+    # the finite checks and the optimiser step, of all parts together
+    t_parts: dict[str, float] = field(default_factory=lambda: {"vae": 0.0, "dag": 0.0, "cr": 0.0, "backward": 0.0})
+    start_epoch: int = 0
+    start_step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    nb: int = 0
+    perm: torch.Tensor | None = None
+    anchor: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def initial_state(run: Any, warm: int) -> TrainState:
+    """A fresh state (with the anchor built), or the one of the checkpoint being resumed."""
+    model, seed = run.model, run.model.seed
+    opt = torch.optim.Adam(list(model.net_.parameters()), lr=model.lr)
+    alm = AugmentedLagrangian(rho_max=model.rho_max)
+    gens = {name: torch.Generator(device="cpu").manual_seed(seed + k)
+            for k, name in ((1, "shuffle"), (2, "noise"), (3, "cr"))}
+    st = TrainState(opt=opt, alm=alm, gens=gens)
+    loaded = run.ckpt.loaded if run.ckpt is not None else None
+    if loaded is not None:
+        meta, tensors = loaded
+        restore_state(model, meta, tensors, opt, alm, gens)
+        if meta.get("anchor"):
+            st.anchor = (tensors["anchor.mean"].to(run.dev), tensors["anchor.unmix"].to(run.dev))
+            model.anchor_ = meta["anchor_info"]
+        st.rows = [dict(r) for r in meta["history"]]
+        st.t_parts.update(meta.get("time_parts", {}))
+        st.start_epoch, st.start_step = int(meta["epoch"]), int(meta["step"])
+        if st.start_step > 0:
+            st.sums = {k: float(v) for k, v in meta["epoch_sums"].items()}
+            st.nb = int(meta["epoch_batches"])
+            st.perm = tensors.get("epoch.perm")
+        if run.rank == 0:
+            logger.info("resuming from %s: epoch %d, step %d", run.ckpt.directory, st.start_epoch, st.start_step)
+    elif model.init == "auto" and model.decoder == "pose":
+        if run.rank == 0:
+            logger.info("anchor: none (init='auto' with the pose decoder: a linear anchor on the pixels "
+                        "cannot describe a pose latent)")
+    elif model.init != "none":
+        if warm > 0:
+            st.anchor = build_anchor(model, run.ds, run.dev)
+        elif run.rank == 0:  # the anchor acts only during the DAG warm-up
+            logger.warning("init='%s' has no effect: the DAG warm-up is 0 epochs (epochs=%d, dag_warmup=%g)",
+                           model.init, run.epochs, model.dag_warmup)
+    return st
+
+
+def save(run: Any, st: TrainState, epoch_done: int, step: int, reason: str, finished: bool = False) -> None:
+    if run.ckpt is None or run.rank != 0:
+        return
+    run.ckpt.write(*checkpoint_state(run.model, st, epoch=epoch_done, step=step, finished=finished, reason=reason,
+                                     ds=run.ds))
+
+
+def interrupted(run: Any, st: TrainState, epoch_done: int, step: int) -> FitInterrupted:
+    save(run, st, epoch_done, step, "stop")
+    where = f"epoch {epoch_done + 1}, step {step}" if step else f"epoch {epoch_done}"
+    msg = f"training stopped after {where} of {run.epochs}"
+    if run.ckpt is not None:
+        msg += f"; checkpoint written to {run.ckpt.directory}"
+    return FitInterrupted(msg, checkpoint_dir=run.ckpt.directory if run.ckpt else None, epoch=epoch_done, step=step)

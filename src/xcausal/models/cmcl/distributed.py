@@ -115,3 +115,31 @@ def distributed_worker(fabric: Any, payload: bytes, stop: Any, out_dir: str) -> 
                 "anchor": model.anchor_}
         (Path(out_dir) / "state.json").write_text(json.dumps(info))
     return {"ok": True}
+
+
+def reduce_step(run: Any, terms: dict[str, torch.Tensor], stop_now: bool) -> tuple[dict[str, float], bool]:
+    """Sum gradients and loss terms over the processes (one all-reduce); returns the batch's terms
+    and whether process 0 was asked to stop."""
+    keys = list(terms)
+    vec = torch.stack([terms[k].detach().float().reshape(()).cpu() for k in keys]
+                      + [torch.tensor(1.0 if stop_now else 0.0)])
+    if run.world > 1:
+        grads = [p.grad for p in run.model.net_.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1).float() for g in grads] + [vec.to(grads[0].device)])
+        flat = run.fabric.all_reduce(flat, reduce_op="sum")
+        off = 0
+        for g in grads:
+            g.copy_(flat[off:off + g.numel()].view_as(g))
+            off += g.numel()
+        vec = flat[off:].cpu()
+    vals = vec.tolist()
+    return dict(zip(keys, vals[:-1])), vals[-1] > 0
+
+
+def stop_requested(stop: Any, rank: int, fabric: Any) -> bool:
+    """Whether process 0 was asked to stop, agreed by every process."""
+    flag = rank == 0 and stop is not None and stop.is_set()
+    if fabric is None or fabric.world_size == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=fabric.device)
+    return bool(fabric.all_reduce(t, reduce_op="sum").item() > 0)

@@ -8,10 +8,12 @@ DAG refit (``refit``), training checkpoints (``checkpoint``) and multi-process t
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,25 @@ from xcausal.types import Graph, Node, VarType
 logger = logging.getLogger("xcausal.models.cmcl")
 
 FORMAT_VERSION = 2  # 2: every parameter and fitted attribute recorded; no defaults filled in
+MAX_LATENT_SCALE = 1e6
+"""Largest |posterior mean| a finished fit may show: the prior keeps latents near unit scale."""
+
+
+@contextlib.contextmanager
+def _numeric_warnings_to_log():
+    """numpy's overflow / invalid-value RuntimeWarnings of a fit go to the log as one line with their
+    count (the error that usually follows names the cause); other warnings pass through."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+            if numeric:
+                logger.info("%d numeric warning(s) during the fit (first: %s)", len(numeric), numeric[0].message)
+    for w in caught:
+        if not issubclass(w.category, RuntimeWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 class CMCL:
@@ -103,7 +124,7 @@ class CMCL:
                 ckpt.loaded = ckpt_mod.read_training_checkpoint(ckpt.directory)
                 ckpt_mod.check_resumable(self, ckpt.loaded[0], ds)
         dev = self.device_
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), _numeric_warnings_to_log():
             torch.manual_seed(self.seed)
             self.net_ = build_net(self).to(dev)
             init_decoder_bias(self, ds)
@@ -116,6 +137,7 @@ class CMCL:
                 fabric = None if str(self.precision) == "32" else make_fabric(dev, 1, self.strategy, self.precision)
                 train(self, ds, self.epochs_, dev, ckpt, stop, fabric=fabric)
             ckpt_mod.stop_point(self, stop, ckpt, "after training")
+            self._check_trained(ds)
             if self.dag_refit:
                 refit_dag(self, ds)
             ckpt_mod.stop_point(self, stop, ckpt, "after the DAG refit")
@@ -145,6 +167,25 @@ class CMCL:
         if not self.dag_refit and self.min_effect != MIN_EFFECT:
             logger.warning("min_effect=%g has no effect: it acts in the final DAG refit, and dag_refit=False",
                            self.min_effect)
+
+    def _check_trained(self, ds: CrossModalDataset) -> None:
+        """FloatingPointError when the last step left a parameter, or the latents of (up to 256 of)
+        the rows, not finite or beyond :data:`MAX_LATENT_SCALE` (training diverged: the steps before
+        were checked, the last one's update was not)."""
+        hint = "training diverged in its last step; try a smaller learning rate (--lr)"
+        for name, p in self.net_.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise FloatingPointError(f"parameter {name} is NaN/inf after epoch {self.epochs_}: {hint}")
+        was_training = self.net_.training
+        self.net_.eval()  # read-only: no batch statistics move, no random draw
+        with torch.no_grad():
+            x, u = self._tensors(ds, np.arange(min(len(ds), 256)))
+            z = self.net_.encode(x, self.encoding_.net_columns(u), sample=False)["muq"]
+        self.net_.train(was_training)
+        top = float(z.abs().max()) if z.numel() else 0.0
+        if not math.isfinite(top) or top > MAX_LATENT_SCALE:
+            raise FloatingPointError(f"latents reach {top:.3g} after epoch {self.epochs_} (the prior keeps them near "
+                                     f"1; above {MAX_LATENT_SCALE:g} means divergence): {hint}")
 
     # ------------------------------------------------------------------ helpers of the parts
     @property

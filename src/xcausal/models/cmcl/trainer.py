@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,12 +26,12 @@ from torch import nn
 
 from xcausal._runtime import fit_progress
 from xcausal.data.dataset import CrossModalDataset
-from xcausal.models.cmcl.anchor import build_anchor
-from xcausal.models.cmcl.checkpoint import Checkpointing, FitInterrupted, checkpoint_state, restore_state
+from xcausal.models.cmcl.checkpoint import Checkpointing, TrainState, initial_state, interrupted, save
+from xcausal.models.cmcl.distributed import reduce_step, stop_requested
 from xcausal.models.cmcl.config import GRAD_CLIP_NORM
 from xcausal.models.cmcl.losses import CRBatch, acyclicity, step_losses
 from xcausal.models.cmcl.orientation import orient_during_training
-from xcausal.structure import AugmentedLagrangian, prox_l1_first_layer_
+from xcausal.structure import prox_l1_first_layer_
 
 if TYPE_CHECKING:
     from xcausal.models.cmcl.estimator import CMCL
@@ -83,26 +83,6 @@ class EpochBatches:
 
 
 @dataclass
-class TrainState:
-    """Everything a checkpoint must hold beyond the network: optimiser, augmented Lagrangian,
-    generators, history, the partial epoch (sums, batches, order) and the anchor."""
-
-    opt: torch.optim.Optimizer
-    alm: AugmentedLagrangian
-    gens: dict[str, torch.Generator]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    # forward time of each part; "backward": the backward pass, the reduction across processes,
-    # the finite checks and the optimiser step, of all parts together
-    t_parts: dict[str, float] = field(default_factory=lambda: {"vae": 0.0, "dag": 0.0, "cr": 0.0, "backward": 0.0})
-    start_epoch: int = 0
-    start_step: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    nb: int = 0
-    perm: torch.Tensor | None = None
-    anchor: tuple[torch.Tensor, torch.Tensor] | None = None
-
-
-@dataclass
 class Run:
     """One call of :func:`train`: the data, the processes and where to checkpoint."""
 
@@ -141,60 +121,7 @@ def _open_data(run: Run) -> None:
                                                  persistent_workers=workers > 0, pin_memory=run.dev.type == "cuda")
 
 
-def _initial_state(run: Run, warm: int) -> TrainState:
-    """A fresh state (with the anchor built), or the one of the checkpoint being resumed."""
-    model, seed = run.model, run.model.seed
-    opt = torch.optim.Adam(list(model.net_.parameters()), lr=model.lr)
-    alm = AugmentedLagrangian(rho_max=model.rho_max)
-    gens = {name: torch.Generator(device="cpu").manual_seed(seed + k)
-            for k, name in ((1, "shuffle"), (2, "noise"), (3, "cr"))}
-    st = TrainState(opt=opt, alm=alm, gens=gens)
-    loaded = run.ckpt.loaded if run.ckpt is not None else None
-    if loaded is not None:
-        meta, tensors = loaded
-        restore_state(model, meta, tensors, opt, alm, gens)
-        if meta.get("anchor"):
-            st.anchor = (tensors["anchor.mean"].to(run.dev), tensors["anchor.unmix"].to(run.dev))
-            model.anchor_ = meta["anchor_info"]
-        st.rows = [dict(r) for r in meta["history"]]
-        st.t_parts.update(meta.get("time_parts", {}))
-        st.start_epoch, st.start_step = int(meta["epoch"]), int(meta["step"])
-        if st.start_step > 0:
-            st.sums = {k: float(v) for k, v in meta["epoch_sums"].items()}
-            st.nb = int(meta["epoch_batches"])
-            st.perm = tensors.get("epoch.perm")
-        if run.rank == 0:
-            logger.info("resuming from %s: epoch %d, step %d", run.ckpt.directory, st.start_epoch, st.start_step)
-    elif model.init == "auto" and model.decoder == "pose":
-        if run.rank == 0:
-            logger.info("anchor: none (init='auto' with the pose decoder: a linear anchor on the pixels "
-                        "cannot describe a pose latent)")
-    elif model.init != "none":
-        if warm > 0:
-            st.anchor = build_anchor(model, run.ds, run.dev)
-        elif run.rank == 0:  # the anchor acts only during the DAG warm-up
-            logger.warning("init='%s' has no effect: the DAG warm-up is 0 epochs (epochs=%d, dag_warmup=%g)",
-                           model.init, run.epochs, model.dag_warmup)
-    return st
-
-
 # ------------------------------------------------------------------ errors and collectives
-def _save(run: Run, st: TrainState, epoch_done: int, step: int, reason: str, finished: bool = False) -> None:
-    if run.ckpt is None or run.rank != 0:
-        return
-    run.ckpt.write(*checkpoint_state(run.model, st, epoch=epoch_done, step=step, finished=finished, reason=reason,
-                                     ds=run.ds))
-
-
-def _interrupted(run: Run, st: TrainState, epoch_done: int, step: int) -> FitInterrupted:
-    _save(run, st, epoch_done, step, "stop")
-    where = f"epoch {epoch_done + 1}, step {step}" if step else f"epoch {epoch_done}"
-    msg = f"training stopped after {where} of {run.epochs}"
-    if run.ckpt is not None:
-        msg += f"; checkpoint written to {run.ckpt.directory}"
-    return FitInterrupted(msg, checkpoint_dir=run.ckpt.directory if run.ckpt else None, epoch=epoch_done, step=step)
-
-
 def _nonfinite(run: Run, what: str, epoch: int, step: int | None, n_steps: int | None) -> FloatingPointError:
     at = f"epoch {epoch + 1}" + (f", step {step} of {n_steps}" if step is not None else "")
     last = run.ckpt.last_epoch() if run.ckpt is not None else None
@@ -204,34 +131,6 @@ def _nonfinite(run: Run, what: str, epoch: int, step: int | None, n_steps: int |
     else:
         hint = "; try a smaller learning rate (--lr)"
     return FloatingPointError(f"{what} became NaN/inf at {at}{hint}")
-
-
-def _reduce(run: Run, terms: dict[str, torch.Tensor], stop_now: bool) -> tuple[dict[str, float], bool]:
-    """Sum gradients and loss terms over the processes (one all-reduce); returns the batch's terms
-    and whether process 0 was asked to stop."""
-    keys = list(terms)
-    vec = torch.stack([terms[k].detach().float().reshape(()).cpu() for k in keys]
-                      + [torch.tensor(1.0 if stop_now else 0.0)])
-    if run.world > 1:
-        grads = [p.grad for p in run.model.net_.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1).float() for g in grads] + [vec.to(grads[0].device)])
-        flat = run.fabric.all_reduce(flat, reduce_op="sum")
-        off = 0
-        for g in grads:
-            g.copy_(flat[off:off + g.numel()].view_as(g))
-            off += g.numel()
-        vec = flat[off:].cpu()
-    vals = vec.tolist()
-    return dict(zip(keys, vals[:-1])), vals[-1] > 0
-
-
-def stop_requested(stop: Any, rank: int, fabric: Any) -> bool:
-    """Whether process 0 was asked to stop, agreed by every process."""
-    flag = rank == 0 and stop is not None and stop.is_set()
-    if fabric is None or fabric.world_size == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=fabric.device)
-    return bool(fabric.all_reduce(t, reduce_op="sum").item() > 0)
 
 
 # ------------------------------------------------------------------ one step, one epoch
@@ -253,7 +152,7 @@ def _step(run: Run, st: TrainState, idx: torch.Tensor, xb: torch.Tensor, ub: tor
     t_bw = time.perf_counter()
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
-    vals, stop_now = _reduce(run, {**terms, "loss": loss}, rank == 0 and run.stop is not None and run.stop.is_set())
+    vals, stop_now = reduce_step(run, {**terms, "loss": loss}, rank == 0 and run.stop is not None and run.stop.is_set())
     total = vals.pop("loss")
     bad = [f"{k}={v}" for k, v in vals.items() if not math.isfinite(v)]
     if bad or not math.isfinite(total):
@@ -303,7 +202,7 @@ def _epoch(run: Run, st: TrainState, epoch: int, warm: int) -> None:
                          kl_w=kl_w, a_w=a_w)
         step += 1
         if stop_now:
-            raise _interrupted(run, st, epoch, step)
+            raise interrupted(run, st, epoch, step)
 
 
 def _end_epoch(run: Run, st: TrainState, epoch: int, warm: int) -> dict[str, Any]:
@@ -337,7 +236,7 @@ def train(model: CMCL, ds: CrossModalDataset, epochs: int, dev: torch.device, ck
     _open_data(run)
     run.ds_u = torch.from_numpy(ds.u.astype(np.float32))
     warm = warmup_epochs(model, epochs)
-    st = _initial_state(run, warm)
+    st = initial_state(run, warm)
     bar = fit_progress(model.progress and run.rank == 0, epochs, "fit", describe)
     if bar is not None and st.rows:
         bar.update(st.rows[-1], advance=st.start_epoch)
@@ -352,11 +251,11 @@ def train(model: CMCL, ds: CrossModalDataset, epochs: int, dev: torch.device, ck
             st.sums, st.nb, st.perm = {}, 0, None
             done = epoch + 1
             if done == epochs:
-                _save(run, st, done, 0, "final", finished=True)
+                save(run, st, done, 0, "final", finished=True)
             elif done % (ckpt.every if ckpt else 1) == 0:
-                _save(run, st, done, 0, "periodic")
+                save(run, st, done, 0, "periodic")
             if done < epochs and stop_requested(stop, run.rank, fabric):
-                raise _interrupted(run, st, done, 0)
+                raise interrupted(run, st, done, 0)
     finally:
         if bar is not None:
             bar.close()
