@@ -232,3 +232,23 @@ def test_resume_names_every_changed_option_and_refuses_an_older_format(ds, tmp_p
     meta_path.write_text(json.dumps(meta))
     resumed = CMCL(**PARAMS, **other).fit(ds, checkpoint_dir=tmp_path, resume=True)
     assert_same_fit(resumed, CMCL(**PARAMS, **other).fit(ds), ds)
+
+
+@pytest.mark.parametrize("how", ["path", "symlink"])
+def test_a_checkpoint_naming_a_file_elsewhere_is_refused(ds, tmp_path, how):
+    """checkpoint.json is data: its tensor file must be a checkpoint-NNNNNN.pt in its own directory."""
+    import shutil
+
+    work = tmp_path / "work"
+    CMCL(**{**PARAMS, "epochs": 2}).fit(ds, checkpoint_dir=work)
+    meta_path = work / TRAINING_CHECKPOINT_META
+    meta = json.loads(meta_path.read_text())
+    outside = tmp_path / "outside.pt"
+    shutil.copy(work / meta["tensors"], outside)  # a valid tensor file, with the right sha256
+    if how == "path":
+        meta_path.write_text(json.dumps({**meta, "tensors": "../outside.pt"}))
+    else:
+        (work / meta["tensors"]).unlink()
+        (work / meta["tensors"]).symlink_to(outside)
+    with pytest.raises(ValueError, match=r"names the tensor file .*not a checkpoint-NNNNNN\.pt file in its own"):
+        CMCL(**{**PARAMS, "epochs": 2}).fit(ds, checkpoint_dir=work, resume=True)

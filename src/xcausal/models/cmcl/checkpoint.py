@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,7 +107,13 @@ def read_training_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[str,
     meta = read_training_checkpoint_meta(directory)
     if meta is None:
         raise ValueError(f"{directory}: no training checkpoint ({TRAINING_CHECKPOINT_META}) to resume from")
-    tp = directory / str(meta.get("tensors", ""))
+    name = str(meta.get("tensors", ""))
+    # only a file this module writes, directly in the directory: checkpoint.json is data, and a path
+    # in it must not make the resume read a file elsewhere (a symlink out is refused alike)
+    if not re.fullmatch(r"checkpoint-\d{6}\.pt", name) or (directory / name).is_symlink():
+        raise ValueError(f"{directory / TRAINING_CHECKPOINT_META}: names the tensor file {name[:80]!r}, not a "
+                         "checkpoint-NNNNNN.pt file in its own directory")
+    tp = directory / name
     if not tp.is_file():
         raise ValueError(f"{directory}: the checkpoint's tensor file {tp.name} is missing")
     if _sha256(tp) != meta.get("sha256"):
