@@ -76,22 +76,55 @@ def load_net_state(net: torch.nn.Module, path, device: torch.device) -> torch.nn
 
 
 class FitProgress:
-    """A rich progress bar over epochs whose text is ``describe(row)`` of the latest history row."""
+    """Progress over epochs whose text is ``describe(row)`` of the latest history row: a rich bar
+    on a terminal; in a log (stderr not a terminal, e.g. redirected to a file), one plain line per
+    epoch, at most one every ``log_every`` seconds, with the elapsed time and an estimate of what is
+    left (a bar redraws in place and writes nothing useful to a file)."""
 
-    def __init__(self, total: int, label: str, describe: Callable[[Mapping[str, Any]], str]) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __init__(self, total: int, label: str, describe: Callable[[Mapping[str, Any]], str], *,
+                 stream: Any = None, log_every: float = 0.0) -> None:
+        import sys
+        import time
 
         self._describe = describe
-        self._p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), transient=False)
-        self._p.start()
-        self._t = self._p.add_task(label, total=total, info="")
+        self._total, self._label, self._done = total, label, 0
+        self._stream = sys.stderr if stream is None else stream
+        self._clock = time.monotonic
+        self._start = self._last = self._clock()
+        self._log_every = log_every
+        self._p = None
+        if self._stream.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                               TextColumn("{task.fields[info]}"), transient=False)
+            self._p.start()
+            self._t = self._p.add_task(label, total=total, info="")
 
     def update(self, row: Mapping[str, Any], advance: int = 1) -> None:
-        self._p.update(self._t, advance=advance, info=self._describe(row))
+        self._done += advance
+        if self._p is not None:
+            self._p.update(self._t, advance=advance, info=self._describe(row))
+            return
+        now = self._clock()
+        if now - self._last < self._log_every and self._done < self._total:
+            return
+        self._last = now
+        elapsed = now - self._start
+        left = elapsed / max(self._done, 1) * (self._total - self._done)
+        self._stream.write(f"{self._label} epoch {self._done}/{self._total} {self._describe(row)} "
+                           f"[{_clock_text(elapsed)} elapsed, ~{_clock_text(left)} left]\n")
+        self._stream.flush()
 
     def close(self) -> None:
-        self._p.stop()
+        if self._p is not None:
+            self._p.stop()
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def fit_progress(enabled: bool, total: int, label: str,
