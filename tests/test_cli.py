@@ -208,3 +208,23 @@ def test_intervene_beyond_float32_is_one_line(cmcl_run, tmp_path, capsys):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert code == 2 and lines[0].startswith("error:") and "'1e308'" in lines[0] and "float32" in lines[0], err
     assert not out.exists()
+
+
+def test_values_outside_the_observed_range_are_named_as_extrapolated(cmcl_run, tmp_path, capsys, caplog):
+    import logging
+
+    data, run = cmcl_run
+    with caplog.at_level(logging.WARNING, logger="xcausal"):
+        code, _, err = run_cli(["intervene", str(run), "--var", "angle", "--values", "5,500", "--out",
+                                str(tmp_path / "g.png")], capsys)
+    assert code == 0, err
+    notes = [r.getMessage() for r in caplog.records if "extrapolated" in r.getMessage()]
+    assert len(notes) == 1 and "angle = 500 outside the observed" in notes[0], notes
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="xcausal"):
+        assert run_cli(["intervene", str(run), "--var", "angle", "--values", "2,5", "--out",
+                        str(tmp_path / "h.png")], capsys)[0] == 0
+        assert run_cli(["counterfactual", str(run), "--set", "angle=-40", "--rows", "0,1", "--out",
+                        str(tmp_path / "cf")], capsys)[0] == 0
+    notes = [r.getMessage() for r in caplog.records if "extrapolated" in r.getMessage()]
+    assert len(notes) == 1 and "angle = -40 outside" in notes[0], notes  # only the counterfactual's

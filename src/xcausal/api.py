@@ -569,7 +569,9 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
         what = f"children: {', '.join(kids)}" if kids else "no children"
     else:
         what = f"{g.relation(var).value} in the learned graph"
-    image_grid(cols, titles, out, row_titles=[f"row {r}" for r in rng_rows], title=f"interventions on {var} ({what})")
+    note = extrapolated(ds, var, values)
+    image_grid(cols, titles, out, row_titles=[f"row {r}" for r in rng_rows],
+               title=f"interventions on {var} ({what})" + (f"; {note}" if note else ""))
     return Path(out)
 
 
@@ -613,6 +615,29 @@ def explain_latent(run: str | Path, latent: str, out: str | Path, *, rows: str |
     return heatmap_figure(images, heat, out, titles=[f"row {r}" for r in idx], title=title)
 
 
+def extrapolated(ds: CrossModalDataset, var: str, values: Sequence[Any]) -> str | None:
+    """A note when a value of a continuous ``var`` lies outside the range observed in ``ds`` (the
+    model is then used where it saw no data), else None; the note is also logged as a warning."""
+    names = [v.name for v in ds.variables]
+    if var not in names or ds.variables[names.index(var)].type.value != "continuous":
+        return None
+    col = ds.u[:, names.index(var)]
+    lo, hi = float(np.min(col)), float(np.max(col))
+    outside = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if not lo <= x <= hi:
+            outside.append(v)
+    if not outside:
+        return None
+    note = f"extrapolated: {var} = {', '.join(map(str, outside))} outside the observed {lo:.3g} to {hi:.3g}"
+    logger.warning("%s; the images there show the model, not the data", note)
+    return note
+
+
 def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Path, *,
                          rows: str | Sequence[int] | int = 10, data: str | Path | None = None,
                          overwrite: bool = False, device: str = "cpu") -> Path:
@@ -635,6 +660,9 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
     except ValueError as exc:
         raise DataError(str(exc)) from None
     setting = ", ".join(f"{k}={v}" for k, v in values.items())
+    notes = [n for k, v in values.items() if (n := extrapolated(ds, k, list(v) if isinstance(v, (list, tuple))
+                                                                else [v]))]
+    title = f"counterfactuals: do({setting})" + (f" ({'; '.join(notes)})" if notes else "")
 
     def png(a: np.ndarray, path: Path) -> None:
         img = np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
@@ -647,7 +675,7 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
             png(res["counterfactual"][k], tmp / "images" / f"{r}_counterfactual.png")
         image_grid([res["original"], res["reconstruction"], res["counterfactual"]],
                    ["original", "reconstruction", f"do({setting})"], tmp / "counterfactuals.png",
-                   row_titles=[f"row {r}" for r in idx], title=f"counterfactuals: do({setting})")
+                   row_titles=[f"row {r}" for r in idx], title=title)
         import pandas as pd
 
         rows_df = pd.DataFrame({"row": idx})
