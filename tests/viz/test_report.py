@@ -193,6 +193,10 @@ def test_edges_csv_support_is_shown(run_copy, data):
     assert "<td>u1→z1: 92%</td>" in text and "<td>z2→u2: 64%</td>" in text
     assert "Bootstrap (edges.csv)" in text and "<td>92%</td>" in text
     check_self_contained(text)
+    write_edges_csv(run_copy, {("u1", "z1"): (0.92, 0.03), ("u3", "z3"): (0.0, 0.0)},
+                    ["u1", "u2", "u3", "u4", "u5"], ["z1", "z2", "z3"])
+    text = write_report(run_copy).read_text()
+    assert "appeared in 0%" not in text and "No bootstrap refit found an edge for it either." in text
 
 
 def test_verdicts_csv_gives_each_variables_verdict_share(run_copy):
@@ -202,7 +206,7 @@ def test_verdicts_csv_gives_each_variables_verdict_share(run_copy):
     text = write_report(run_copy).read_text()
     assert "<th>verdict in the refits</th>" in text
     assert "<td>causal 80%, no edge 20%</td>" in text
-    assert "<td>anti-causal 60%, causal and anti-causal 20%, no edge 20%</td>" in text
+    assert "<td>anti-causal 60%, mixed 20%, no edge 20%</td>" in text
     pd.DataFrame({"variable": ["u1"]}).to_csv(run_copy / "verdicts.csv", index=False)  # unusable: a note, no column
     text = write_report(run_copy).read_text()
     assert "verdicts.csv lacks the column(s) p_causal" in text and "<th>verdict in the refits</th>" not in text
@@ -303,6 +307,9 @@ def test_region_and_concentration():
     assert report_mod._region(m) == "lower region"
     assert report_mod._region(np.ones((8, 8))) == "central region"
     assert report_mod._region(np.zeros((8, 8))) == "no particular region"
+    m = np.full((32, 32), 0.02)  # a small marker's change in the top-right corner over diffuse noise
+    m[1:4, 27:31] = 1.0
+    assert report_mod._region(m) == "upper-right region"
     assert report_mod._concentration(np.ones((10, 10))) == pytest.approx(0.1)
     m = np.zeros((10, 10))
     m[0, :5] = 1
@@ -408,3 +415,11 @@ def test_real_causal_pima_run(tmp_path):
     text = write_report(run, rows=2).read_text()
     assert len(check_self_contained(text)) == 1 + 3 + 1
     assert "images under do(f3 = 0) and do(f3 = 1)" in text and "causal-pima" in text
+
+
+def test_a_mixed_variable_is_called_mixed_and_never_both_changing_and_not_changing_the_image(run_copy):
+    set_edges(run_copy, [{"source": "u1", "target": "z1", "weight": 0.8}, {"source": "z2", "target": "u1", "weight": 0.7}])
+    text = write_report(run_copy).read_text()
+    assert "<h3>u1 (mixed)</h3>" in text and "causal and anti-causal" not in text
+    assert "Intervening on u1 leaves the image unchanged" not in text
+    assert "Setting u1 by hand does not reach back into these latents; it changes the image only through z1" in text

@@ -6,9 +6,9 @@ forbids scripts and any source other than ``data:`` images). Written for a reade
 machine-learning person: each section opens with plain-language sentences generated from the
 results. Sections, in order:
 
-1. Summary: the verdict per variable -- causal (variable -> latent), anti-causal
-   (latent -> variable), "causal and anti-causal" (edges both ways; ``Relation.MIXED`` in
-   :meth:`xcausal.types.Graph.relation`) or none -- with the latents involved and the bootstrap support when the
+1. Summary: the verdict per variable, in the vocabulary of :class:`xcausal.types.Relation`
+   (``evaluate`` and the API use the same words) -- causal (variable -> latent), anti-causal
+   (latent -> variable), mixed (edges both ways) or none -- with the latents involved and the bootstrap support when the
    run has it (``RUN/edges.csv``, or a ``"support"`` key on graph.json's edges).
 2. Data: rows, variables and their types, image size and channels, further modalities.
 3. The causal graph (``RUN/graph.png``) and its edges.
@@ -53,7 +53,7 @@ from matplotlib.figure import Figure
 
 from xcausal import __version__
 from xcausal.io import DataError
-from xcausal.types import Edge, Graph, VarType
+from xcausal.types import Edge, Graph, Relation, VarType
 from xcausal.viz.grid import show_image
 
 __all__ = ["write_report"]
@@ -120,11 +120,14 @@ def _join_words(items: Sequence[str]) -> str:
 
 
 def _region(weights: np.ndarray) -> str:
-    """Where the mass of a non-negative (H, W) map lies: "upper-left region", "central region", ..."""
+    """Where the hottest tenth of a non-negative (H, W) map lies: "upper-left region", "central
+    region", ... (the whole map's centre of mass would put a small corner marker over diffuse
+    low-level change in the middle)."""
     w = np.clip(np.nan_to_num(np.asarray(weights, dtype=np.float64)), 0, None)
-    total = w.sum()
-    if total <= 0:
+    if w.sum() <= 0:
         return "no particular region"
+    w = np.where(w >= np.quantile(w, 0.9), w, 0.0)
+    total = w.sum()
     h, wd = w.shape
     ys, xs = np.mgrid[0:h, 0:wd]
     cy = float((w * ys).sum() / total) / max(h - 1, 1)
@@ -238,7 +241,7 @@ def _read_edge_support(path: Path) -> tuple[dict[tuple[str, str], _PairSupport],
     return out, None
 
 
-_VERDICT_COLUMNS = {"p_causal": "causal", "p_anti_causal": "anti-causal", "p_mixed": "causal and anti-causal",
+_VERDICT_COLUMNS = {"p_causal": "causal", "p_anti_causal": "anti-causal", "p_mixed": "mixed",
                     "p_none": "no edge"}
 
 
@@ -314,13 +317,14 @@ class _Verdict:
 
     @property
     def label(self) -> str:
+        """The verdict as :meth:`xcausal.types.Graph.relation` names it (one vocabulary)."""
         if self.causes and self.caused_by:
-            return "causal and anti-causal"
+            return Relation.MIXED.value
         if self.causes:
-            return "causal"
+            return Relation.CAUSAL.value
         if self.caused_by:
-            return "anti-causal"
-        return "none"
+            return Relation.ANTICAUSAL.value
+        return Relation.NONE.value
 
 
 def _verdicts(g: Graph) -> list[_Verdict]:
@@ -356,7 +360,10 @@ def _verdict_sentences(r: _Run, v: _Verdict) -> list[str]:
                 best, p = f"{v.variable} → {z}", ps.p_u_to_z
             else:
                 best, p = f"{z} → {v.variable}", ps.p_z_to_u
-            s += f" In the bootstrap its most frequent edge, {best}, appeared in {_pct(p)} of the refits."
+            if p > 0:  # an edge no refit found is no "most frequent" edge
+                s += f" In the bootstrap its most frequent edge, {best}, appeared in {_pct(p)} of the refits."
+            else:
+                s += " No bootstrap refit found an edge for it either."
         out.append(s)
     for e in v.others:
         out.append(f"Between table variables: {e.source} → {e.target}.")
@@ -676,9 +683,14 @@ def _interventions_section(r: _Run, rows: list[int]) -> str:
                                f"this run: {_no_generation_reason(r)}.", "note"))
         if v.caused_by:
             parents = [e.source for e in v.caused_by]
+            if v.causes:  # mixed: do() does change the image, through the latents it causes (above)
+                reach = (f"Setting {v.variable} by hand does not reach back into these latents; it changes the "
+                         f"image only through {', '.join(e.target for e in v.causes)}, as shown above.")
+            else:
+                reach = (f"Intervening on {v.variable} leaves the image unchanged: setting it by hand does not "
+                         "reach back into the image.")
             body.append(_p(f"{v.variable} is an effect of what the image shows ({', '.join(parents)} → {v.variable}). "
-                           f"Intervening on {v.variable} leaves the image unchanged: setting it by hand does not "
-                           "reach back into the image. The plot shows how the latent goes with the variable "
+                           f"{reach} The plot shows how the latent goes with the variable "
                            "(dots: samples; line: average within bins of the variable)."))
             if z is None:
                 z = _latents_for(r)
