@@ -75,3 +75,20 @@ def test_fit_config_file_and_command_line_precedence(tmp_path, capsys):
     code = main(["fit", "--out", str(tmp_path / "r2")])
     assert code == 2 and "no dataset given" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_evaluate_drops_the_rows_the_fit_dropped(tmp_path, capsys):
+    """fit --missing drop leaves N - k rows in latents.csv; evaluate compares them with the same rows
+    of the truth's latents (it used to refuse: "latents.csv has N - k rows but the truth has N")."""
+    data, run = tmp_path / "d", tmp_path / "r"
+    assert main(["simulate", "--graph", "3/6", "--n", "80", "--seed", "0", "--out", str(data)]) == 0
+    table = pd.read_csv(data / "table.csv")
+    table.loc[[3, 40], "u1"] = np.nan  # two empty cells
+    table.to_csv(data / "table.csv", index=False)
+    assert main(["fit", str(data), "--out", str(run), "--epochs", "1", "--device", "cpu", "-q",
+                 "--missing", "drop"]) == 0
+    assert len(pd.read_csv(run / "latents.csv")) == 78
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--truth", str(data), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["mcc"] is not None and 0.0 <= res["mcc"] <= 1.0

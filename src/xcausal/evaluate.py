@@ -110,10 +110,21 @@ def evaluate_graph(est: Graph, truth: Graph, *, est_latents: np.ndarray | None =
     return out
 
 
+def _is_dataset(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() or path.suffix == ".npz"
+
+
 def evaluate_run(run: str | Path, truth_path: str | Path) -> dict[str, Any]:
     """Evaluate a run directory or a bare graph.json against ``truth_path``."""
     rd = read_run(run)
     truth, true_latents = load_truth(truth_path)
+    fc = rd.config.get("fit_config", {}) if isinstance(rd.config, dict) else {}
+    if fc.get("missing") == "drop" and _is_dataset(truth_path):
+        # the run dropped rows with missing cells: the truth's latents must drop the same rows
+        from xcausal.api import load_run_dataset
+
+        true_latents = load_run_dataset(run, truth_path).true_latents
     if rd.graph.method in FEATURE_METHODS:
         if true_latents is None or rd.latents is None:
             raise DataError(f"{run}: scoring discovered features needs the run's latents.csv and the true feature "
