@@ -104,3 +104,11 @@ def test_every_expert_option_reaches_fitconfig_by_set_and_by_its_flag(o, monkeyp
     if o.name in ("cr_vars", "dag_hidden", "channel_plan"):
         got = xcausal.api._parse_text(o.name, got)
     assert got == want, (o.name, got)
+
+
+def test_docs_cli_lists_every_fit_option():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    missing = [name for name in FIT_OPTIONS if name != "command" and f"| `{name}` |" not in text]
+    assert not missing, f"docs/cli.md lacks {missing}: rerun docs/gen_cli_reference.py"
