@@ -324,3 +324,57 @@ def test_incomplete_or_mismatched_checkpoint_config_is_one_line_error(cmcl_run, 
     code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
     line = _one_error_line(err)
     assert code == 2 and "model.pt" in line and needle in line, line
+
+
+# --------------------------------------------------------------------------- outputs in the way
+def _refuse_work(monkeypatch) -> None:
+    """Every verb's first piece of work raises: an output refused after it would be an internal error."""
+    import xcausal.api
+    import xcausal.data.simulate
+    import xcausal.viz.report
+
+    def boom(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    for module, name in [(xcausal.api, "load_dataset"), (xcausal.api, "load_generative_model"),
+                         (xcausal.api, "intervention_grid"), (xcausal.api, "explain_latent"),
+                         (dataset_module, "load_dataset"), (xcausal.data.simulate, "simulate_appendix_e"),
+                         (xcausal.viz.report, "write_report")]:
+        monkeypatch.setattr(module, name, boom)
+
+
+@pytest.mark.parametrize("verb, args, kind", [
+    ("fit", ["fit", "{tmp}", "--out", "{out}", "--epochs", "1"], "directory"),
+    ("counterfactual", ["counterfactual", "{tmp}", "--set", "x=1", "--out", "{out}"], "directory"),
+    ("simulate", ["simulate", "--out", "{out}"], "directory"),
+    ("convert", ["convert", "{tmp}", "--out", "{out}"], "directory"),
+    ("convert-npz", ["convert", "{tmp}", "--out", "{out}.npz"], "file"),
+    ("simulate-npz", ["simulate", "--out", "{out}.npz"], "file"),
+    ("intervene", ["intervene", "{tmp}", "--var", "x", "--values", "1", "--out", "{out}.png"], "file"),
+    ("explain", ["explain", "{tmp}", "--latent", "z1", "--out", "{out}.png"], "file"),
+    ("report", ["report", "{tmp}", "--out", "{out}.html"], "file"),
+])
+def test_output_of_the_wrong_kind_is_refused_before_any_work(verb, args, kind, tmp_path, monkeypatch):
+    """--overwrite replaces an output of the kind the verb writes; a file where a directory goes
+    (or a directory where a file goes) was only found once the work was done."""
+    _refuse_work(monkeypatch)
+    out = tmp_path / "out"
+    argv = [a.format(tmp=tmp_path, out=out) for a in args] + ["--overwrite"]
+    target = Path(argv[argv.index("--out") + 1])
+    if kind == "directory":
+        target.write_text("a file")
+    else:
+        target.mkdir()
+    code, err = _run(argv)
+    line = _one_error_line(err)
+    assert code == 2, line
+    assert str(target) in line and ("is not a directory" if kind == "directory" else "is a directory") in line, line
+    assert (target.read_text() == "a file") if kind == "directory" else target.is_dir()
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    _refuse_work(monkeypatch)
+    (tmp_path / "f").write_text("a file")
+    code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "f" / "run"), "--epochs", "1"])
+    line = _one_error_line(err)
+    assert code == 2 and f"{tmp_path / 'f'} is a file, not a directory" in line, line

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from xcausal.data.dataset import CrossModalDataset, load_dataset
-from xcausal.io import DataError
+from xcausal.io import DataError, check_output
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
 __all__ = ["FitConfig", "fit", "partial_dir", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
@@ -452,9 +452,7 @@ def fit(cfg: FitConfig) -> Path:
         Training diverged (NaN/inf); the last good checkpoint stays in ``OUT.partial``.
     """
     factory = method_entry(cfg.method)[0]
-    out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    out = check_output(cfg.out, overwrite=cfg.overwrite)  # not only once training is done
     if cfg.bootstrap < 0:
         raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
     if cfg.jobs < 1:
@@ -627,6 +625,7 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
     from xcausal.io import atomic_output_dir
     from xcausal.viz.grid import image_grid
 
+    check_output(out, overwrite=overwrite)
     model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
     idx = _parse_rows(rows, len(ds), "--rows")

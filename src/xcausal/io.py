@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataError", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
+__all__ = ["DataError", "check_output", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
            "one_line", "cut_middle"]
 
 
@@ -44,6 +44,36 @@ def cut_middle(text: str, limit: int) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
+def check_output(path: str | Path, *, overwrite: bool, kind: str = "directory") -> Path:
+    """Refuse, before any work, an output ``path`` (a ``kind``: "directory" or "file") that could
+    only fail once the work is done: it exists and ``overwrite`` is false, it exists as the other
+    kind, or a file stands where one of its parent directories would go.
+
+    Raises
+    ------
+    DataError
+        Naming ``path`` and what is in the way.
+    """
+    path = Path(path)
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        up = path.parent
+        while not up.exists() and up != up.parent:
+            up = up.parent
+        blocked = up.exists() and not up.is_dir()
+    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
+        raise DataError(f"{path}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
+    if exists and not overwrite:
+        raise DataError(f"{path}: output already exists (pass --overwrite to replace it)")
+    if exists and is_dir != (kind == "directory"):
+        what = "is not a directory" if kind == "directory" else "is a directory"
+        raise DataError(f"{path}: exists and {what} (--overwrite replaces only a {kind}); move it away or "
+                        "choose another output")
+    if blocked:
+        raise DataError(f"{path}: cannot be created: {up} is a file, not a directory")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` only if the block succeeds.
@@ -57,15 +87,7 @@ def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[
     DataError
         If ``path`` exists and ``overwrite`` is false, or its parent cannot be created.
     """
-    path = Path(path)
-    try:
-        exists, is_dir = path.exists(), path.is_dir()
-    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
-        raise DataError(f"{path}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
-    if exists and not overwrite:
-        raise DataError(f"{path}: output already exists (pass --overwrite to replace it)")
-    if exists and not is_dir:
-        raise DataError(f"{path}: exists and is not a directory")
+    path = check_output(path, overwrite=overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -90,7 +90,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
-from xcausal.io import DataError, atomic_output_dir, cut_middle, read_json, write_json
+from xcausal.io import DataError, atomic_output_dir, check_output, cut_middle, read_json, write_json
 from xcausal.types import Graph, VarType
 
 __all__ = [
@@ -1382,12 +1382,7 @@ def save_dataset_npz(
     out = Path(out)
     if out.suffix != ".npz":
         raise DataError(f"{out}: npz output must end in .npz")
-    try:
-        exists = out.exists()
-    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
-        raise DataError(f"{out}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
-    if exists and not overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    check_output(out, overwrite=overwrite, kind="file")
     images = np.asarray(images)
     if len(images) != len(table):
         raise DataError(f"row-count mismatch: {len(images)} images, {len(table)} table rows")
@@ -1446,6 +1441,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
 def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None = None,
                     channels: int | None = None, overwrite: bool = False) -> Path:
     """Directory -> npz or npz -> directory, decided by ``out``'s suffix."""
+    check_output(out, overwrite=overwrite, kind="file" if str(out).endswith(".npz") else "directory")
     ds = load_dataset(src, image_size=image_size or 32, channels=channels)
     if image_size is None:
         images = dataset_images_native(ds) if ds.image_paths is not None else _native_npz_images(src, channels)
