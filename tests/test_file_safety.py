@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import fcntl
 import io
 import json
+import os
 import shutil
+import stat
+import time
 from pathlib import Path
 
 import numpy as np
@@ -378,3 +382,72 @@ def test_output_under_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
     code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "f" / "run"), "--epochs", "1"])
     line = _one_error_line(err)
     assert code == 2 and f"{tmp_path / 'f'} is a file, not a directory" in line, line
+
+
+# --------------------------------------------------------------------------- atomic output directories
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_output_directory_gets_the_users_umask(mask, tmp_path):
+    """tempfile.mkdtemp made every output directory 0700, whatever the umask."""
+    with _umask(mask), xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+        (tmp / "sub").mkdir()
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((tmp_path / "out" / "sub").stat().st_mode) == 0o777 & ~mask
+
+
+def _leftover(path: Path, age: float) -> Path:
+    path.mkdir()
+    (path / "graph.json").write_text("{}")
+    t = time.time() - age
+    os.utime(path / "graph.json", (t, t))
+    os.utime(path, (t, t))
+    return path
+
+
+def test_leftovers_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    """A writer killed (kill -9) before its rename left .NAME.tmp-* beside NAME for good."""
+    stale = _leftover(tmp_path / ".out.tmp-0badf00d", 600)
+    stale_old = _leftover(tmp_path / ".out.old-0badf00d", 600)
+    live = _leftover(tmp_path / ".out.tmp-11ve11ve", 600)  # an older writer still running: locked
+    fresh = _leftover(tmp_path / ".out.tmp-f4e5f4e5", 0)  # a writer that may not hold its lock yet
+    other = _leftover(tmp_path / ".outer.tmp-0badf00d", 600)  # another output's
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+            (tmp / "graph.json").write_text("[]")
+            assert stale.exists()  # removed only once the write succeeds
+        assert live.exists()
+    finally:
+        os.close(fd)
+    assert not stale.exists() and not stale_old.exists()
+    assert fresh.exists() and other.exists()
+    assert (tmp_path / "out" / "graph.json").read_text() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".out.tmp-11ve11ve", ".out.tmp-f4e5f4e5", ".outer.tmp-0badf00d", "out"])
+
+
+def test_a_failed_write_leaves_the_leftovers_and_the_output_alone(tmp_path):
+    stale = _leftover(tmp_path / ".out.tmp-0badf00d", 600)
+    with pytest.raises(RuntimeError), xcausal.io.atomic_output_dir(tmp_path / "out"):
+        raise RuntimeError("the work failed")
+    assert stale.exists() and not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [".out.tmp-0badf00d"]
+
+
+def test_the_temporary_directory_is_locked_while_written(tmp_path):
+    with xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)

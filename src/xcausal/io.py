@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import os
+import secrets
 import shutil
-import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: outputs are then written without locks
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["DataError", "check_output", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
            "one_line", "cut_middle"]
@@ -78,9 +86,12 @@ def check_output(path: str | Path, *, overwrite: bool, kind: str = "directory") 
 def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` only if the block succeeds.
 
-    The temporary directory sits next to ``path`` (same filesystem, so the final move is a
-    rename). On any exception it is removed and ``path`` is left as it was, so a failure never
-    leaves a half-written output.
+    The temporary directory ``.NAME.tmp-*`` sits next to ``path`` (same filesystem, so the final
+    move is a rename), is created with the user's umask (the output gets the permissions of any
+    directory they make) and is locked (``flock``) while it is written. On any exception it is
+    removed and ``path`` is left as it was, so a failure never leaves a half-written output. After
+    the rename, the ``.NAME.tmp-*`` / ``.NAME.old-*`` siblings that a killed writer left behind
+    (older than this write and not locked by a live one) are removed.
 
     Raises
     ------
@@ -92,22 +103,81 @@ def atomic_output_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{path.parent}: cannot create directory ({exc.strerror})") from None
+    started = time.time()
+    tmp, lock_fd = _make_locked_dir(path)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot create the output ({exc.strerror})") from None
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{tmp.name[-8:]}"
-        path.rename(old)
-    tmp.rename(path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{tmp.name.rpartition('-')[2]}"
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    _remove_stale_siblings(path, started)
+
+
+def _make_locked_dir(path: Path) -> tuple[Path, int | None]:
+    """A new directory ``.NAME.tmp-<random>`` beside ``path``, made with mode 0o777 (so the umask
+    applies, unlike ``tempfile.mkdtemp``'s 0o700), and a descriptor holding an exclusive ``flock``
+    on it (None where the filesystem has no locks)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(tmp, 0o777)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise DataError(f"{path}: cannot create the output ({exc.strerror})") from None
+    else:
+        raise DataError(f"{path}: cannot create the output (no free temporary name beside it)")
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    return tmp, fd
+
+
+#: seconds a leftover ``.NAME.tmp-*`` must predate a write to be removed by it: a writer that began
+#: at about the same time may not hold its lock yet, and file times can lag the clock slightly
+STALE_AGE = 2.0
+
+
+def _remove_stale_siblings(path: Path, started: float) -> None:
+    """Remove ``.NAME.tmp-*`` and ``.NAME.old-*`` beside ``path`` last changed :data:`STALE_AGE`
+    seconds or more before ``started`` and not locked by a live writer."""
+    for sibling in list(path.parent.glob(f".{glob.escape(path.name)}.tmp-*")) + list(
+            path.parent.glob(f".{glob.escape(path.name)}.old-*")):
+        try:
+            if not sibling.is_dir() or sibling.is_symlink() or sibling.stat().st_mtime > started - STALE_AGE:
+                continue
+        except OSError:
+            continue
+        if fcntl is not None:
+            try:
+                fd = os.open(sibling, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live writer: OSError, keep it
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+        shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _default(o: Any) -> Any:
