@@ -451,3 +451,69 @@ def test_the_temporary_directory_is_locked_while_written(tmp_path):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+# --------------------------------------------------------------------------- one fit per output
+def test_a_second_fit_to_the_same_out_stops_at_once(tmp_path, monkeypatch):
+    """Two fits to one --out: the second wrote over the first's OUT.partial/fit_config.json."""
+    _refuse_work(monkeypatch)
+    out = tmp_path / "run"
+    partial = tmp_path / "run.partial"
+    partial.mkdir()
+    (partial / "fit_config.json").write_text('{"the": "first fit"}')
+    lock = tmp_path / "run.partial.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)  # the first fit, still running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, err = _run(["fit", str(tmp_path), "--out", str(out), "--epochs", "1"])
+    finally:
+        os.close(fd)
+    line = _one_error_line(err)
+    assert code == 2
+    assert line == (f"error: {out}: another fit is writing this run (lock {lock} held); wait for it or choose "
+                    "another --out"), line
+    assert (partial / "fit_config.json").read_text() == '{"the": "first fit"}'
+    assert lock.exists() and not out.exists()
+
+
+def test_the_fit_lock_is_released_when_the_fit_fails(tmp_path, monkeypatch):
+    import xcausal.api
+
+    def bad_data(*args, **kwargs):
+        raise DataError("bad data")
+
+    monkeypatch.setattr(xcausal.api, "load_dataset", bad_data)
+    lock = tmp_path / "run.partial.lock"
+    for _ in range(2):  # the second fit gets the same error, not "another fit is writing"
+        code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1"])
+        assert code == 2 and _one_error_line(err) == "error: bad data", err
+        assert not lock.exists()
+
+
+def test_a_lock_file_left_by_a_killed_fit_does_not_block(tmp_path, monkeypatch):
+    import xcausal.api
+
+    lock = tmp_path / "run.partial.lock"
+    lock.write_text("")  # kill -9 frees the flock but leaves the file
+    held = []
+
+    def loader(*args, **kwargs):
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        held.append(True)
+        raise DataError("stop here")
+
+    monkeypatch.setattr(xcausal.api, "load_dataset", loader)
+    code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    assert code == 2 and _one_error_line(err) == "error: stop here" and held == [True]
+    assert not lock.exists()
+
+
+def test_a_finished_fit_leaves_no_lock_file(cmcl_run):
+    run = cmcl_run[1]
+    assert run.is_dir() and not (run.parent / "run.partial.lock").exists()
+    assert not list(run.parent.glob(".run.*"))

@@ -20,7 +20,7 @@ try:
 except ImportError:  # not on Windows: outputs are then written without locks
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DataError", "check_output", "atomic_output_dir", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
+__all__ = ["DataError", "check_output", "atomic_output_dir", "exclusive_lock", "write_json", "read_json", "read_checkpoint_meta", "checkpoint_errors", "check_checkpoint_file",
            "one_line", "cut_middle"]
 
 
@@ -178,6 +178,49 @@ def _remove_stale_siblings(path: Path, started: float) -> None:
             finally:
                 os.close(fd)
         shutil.rmtree(sibling, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, *, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created if needed) for the block, or raise
+    DataError(``busy``) at once when another process holds it. The file is removed on exit; a lock
+    taken on a file that was meanwhile removed (by the previous holder) is taken again on the new one.
+    Where there are no locks (Windows, some network filesystems) the block runs unlocked."""
+    path = Path(path)
+    if fcntl is None:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{path.parent}: cannot create directory ({exc.strerror})") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot create the lock file ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataError(busy) from None
+        except OSError:  # no locks on this filesystem
+            os.close(fd)
+            yield
+            return
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still locked: a waiting process then finds a new file
+        os.close(fd)
 
 
 def _default(o: Any) -> Any:
