@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -285,7 +286,8 @@ def test_checkpoint_sidecar_missing_or_broken(cmcl_run, run_copy, tmp_path, dama
         mp.write_text("{not json")
     code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
     line = _one_error_line(err)
-    assert code == 2 and ("not found" in line if damage == "missing" else "not valid JSON" in line)
+    assert code == 2 and ("not found" in line if damage == "missing" else
+                          "model.pt.json: not a valid checkpoint config (line 1" in line), line
 
 
 def test_truth_json_latents_must_stay_inside_its_directory(tmp_path):
@@ -517,3 +519,52 @@ def test_a_finished_fit_leaves_no_lock_file(cmcl_run):
     run = cmcl_run[1]
     assert run.is_dir() and not (run.parent / "run.partial.lock").exists()
     assert not list(run.parent.glob(".run.*"))
+
+
+# --------------------------------------------------------------------------- messages that name the file
+@pytest.mark.parametrize("out", ["o.npz", "o"])
+def test_convert_names_a_truncated_image(out, tmp_path):
+    """Converting at the stored size printed only 'error: OSError'."""
+    data = _dataset(tmp_path / "d")
+    png = data / "images" / "3.png"
+    png.write_bytes(png.read_bytes()[:60])  # the header and part of the pixels
+    code, err = _run(["convert", str(data), "--out", str(tmp_path / out)])
+    line = _one_error_line(err)
+    assert code == 2 and f"{png}: cannot decode image (image file is truncated" in line, line
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "latents.csv: empty file"),
+    ("z1\n" + "0.5\n" * 5 + "abc\n", "latents.csv row 6, column 'z1': not a number ('abc')"),
+])
+def test_a_broken_latents_csv_is_named(cmcl_run, run_copy, text, needle):
+    """An empty latents.csv gave pandas' 'No columns to parse from file', naming no file."""
+    names = [n["name"] for n in json.loads((run_copy / "graph.json").read_text())["nodes"] if n["kind"] == "latent"]
+    if text:
+        text = text.replace("z1", ",".join(names), 1).replace("0.5", ",".join(["0.5"] * len(names)))
+        text = text.replace("abc", ",".join(["abc"] + ["0.5"] * (len(names) - 1)))
+    (run_copy / "latents.csv").write_text(text)
+    code, err = _run(["evaluate", str(run_copy), "--truth", str(cmcl_run[0])])
+    line = _one_error_line(err)
+    assert code == 2 and f"{run_copy}/{needle}" in line, line
+
+
+def test_an_overlong_integer_in_the_checkpoint_config_is_named(cmcl_run, run_copy, tmp_path):
+    """A 5001-digit integer in model.pt.json gave Python's 'Exceeds the limit (4300 digits) ...
+    use sys.set_int_max_str_digits()', naming no file."""
+    mp = run_copy / "model.pt.json"
+    meta = json.loads(mp.read_text())
+    mp.write_text(mp.read_text().replace(f'"n_latents": {meta["n_latents"]}', '"n_latents": ' + "1" * 5001, 1))
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    line = _one_error_line(err)
+    assert code == 2 and line == (f"error: {mp}: not a valid checkpoint config (an integer of more than "
+                                  f"{sys.get_int_max_str_digits()} digits)"), line
+
+
+def test_an_overlong_integer_in_graph_json_is_named(cmcl_run, run_copy):
+    gj = run_copy / "graph.json"
+    gj.write_text(gj.read_text().replace("{", '{"big": ' + "7" * 5001 + ",", 1))
+    code, err = _run(["evaluate", str(run_copy), "--truth", str(cmcl_run[0])])
+    line = _one_error_line(err)
+    assert code == 2 and f"{gj}: not valid JSON (an integer of more than" in line, line

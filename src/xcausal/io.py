@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,9 +240,10 @@ def write_json(path: str | Path, obj: Any) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, default=_default, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
+def read_json(path: str | Path, *, what: str = "valid JSON") -> Any:
     """The parsed JSON in ``path``; DataError naming the file when it is missing, unreadable,
-    not UTF-8, not JSON or nested too deeply to parse."""
+    not UTF-8, not JSON, nested too deeply or holding an integer too long to parse (``{path}: not
+    {what} (the reason)``)."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -250,11 +252,22 @@ def read_json(path: str | Path) -> Any:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (not UTF-8 text: byte {exc.start})") from None
+        raise DataError(f"{path}: not {what} (not UTF-8 text: byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise DataError(f"{path}: not {what} (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
-        raise DataError(f"{path}: not valid JSON (nested too deeply to read)") from None
+        raise DataError(f"{path}: not {what} (nested too deeply to read)") from None
+    except ValueError as exc:  # int(): Python reads at most sys.get_int_max_str_digits() digits
+        raise DataError(f"{path}: not {what} ({json_number_error(exc)})") from None
+
+
+def json_number_error(exc: ValueError) -> str:
+    """A ValueError of ``json.loads`` that is not a JSONDecodeError, in words: Python's message
+    about its limit on integer digits tells the user to call a Python function."""
+    if "digits" in str(exc):
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> dict[str, Any]:
@@ -266,7 +279,7 @@ def read_checkpoint_meta(path: str | Path, method: str, format_version: int) -> 
     mp = path.with_suffix(path.suffix + ".json")
     if not path.is_file() or not mp.is_file():
         raise DataError(f"{path}: checkpoint or its {mp.name} not found")
-    meta = read_json(mp)
+    meta = read_json(mp, what="a valid checkpoint config")
     if not isinstance(meta, dict):
         raise DataError(f"{mp}: expected a JSON object (the checkpoint's config), got {type(meta).__name__}")
     if meta.get("method") != method:
