@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import fcntl
 import io
 import json
+import os
 import shutil
+import stat
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -281,7 +286,8 @@ def test_checkpoint_sidecar_missing_or_broken(cmcl_run, run_copy, tmp_path, dama
         mp.write_text("{not json")
     code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
     line = _one_error_line(err)
-    assert code == 2 and ("not found" in line if damage == "missing" else "not valid JSON" in line)
+    assert code == 2 and ("not found" in line if damage == "missing" else
+                          "model.pt.json: not a valid checkpoint config (line 1" in line), line
 
 
 def test_truth_json_latents_must_stay_inside_its_directory(tmp_path):
@@ -324,3 +330,241 @@ def test_incomplete_or_mismatched_checkpoint_config_is_one_line_error(cmcl_run, 
     code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
     line = _one_error_line(err)
     assert code == 2 and "model.pt" in line and needle in line, line
+
+
+# --------------------------------------------------------------------------- outputs in the way
+def _refuse_work(monkeypatch) -> None:
+    """Every verb's first piece of work raises: an output refused after it would be an internal error."""
+    import xcausal.api
+    import xcausal.data.simulate
+    import xcausal.viz.report
+
+    def boom(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    for module, name in [(xcausal.api, "load_dataset"), (xcausal.api, "load_generative_model"),
+                         (xcausal.api, "intervention_grid"), (xcausal.api, "explain_latent"),
+                         (dataset_module, "load_dataset"), (xcausal.data.simulate, "simulate_appendix_e"),
+                         (xcausal.viz.report, "write_report")]:
+        monkeypatch.setattr(module, name, boom)
+
+
+@pytest.mark.parametrize("verb, args, kind", [
+    ("fit", ["fit", "{tmp}", "--out", "{out}", "--epochs", "1"], "directory"),
+    ("counterfactual", ["counterfactual", "{tmp}", "--set", "x=1", "--out", "{out}"], "directory"),
+    ("simulate", ["simulate", "--out", "{out}"], "directory"),
+    ("convert", ["convert", "{tmp}", "--out", "{out}"], "directory"),
+    ("convert-npz", ["convert", "{tmp}", "--out", "{out}.npz"], "file"),
+    ("simulate-npz", ["simulate", "--out", "{out}.npz"], "file"),
+    ("intervene", ["intervene", "{tmp}", "--var", "x", "--values", "1", "--out", "{out}.png"], "file"),
+    ("explain", ["explain", "{tmp}", "--latent", "z1", "--out", "{out}.png"], "file"),
+    ("report", ["report", "{tmp}", "--out", "{out}.html"], "file"),
+])
+def test_output_of_the_wrong_kind_is_refused_before_any_work(verb, args, kind, tmp_path, monkeypatch):
+    """--overwrite replaces an output of the kind the verb writes; a file where a directory goes
+    (or a directory where a file goes) was only found once the work was done."""
+    _refuse_work(monkeypatch)
+    out = tmp_path / "out"
+    argv = [a.format(tmp=tmp_path, out=out) for a in args] + ["--overwrite"]
+    target = Path(argv[argv.index("--out") + 1])
+    if kind == "directory":
+        target.write_text("a file")
+    else:
+        target.mkdir()
+    code, err = _run(argv)
+    line = _one_error_line(err)
+    assert code == 2, line
+    assert str(target) in line and ("is not a directory" if kind == "directory" else "is a directory") in line, line
+    assert (target.read_text() == "a file") if kind == "directory" else target.is_dir()
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    _refuse_work(monkeypatch)
+    (tmp_path / "f").write_text("a file")
+    code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "f" / "run"), "--epochs", "1"])
+    line = _one_error_line(err)
+    assert code == 2 and f"{tmp_path / 'f'} is a file, not a directory" in line, line
+
+
+# --------------------------------------------------------------------------- atomic output directories
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_output_directory_gets_the_users_umask(mask, tmp_path):
+    """tempfile.mkdtemp made every output directory 0700, whatever the umask."""
+    with _umask(mask), xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+        (tmp / "sub").mkdir()
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((tmp_path / "out" / "sub").stat().st_mode) == 0o777 & ~mask
+
+
+def _leftover(path: Path, age: float) -> Path:
+    path.mkdir()
+    (path / "graph.json").write_text("{}")
+    t = time.time() - age
+    os.utime(path / "graph.json", (t, t))
+    os.utime(path, (t, t))
+    return path
+
+
+def test_leftovers_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    """A writer killed (kill -9) before its rename left .NAME.tmp-* beside NAME for good."""
+    stale = _leftover(tmp_path / ".out.tmp-0badf00d", 600)
+    stale_old = _leftover(tmp_path / ".out.old-0badf00d", 600)
+    live = _leftover(tmp_path / ".out.tmp-11ve11ve", 600)  # an older writer still running: locked
+    fresh = _leftover(tmp_path / ".out.tmp-f4e5f4e5", 0)  # a writer that may not hold its lock yet
+    other = _leftover(tmp_path / ".outer.tmp-0badf00d", 600)  # another output's
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+            (tmp / "graph.json").write_text("[]")
+            assert stale.exists()  # removed only once the write succeeds
+        assert live.exists()
+    finally:
+        os.close(fd)
+    assert not stale.exists() and not stale_old.exists()
+    assert fresh.exists() and other.exists()
+    assert (tmp_path / "out" / "graph.json").read_text() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".out.tmp-11ve11ve", ".out.tmp-f4e5f4e5", ".outer.tmp-0badf00d", "out"])
+
+
+def test_a_failed_write_leaves_the_leftovers_and_the_output_alone(tmp_path):
+    stale = _leftover(tmp_path / ".out.tmp-0badf00d", 600)
+    with pytest.raises(RuntimeError), xcausal.io.atomic_output_dir(tmp_path / "out"):
+        raise RuntimeError("the work failed")
+    assert stale.exists() and not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [".out.tmp-0badf00d"]
+
+
+def test_the_temporary_directory_is_locked_while_written(tmp_path):
+    with xcausal.io.atomic_output_dir(tmp_path / "out") as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------- one fit per output
+def test_a_second_fit_to_the_same_out_stops_at_once(tmp_path, monkeypatch):
+    """Two fits to one --out: the second wrote over the first's OUT.partial/fit_config.json."""
+    _refuse_work(monkeypatch)
+    out = tmp_path / "run"
+    partial = tmp_path / "run.partial"
+    partial.mkdir()
+    (partial / "fit_config.json").write_text('{"the": "first fit"}')
+    lock = tmp_path / "run.partial.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)  # the first fit, still running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, err = _run(["fit", str(tmp_path), "--out", str(out), "--epochs", "1"])
+    finally:
+        os.close(fd)
+    line = _one_error_line(err)
+    assert code == 2
+    assert line == (f"error: {out}: another fit is writing this run (lock {lock} held); wait for it or choose "
+                    "another --out"), line
+    assert (partial / "fit_config.json").read_text() == '{"the": "first fit"}'
+    assert lock.exists() and not out.exists()
+
+
+def test_the_fit_lock_is_released_when_the_fit_fails(tmp_path, monkeypatch):
+    import xcausal.api
+
+    def bad_data(*args, **kwargs):
+        raise DataError("bad data")
+
+    monkeypatch.setattr(xcausal.api, "load_dataset", bad_data)
+    lock = tmp_path / "run.partial.lock"
+    for _ in range(2):  # the second fit gets the same error, not "another fit is writing"
+        code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1"])
+        assert code == 2 and _one_error_line(err) == "error: bad data", err
+        assert not lock.exists()
+
+
+def test_a_lock_file_left_by_a_killed_fit_does_not_block(tmp_path, monkeypatch):
+    import xcausal.api
+
+    lock = tmp_path / "run.partial.lock"
+    lock.write_text("")  # kill -9 frees the flock but leaves the file
+    held = []
+
+    def loader(*args, **kwargs):
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        held.append(True)
+        raise DataError("stop here")
+
+    monkeypatch.setattr(xcausal.api, "load_dataset", loader)
+    code, err = _run(["fit", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    assert code == 2 and _one_error_line(err) == "error: stop here" and held == [True]
+    assert not lock.exists()
+
+
+def test_a_finished_fit_leaves_no_lock_file(cmcl_run):
+    run = cmcl_run[1]
+    assert run.is_dir() and not (run.parent / "run.partial.lock").exists()
+    assert not list(run.parent.glob(".run.*"))
+
+
+# --------------------------------------------------------------------------- messages that name the file
+@pytest.mark.parametrize("out", ["o.npz", "o"])
+def test_convert_names_a_truncated_image(out, tmp_path):
+    """Converting at the stored size printed only 'error: OSError'."""
+    data = _dataset(tmp_path / "d")
+    png = data / "images" / "3.png"
+    png.write_bytes(png.read_bytes()[:60])  # the header and part of the pixels
+    code, err = _run(["convert", str(data), "--out", str(tmp_path / out)])
+    line = _one_error_line(err)
+    assert code == 2 and f"{png}: cannot decode image (image file is truncated" in line, line
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "latents.csv: empty file"),
+    ("z1\n" + "0.5\n" * 5 + "abc\n", "latents.csv row 6, column 'z1': not a number ('abc')"),
+])
+def test_a_broken_latents_csv_is_named(cmcl_run, run_copy, text, needle):
+    """An empty latents.csv gave pandas' 'No columns to parse from file', naming no file."""
+    names = [n["name"] for n in json.loads((run_copy / "graph.json").read_text())["nodes"] if n["kind"] == "latent"]
+    if text:
+        text = text.replace("z1", ",".join(names), 1).replace("0.5", ",".join(["0.5"] * len(names)))
+        text = text.replace("abc", ",".join(["abc"] + ["0.5"] * (len(names) - 1)))
+    (run_copy / "latents.csv").write_text(text)
+    code, err = _run(["evaluate", str(run_copy), "--truth", str(cmcl_run[0])])
+    line = _one_error_line(err)
+    assert code == 2 and f"{run_copy}/{needle}" in line, line
+
+
+def test_an_overlong_integer_in_the_checkpoint_config_is_named(cmcl_run, run_copy, tmp_path):
+    """A 5001-digit integer in model.pt.json gave Python's 'Exceeds the limit (4300 digits) ...
+    use sys.set_int_max_str_digits()', naming no file."""
+    mp = run_copy / "model.pt.json"
+    meta = json.loads(mp.read_text())
+    mp.write_text(mp.read_text().replace(f'"n_latents": {meta["n_latents"]}', '"n_latents": ' + "1" * 5001, 1))
+    code, err = _intervene(run_copy, _variable(cmcl_run), tmp_path / "g.png")
+    line = _one_error_line(err)
+    assert code == 2 and line == (f"error: {mp}: not a valid checkpoint config (an integer of more than "
+                                  f"{sys.get_int_max_str_digits()} digits)"), line
+
+
+def test_an_overlong_integer_in_graph_json_is_named(cmcl_run, run_copy):
+    gj = run_copy / "graph.json"
+    gj.write_text(gj.read_text().replace("{", '{"big": ' + "7" * 5001 + ",", 1))
+    code, err = _run(["evaluate", str(run_copy), "--truth", str(cmcl_run[0])])
+    line = _one_error_line(err)
+    assert code == 2 and f"{gj}: not valid JSON (an integer of more than" in line, line

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from xcausal.data.dataset import CrossModalDataset, load_dataset
-from xcausal.io import DataError
+from xcausal.io import DataError, check_output, exclusive_lock
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
-__all__ = ["FitConfig", "fit", "partial_dir", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
+__all__ = ["FitConfig", "fit", "partial_dir", "fit_lock_file", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
            "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
 
 logger = logging.getLogger(__name__)
@@ -237,6 +237,12 @@ FABRIC_METHODS = ("cmcl",)
 _FIT_CONFIG_FILE = "fit_config.json"
 
 
+def fit_lock_file(out: str | Path) -> Path:
+    """``OUT.partial.lock``, locked by the fit writing ``OUT`` for as long as it runs."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial.lock")
+
+
 def partial_dir(out: str | Path) -> Path:
     """The work directory ``OUT.partial`` beside a run directory, where training checkpoints live
     until the run directory is written (the run directory itself only ever appears complete)."""
@@ -442,19 +448,21 @@ def fit(cfg: FitConfig) -> Path:
     are restored afterwards); ``cfg.resume`` continues from it. ``OUT.partial`` is removed once
     ``OUT`` is written.
 
+    A fit holds :func:`fit_lock_file` (``OUT.partial.lock``) from its checks to its end, so that a
+    second fit to the same ``OUT`` stops at once instead of writing over the first's ``OUT.partial``.
+
     Raises
     ------
     DataError
-        Bad options or data; with ``resume``, no checkpoint or one from a fit with other options.
+        Bad options or data; with ``resume``, no checkpoint or one from a fit with other options;
+        another fit is writing ``OUT``.
     FitInterrupted
         A signal stopped training (``.signum``; the checkpoint is in ``OUT.partial``).
     FloatingPointError
         Training diverged (NaN/inf); the last good checkpoint stays in ``OUT.partial``.
     """
     factory = method_entry(cfg.method)[0]
-    out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    out = check_output(cfg.out, overwrite=cfg.overwrite)  # not only once training is done
     if cfg.bootstrap < 0:
         raise DataError(f"--bootstrap {cfg.bootstrap}: must be 0 (off) or a number of resamples")
     if cfg.jobs < 1:
@@ -468,6 +476,15 @@ def fit(cfg: FitConfig) -> Path:
                         f"(resumable: {', '.join(RESUMABLE_METHODS)})")
     if cfg.resume and not checkpointed:
         raise DataError("--resume needs checkpoints: drop --checkpoint-every 0")
+    lock = fit_lock_file(out)
+    with exclusive_lock(lock, busy=f"{out}: another fit is writing this run (lock {lock} held); wait for it or "
+                                   "choose another --out"):
+        return _fit_locked(cfg, factory, out, checkpointed)
+
+
+def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> Path:
+    """:func:`fit` from the data on, under the lock of ``out``."""
+    check_output(out, overwrite=cfg.overwrite)  # again: a fit that held the lock may have written it
     work = partial_dir(out)
     if cfg.resume and not _has_checkpoint(work):  # before the (possibly slow) data loading
         raise DataError(f"--resume: {work} holds no training checkpoint to continue "
@@ -652,6 +669,7 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
     from xcausal.io import atomic_output_dir
     from xcausal.viz.grid import image_grid
 
+    check_output(out, overwrite=overwrite)
     model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
     idx = _parse_rows(rows, len(ds), "--rows")

@@ -69,8 +69,9 @@ def simulate(
 ) -> None:
     """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, circles, or x-ray phantoms."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
-    from xcausal.io import DataError
+    from xcausal.io import DataError, check_output
 
+    check_output(out, overwrite=overwrite, kind="file" if str(out).endswith(".npz") else "directory")
     if image_size is None:
         image_size = 128 if kind == "xray-phantom" else 32
     if kind == "appendix-e":
@@ -392,10 +393,9 @@ def intervene(
 ) -> None:
     """Regenerate images under do(VAR = value): rows = samples, columns = values."""
     from xcausal.api import intervention_grid
-    from xcausal.io import DataError
+    from xcausal.io import DataError, check_output
 
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    check_output(out, overwrite=overwrite, kind="file")
     vals = _split(values)
     if not vals:
         raise DataError("--values: give at least one value")
@@ -440,10 +440,9 @@ def explain(
 ) -> None:
     """Grad-CAM++ heatmaps of one latent over input images: where in the image the latent lives."""
     from xcausal.api import explain_latent
-    from xcausal.io import DataError
+    from xcausal.io import DataError, check_output
 
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    check_output(out, overwrite=overwrite, kind="file")
     r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
     explain_latent(run, latent, out, rows=r, data=data, sign=-1 if negative else 1)
     err_console.print(f"wrote {out}")
@@ -502,14 +501,13 @@ def report(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the report if it exists.")] = False,
 ) -> None:
     """Write one self-contained HTML report of a run: verdicts, data, graph, interventions, traversals, heatmaps, training curves, provenance."""
-    from xcausal.io import DataError
+    from xcausal.io import DataError, check_output
     from xcausal.viz.report import write_report
 
     if not run.is_dir():
         raise DataError(f"{run}: not a run directory" if run.exists() else f"{run}: no such run directory")
     target = out if out is not None else run / "report.html"
-    if target.exists() and not overwrite:
-        raise DataError(f"{target}: output already exists (pass --overwrite to replace it)")
+    check_output(target, overwrite=overwrite, kind="file")
     if rows < 1:
         raise DataError(f"--rows {rows}: must be at least 1")
     res = write_report(run, data=data, out=target, rows=rows)

@@ -85,6 +85,27 @@ class RunDir:
     config: dict[str, Any]
 
 
+def _read_latents(path: Path, names: list[str]) -> np.ndarray:
+    """The columns ``names`` of latents.csv as floats; DataError naming the file when it is empty,
+    not CSV, lacks a column or holds a value that is not a number."""
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file (expected a header z1,z2,... and one row per sample)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DataError(f"{path}: cannot parse CSV ({lines[0] if lines else type(exc).__name__})") from None
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise DataError(f"{path}: no column for latent node(s) {', '.join(missing)}")
+    values = df[names].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & df[names].notna()
+    if bad.to_numpy().any():
+        row, col = next((r, c) for c in names for r in np.flatnonzero(bad[c].to_numpy()))
+        raise DataError(f"{path} row {row + 1}, column '{col}': not a number ({str(df[col].iloc[row])[:40]!r})")
+    return values.to_numpy(dtype=float)
+
+
 def read_run(path: str | Path) -> RunDir:
     """Read a run directory, or a bare graph.json (then latents and config are empty)."""
     path = Path(path)
@@ -105,11 +126,7 @@ def read_run(path: str | Path) -> RunDir:
     lat = None
     lp = path / "latents.csv"
     if lp.is_file():
-        df = pd.read_csv(lp)
-        missing = [n for n in graph.latent if n not in df.columns]
-        if missing:
-            raise DataError(f"{lp}: no column for latent node(s) {', '.join(missing)}")
-        lat = df[graph.latent].to_numpy(dtype=float)
+        lat = _read_latents(lp, graph.latent)
     cp = path / "config.json"
     config = read_json(cp) if cp.is_file() else {}
     if not isinstance(config, dict):

@@ -241,10 +241,7 @@ class Graph:
     @classmethod
     def load(cls, path: str | Path) -> "Graph":
         path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"{path}: file not found") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        from xcausal.io import read_json
+
+        d = read_json(path)
         return cls.from_dict(d, where=str(path))

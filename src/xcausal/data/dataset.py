@@ -80,7 +80,7 @@ import tokenize
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -90,7 +90,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
-from xcausal.io import DataError, atomic_output_dir, cut_middle, read_json, write_json
+from xcausal.io import DataError, atomic_output_dir, check_output, cut_middle, read_json, write_json
 from xcausal.types import Graph, VarType
 
 __all__ = [
@@ -353,6 +353,18 @@ def _to_chw(img: Image.Image, channels: int, size: int) -> np.ndarray:
 def _resample(current: tuple[int, int], size: int) -> Image.Resampling:
     """Bilinear when enlarging (or keeping the larger side), box filter when shrinking."""
     return Image.Resampling.BILINEAR if max(current) <= size else Image.Resampling.BOX
+
+
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """PIL's errors while decoding ``path`` (a truncated or corrupt file: OSError, SyntaxError, ...)
+    as one DataError naming the file; PIL's own messages carry no file name."""
+    try:
+        yield
+    except DataError:
+        raise
+    except _IMAGE_ERRORS as exc:
+        raise DataError(f"{path}: cannot decode image ({_first_line(exc) or type(exc).__name__})") from None
 
 
 def _upright_size(img: Image.Image) -> tuple[int, int]:
@@ -683,13 +695,8 @@ class CrossModalDataset(torch.utils.data.Dataset):
             return self.image_cache.read(i)
         assert self.image_paths is not None
         p = self.image_paths[i]
-        try:
-            with _open_image(p, self.max_pixels) as img:
-                return _to_chw(img, self.channels, self.image_size)
-        except DataError:
-            raise
-        except _IMAGE_ERRORS as exc:
-            raise DataError(f"{p}: cannot decode image ({_first_line(exc)})") from None
+        with _decoding(p), _open_image(p, self.max_pixels) as img:
+            return _to_chw(img, self.channels, self.image_size)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(self.image(int(i))), torch.from_numpy(self.u[int(i)].astype(np.float32))
@@ -1382,12 +1389,7 @@ def save_dataset_npz(
     out = Path(out)
     if out.suffix != ".npz":
         raise DataError(f"{out}: npz output must end in .npz")
-    try:
-        exists = out.exists()
-    except (OSError, ValueError) as exc:  # e.g. a name too long for the filesystem
-        raise DataError(f"{out}: cannot be used as an output ({getattr(exc, 'strerror', None) or exc})") from None
-    if exists and not overwrite:
-        raise DataError(f"{out}: output already exists (pass --overwrite to replace it)")
+    check_output(out, overwrite=overwrite, kind="file")
     images = np.asarray(images)
     if len(images) != len(table):
         raise DataError(f"row-count mismatch: {len(images)} images, {len(table)} table rows")
@@ -1429,7 +1431,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
     assert ds.image_paths is not None
     sizes = set()
     for p in ds.image_paths:
-        with _open_image(p, ds.max_pixels) as img:
+        with _decoding(p), _open_image(p, ds.max_pixels) as img:
             sizes.add(_upright_size(img))
     if len(sizes) != 1:
         raise DataError(f"{ds.source}: images have {len(sizes)} different sizes; pass --image-size to resize them")
@@ -1438,7 +1440,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
         raise DataError(f"{ds.source}: images are {w}×{h}; pass --image-size to make them square")
     out = np.empty((len(ds.image_paths), ds.channels, w, w), dtype=np.float32)
     for i, p in enumerate(ds.image_paths):
-        with _open_image(p, ds.max_pixels) as img:
+        with _decoding(p), _open_image(p, ds.max_pixels) as img:
             out[i] = _to_chw(img, ds.channels, w)
     return out
 
@@ -1446,6 +1448,7 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
 def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None = None,
                     channels: int | None = None, overwrite: bool = False) -> Path:
     """Directory -> npz or npz -> directory, decided by ``out``'s suffix."""
+    check_output(out, overwrite=overwrite, kind="file" if str(out).endswith(".npz") else "directory")
     ds = load_dataset(src, image_size=image_size or 32, channels=channels)
     if image_size is None:
         images = dataset_images_native(ds) if ds.image_paths is not None else _native_npz_images(src, channels)

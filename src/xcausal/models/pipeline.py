@@ -378,17 +378,14 @@ class Pipeline:
     def load(cls, path: str | Path, *, device: str = "cpu",
              representations: Mapping[str, type] | None = None) -> "Pipeline":
         """Load a checkpoint written by :meth:`save` (any ``<representation>+<structure>`` pipeline)."""
-        from xcausal.io import check_checkpoint_file
+        from xcausal.io import check_checkpoint_file, read_json
 
         path = Path(path)
         mp = path.with_suffix(path.suffix + ".json")
         if not path.is_file() or not mp.is_file():
             raise ValueError(f"{path}: checkpoint or its {mp.name} not found")
         check_checkpoint_file(path)  # refuse pickled objects before anything is loaded
-        try:
-            meta = json.loads(mp.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{mp}: not valid JSON ({exc})") from None
+        meta = read_json(mp, what="a valid checkpoint config")
         if not isinstance(meta, dict):
             raise ValueError(f"{mp}: expected a JSON object")
         method = meta.get("method")
