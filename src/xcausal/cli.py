@@ -440,7 +440,7 @@ def explain(
 ) -> None:
     """Grad-CAM++ heatmaps of one latent over input images: where in the image the latent lives."""
     from xcausal.api import explain_latent
-    from xcausal.io import DataError, check_output
+    from xcausal.io import check_output
 
     check_output(out, overwrite=overwrite, kind="file")
     r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
