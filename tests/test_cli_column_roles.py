@@ -68,7 +68,7 @@ def test_info_refuses_too_many_levels(messy, capsys):
     assert "categorical" in capsys.readouterr().out
 
 
-def test_fit_records_the_roles_and_later_verbs_reload_the_data_so(messy, tmp_path, capsys):
+def test_fit_records_the_roles_and_latents_csv_carries_the_ids(messy, tmp_path, capsys):
     from xcausal.api import load_run_dataset
 
     run = tmp_path / "run"
@@ -77,6 +77,9 @@ def test_fit_records_the_roles_and_later_verbs_reload_the_data_so(messy, tmp_pat
     g = json.loads((run / "graph.json").read_text())
     observed = [n["name"] for n in g["nodes"] if n["kind"] == "observed"]
     assert observed == ["u1", "u2", "u3", "u4", "u5"]
+    lat = pd.read_csv(run / "latents.csv", dtype={"patient_id": str})
+    assert list(lat.columns) == ["patient_id", "z1", "z2"]
+    assert list(lat["patient_id"]) == _patient_ids()  # table order
     fc = json.loads((run / "config.json").read_text())["fit_config"]
     assert (fc["image_column"], fc["id_column"], fc["ignore"], fc["max_categories"]) == \
         ("image_path", None, ["notes"], 20)
@@ -114,3 +117,17 @@ def test_a_run_fitted_before_the_roles_reloads_every_column_as_a_variable(tmp_pa
     ds = load_run_dataset(run)
     assert ds.variable_names == ["site", "age"] and ds.variables[0].n_categories == 25
 
+
+def test_latents_csv_names_the_id_column_and_never_shadows_a_latent(tmp_path):
+    from xcausal.run import RunResult, read_run, write_run
+    from xcausal.types import Edge, Graph, Node
+
+    g = Graph([Node("u1", "observed"), Node("z1", "latent"), Node("z2", "latent")], [Edge("u1", "z1", 0.5)])
+    lat = np.arange(6.0).reshape(3, 2)
+    for name, want in (("patient_id", "patient_id"), ("z1", "id")):
+        run = write_run(tmp_path / name, RunResult(g, lat, {}, pd.DataFrame(), ids=pd.Series(["c", "a", "b"],
+                                                                                             name=name)))
+        assert list(pd.read_csv(run / "latents.csv").columns) == [want, "z1", "z2"]
+        np.testing.assert_array_equal(read_run(run).latents, lat)
+    with pytest.raises(ValueError, match="2 ids for 3 rows"):
+        write_run(tmp_path / "bad", RunResult(g, lat, {}, pd.DataFrame(), ids=pd.Series(["a", "b"])))

@@ -502,6 +502,10 @@ def fit(cfg: FitConfig) -> Path:
     if cfg.command:
         extra["command"] = cfg.command
     result = model.run_result(ds, extra_config=extra)
+    if ds.ids is not None:
+        import pandas as pd
+
+        result.ids = pd.Series(ds.ids, name=ds.id_column or "id")
     if cfg.bootstrap:
         import dataclasses
 
