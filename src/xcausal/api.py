@@ -116,6 +116,12 @@ def method_entry(name: str) -> tuple[Any, Any]:
     raise DataError(f"unknown method '{name}' (available: {', '.join(method_names())})")
 
 
+#: the FitConfig fields :func:`xcausal.data.dataset.load_dataset` takes: recorded in config.json's
+#: fit_config, so later verbs reload the data as the fit read it (:func:`load_run_dataset`)
+DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing", "na_values", "image_column",
+                "id_column", "ignore", "max_categories")
+
+
 def _fit_config_class():
     """FitConfig, built from :data:`xcausal.options.FIT_OPTIONS` (one field per option, same name)."""
     import dataclasses
@@ -132,8 +138,8 @@ def _fit_config_class():
 
     def data_options(self) -> dict[str, Any]:
         """The options :func:`xcausal.data.dataset.load_dataset` takes."""
-        return {"image_size": self.image_size, "channels": self.channels, "categorical": list(self.categorical),
-                "continuous": list(self.continuous), "missing": self.missing, "na_values": list(self.na_values)}
+        return {k: list(v) if isinstance(v, (list, tuple)) else v for k in DATA_OPTIONS
+                for v in [getattr(self, k)]}
 
     cls = dataclasses.make_dataclass("FitConfig", fields, namespace={"data_options": data_options})
     cls.__module__ = __name__  # picklable as xcausal.api.FitConfig (bootstrap refits in other processes)
@@ -513,6 +519,10 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
     if cfg.command:
         extra["command"] = cfg.command
     result = model.run_result(ds, extra_config=extra)
+    if ds.ids is not None:
+        import pandas as pd
+
+        result.ids = pd.Series(ds.ids, name=ds.id_column or "id")
     if cfg.bootstrap:
         import dataclasses
 
@@ -560,8 +570,9 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
     src = data or fc.get("data")
     if not src:
         raise DataError(f"{run}: config.json does not record the data; pass --data")
-    opts = {k: fc[k] for k in ("image_size", "channels", "categorical", "continuous", "missing", "na_values")
-            if k in fc}
+    opts = {k: fc[k] for k in DATA_OPTIONS if k in fc}
+    if fc and "max_categories" not in fc:
+        opts["max_categories"] = None  # fitted before the limit: every column was a variable
     if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
         opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
     return load_dataset(src, **opts)

@@ -54,6 +54,17 @@ def _split(s: str | None) -> list[str]:
 _NA_VALUES_HELP = ("Comma-separated cell texts that mean a missing value, e.g. NA,-999 (besides empty and blank cells, which always do); without it NA, None, null and nan are ordinary values (categories).")
 
 
+def _role_help() -> dict[str, str]:
+    """`info`'s help for the column-role options: fit's, capitalised (the same names and meaning)."""
+    from xcausal.options import FIT_OPTIONS
+
+    names = ("image_column", "id_column", "ignore", "max_categories")
+    return {n: FIT_OPTIONS[n].help[0].upper() + FIT_OPTIONS[n].help[1:] + "." for n in names}
+
+
+_ROLE_HELP = _role_help()
+
+
 # --------------------------------------------------------------------------- simulate
 @app.command()
 def simulate(
@@ -135,13 +146,20 @@ def info(
     continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
     missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells: error or drop.")] = "error",
     na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
+    image_column: Annotated[str, typer.Option("--image-column", help=_ROLE_HELP["image_column"])] = "image",
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help=_ROLE_HELP["id_column"])] = None,
+    ignore: Annotated[Optional[str], typer.Option("--ignore", help=_ROLE_HELP["ignore"])] = None,
+    max_categories: Annotated[int, typer.Option("--max-categories", help=_ROLE_HELP["max_categories"])] = 20,
 ) -> None:
     """Validate a dataset and show its rows, image size and detected variable types."""
     from xcausal.data.dataset import load_dataset
 
     ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous),
-                      missing=missing, na_values=_split(na_values))  # type: ignore[arg-type]
+                      missing=missing, na_values=_split(na_values), image_column=image_column,  # type: ignore[arg-type]
+                      id_column=id_column, ignore=_split(ignore), max_categories=max_categories)
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
+    if ds.id_column is not None:
+        out_console.print(f"row ids: column '{ds.id_column}' (not a variable)", soft_wrap=True)
     t = Table()
     t.add_column("variable")
     t.add_column("type")

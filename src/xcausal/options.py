@@ -63,6 +63,12 @@ _RUN = [
     FitOption("missing", "error", Literal["error", "drop"], "rows with missing cells: error or drop", DATA),
     FitOption("na_values", [], list, "cell texts that also mean missing, e.g. NA,n/a (comma-separated; default: "
               "only empty cells)", DATA),
+    # column roles: expert options (no room in fit --help), shared with `xcausal info`
+    FitOption("image_column", "image", str, "the table column of image paths (directory form)"),
+    FitOption("id_column", None, Optional[str], "the table column of row ids, not a variable (default: `id`, "
+              "else a text column of nearly all distinct values)"),
+    FitOption("ignore", [], list, "table columns that are neither variables nor ids (comma-separated)"),
+    FitOption("max_categories", 20, int, "most levels of a categorical variable; more is refused"),
     FitOption("bootstrap", 0, int, "refit on B resamples: edges.csv, verdicts.csv (0 = off)", TRAINING),
     FitOption("jobs", 1, int, "parallel bootstrap refits (processes)", TRAINING),
     FitOption("nodes", 3, int, "causal-pima / pima: binary feature nodes n (2^n mixture components)", MODEL,

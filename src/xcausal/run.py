@@ -6,7 +6,8 @@
       graph.json      {"method", "nodes": [{"name", "kind"}], "edges": [{"source", "target", "weight"}]}
                       latent nodes named z1..zm; the graph is acyclic
       adjacency.csv   weighted adjacency, rows = source, header = node names
-      latents.csv     posterior means z1..zm, one row per sample in table.csv order
+      latents.csv     posterior means z1..zm, one row per sample in table.csv order; first the
+                      row ids, under the id column's name, when the dataset has ids
       config.json     every hyperparameter, the seed, the package version, the data source
       history.csv     loss terms per epoch
       model.pt        the checkpoint (state_dict only; loaded with weights_only=True)
@@ -47,6 +48,7 @@ class RunResult:
     history: pd.DataFrame
     save_checkpoint: Callable[[Path], None] | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # extra CSVs, e.g. {"edges.csv": ...}
+    ids: pd.Series | None = None  # (N,) row ids named by the id column: latents.csv's first column
 
 
 def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) -> Path:
@@ -65,7 +67,7 @@ def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) ->
         names = graph.node_names
         pd.DataFrame(graph.adjacency(weighted=True), index=names, columns=names).to_csv(
             tmp / "adjacency.csv", index_label="source", float_format="%.6g")
-        pd.DataFrame(latents, columns=lat_names).to_csv(tmp / "latents.csv", index=False, float_format="%.6g")
+        _latents_frame(latents, lat_names, result.ids).to_csv(tmp / "latents.csv", index=False, float_format="%.6g")
         config = {"xcausal_version": __version__, **result.config}
         write_json(tmp / "config.json", config)
         result.history.to_csv(tmp / "history.csv", index=False, float_format="%.6g")
@@ -75,6 +77,18 @@ def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) ->
             result.save_checkpoint(tmp / CHECKPOINT_NAME)
         draw_graph(graph, tmp / "graph.png")
     return Path(out)
+
+
+def _latents_frame(latents: np.ndarray, names: list[str], ids: pd.Series | None) -> pd.DataFrame:
+    """latents.csv's table: the ids first (named by their column, or ``id`` when that name is a
+    latent node's), then one column per latent node. Readers select the latent columns by name."""
+    frame = pd.DataFrame(latents, columns=names)
+    if ids is not None:
+        if len(ids) != len(latents):
+            raise ValueError(f"{len(ids)} ids for {len(latents)} rows of latents")
+        name = str(ids.name) if ids.name is not None and str(ids.name) not in names else "id"
+        frame.insert(0, name, np.asarray(ids))
+    return frame
 
 
 @dataclass

@@ -3,14 +3,24 @@
 Directory form::
 
     DATA/
-      table.csv      one row per sample; column ``image`` = path relative to DATA; optional ``id``;
-                     every other column is a structured variable
+      table.csv      one row per sample; column ``image`` (``image_column``) = path relative to
+                     DATA; optional ``id`` (``id_column``); every other column not in ``ignore``
+                     is a structured variable
       images/        PNG, JPEG or TIFF, grayscale or RGB, at most MAX_PIXELS pixels (see "Images")
       truth.json     optional ground truth (a Graph + ``"latents": "latents.npy"``)
       latents.npy    optional true latents, (N, m), rows in table order, columns = latent nodes
       modalities/    optional further modalities, one ``<name>.npy`` each (see below)
 
 A table with no variable columns (only ``image`` and optionally ``id``) is valid: ``d = 0``.
+
+Column roles: the image column (``image_column``, default ``image``), the id column (``id_column``;
+without it a column called ``id``) and the ``ignore``d columns (dropped as the table is read: their
+cells are not checked) are not variables. A text column whose values are nearly all distinct (at
+least 90% of the rows, and more than ``max_categories`` levels, e.g. a ``patient_id``) is never a
+categorical variable: with no id column it is taken as the id (logged), otherwise it is refused
+naming ``--id-column`` and ``--ignore``. Any other categorical variable with more than
+``max_categories`` levels is refused too: one variable per level would make the fit slow and the
+graph unreadable.
 Missing cells are the empty and whitespace-only ones, plus any cell whose text is one of
 ``na_values`` (``--na-values``); every other text is a value, so ``NA``, ``None`` or ``null`` are
 categories like any other (pandas would read them as missing). A column of numbers that also holds
@@ -114,6 +124,8 @@ __all__ = [
     "build_image_cache",
     "default_cache_path",
     "CACHE_DIR",
+    "MAX_CATEGORIES",
+    "ID_DISTINCT_SHARE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,7 +136,12 @@ MODALITY_DIR = "modalities"
 _MODALITY_PREFIX = "modality_"  # npz form: array ``modality_<name>``
 _MODALITY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _MIN_MODALITY_LEN = 2
-_RESERVED = ("image", "id")
+_RESERVED = ("image", "id")  # the default image and id columns
+MAX_CATEGORIES = 20
+"""Default ``max_categories``: a categorical variable with more levels is refused."""
+ID_DISTINCT_SHARE = 0.9
+"""A text column with at least this share of distinct values (and more than ``max_categories``
+levels) is an identifier, never a categorical variable."""
 # Texts pandas reads as missing by default; here they are values, but a column of numbers holding
 # one of them is ambiguous (a missing-value marker, or a category?) and is refused
 _NA_LIKE = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -245,16 +262,20 @@ def infer_variables(
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
     where: str = "table.csv",
+    skip: Sequence[str | None] = _RESERVED,
+    max_categories: int | None = MAX_CATEGORIES,
 ) -> list[Variable]:
     """Detect each variable column's type.
 
     Numeric with more than two distinct values -> continuous; exactly two distinct values ->
     binary; text with more than two -> categorical. ``categorical`` / ``continuous`` override.
-    Reserved columns (``image``, ``id``) are skipped. A constant column is an error, and so is a
-    column of numbers that also holds texts pandas reads as missing by default (``NA``, ``null``,
-    ``nan``, ...) unless it is forced categorical: a missing-value marker or a category?
+    Columns in ``skip`` (the image and id columns) are not variables. A constant column is an
+    error, and so is a column of numbers that also holds texts pandas reads as missing by default
+    (``NA``, ``null``, ``nan``, ...) unless it is forced categorical: a missing-value marker or a
+    category? So is a categorical variable of more than ``max_categories`` levels (None: no
+    limit), named as an identifier when it is text with nearly all values distinct.
     """
-    cols = [c for c in table.columns if c not in _RESERVED]
+    cols = [c for c in table.columns if c not in skip]
     for name in list(categorical) + list(continuous):
         if name not in cols:
             raise DataError(f"{where}: override names unknown column '{name}' (columns: {', '.join(cols)})")
@@ -287,15 +308,77 @@ def infer_variables(
                             f"({len(not_num)} such row(s)): pass --na-values {','.join(markers)} if "
                             f"{'it marks' if len(markers) == 1 else 'they mark'} a missing value, or "
                             f"--categorical {c} to keep {'it' if len(markers) == 1 else 'them'} as a category")
-        if c in categorical:
+        if c in categorical or (len(distinct) > 2 and not is_num):
+            if max_categories is not None and len(distinct) > max_categories:
+                _refuse_levels(c, len(distinct), len(s), is_num or c in categorical, max_categories, where)
             out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
         elif len(distinct) == 2:
             out.append(Variable(c, VarType.BINARY, tuple(distinct)))
-        elif is_num:
-            out.append(Variable(c, VarType.CONTINUOUS))
         else:
-            out.append(Variable(c, VarType.CATEGORICAL, tuple(distinct)))
+            out.append(Variable(c, VarType.CONTINUOUS))
     return out
+
+
+def _is_identifier(s: pd.Series, max_categories: int | None) -> bool:
+    """Text (not all numbers) with more than ``max_categories`` levels, at least
+    :data:`ID_DISTINCT_SHARE` of the rows distinct: a row identifier such as ``patient_id``."""
+    cells = s[s.notna()].astype(str).str.strip()
+    cells = cells[cells != ""]  # missing cells are neither text nor distinct values
+    if max_categories is None or len(cells) == 0 or pd.to_numeric(cells, errors="coerce").notna().all():
+        return False
+    k = cells.nunique()
+    return k > max_categories and k >= ID_DISTINCT_SHARE * len(s)
+
+
+def _refuse_levels(c: str, k: int, n: int, forced: bool, max_categories: int, where: str) -> None:
+    """The one-line DataError for categorical column ``c`` of ``k`` levels in ``n`` rows."""
+    if not forced and k >= ID_DISTINCT_SHARE * n:
+        raise DataError(f"{where}, column '{c}': {k} distinct texts in {n} rows, an identifier and not a "
+                        f"variable; pass --id-column {c} to use it as the row id, or --ignore {c}")
+    raise DataError(f"{where}, column '{c}': categorical with {k} levels, more than --max-categories "
+                    f"{max_categories}; pass --max-categories {k} to keep it, or --ignore {c}")
+
+
+def _column_roles(
+    table: pd.DataFrame,
+    *,
+    image_column: str | None,
+    id_column: str | None,
+    ignore: Sequence[str],
+    categorical: Sequence[str],
+    continuous: Sequence[str],
+    max_categories: int | None,
+    where: str,
+) -> tuple[pd.DataFrame, str | None]:
+    """``table`` without its ignored columns, and the name of its id column (None: no ids).
+
+    ``image_column`` (None: the images are not a column) and ``id_column`` must be columns of
+    the table, distinct and not ignored. Without ``id_column`` the id is a column called ``id``,
+    else the first text column that :func:`_is_identifier` calls one (not one forced categorical
+    or continuous), logged at INFO level.
+    """
+    cols = list(table.columns)
+    listed = ", ".join(cols)
+    for flag, names in (("--image-column", [image_column]), ("--id-column", [id_column]), ("--ignore", ignore)):
+        for name in names:
+            if name is not None and name not in cols:
+                raise DataError(f"{where}: {flag} {name}: no such column (columns: {listed})")
+    if id_column is not None and id_column == image_column:
+        raise DataError(f"{where}: --id-column {id_column} is also the image column")
+    for name in ignore:
+        if name in (image_column, id_column):
+            raise DataError(f"{where}: --ignore {name}: it is the {'image' if name == image_column else 'id'} column")
+    table = table.drop(columns=list(dict.fromkeys(ignore)))
+    if id_column is None and "id" in table.columns and image_column != "id":
+        id_column = "id"
+    if id_column is None:
+        forced = set(categorical) | set(continuous)
+        for c in table.columns:
+            if c != image_column and c not in forced and _is_identifier(table[c], max_categories):
+                logger.info("%s: column '%s' (%d distinct texts in %d rows) is taken as the row id, not a variable "
+                            "(--id-column or --ignore to choose otherwise)", where, c, table[c].nunique(), len(table))
+                return table, c
+    return table, id_column
 
 
 def _check_cells(table: pd.DataFrame, where: str) -> None:
@@ -662,6 +745,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     truth : Graph or None;  true_latents : ndarray (N, m) or None
     modalities : dict of name -> ndarray (N, L) float32, rows in table order (may be empty)
     image_cache : ImageCache or None — set by :meth:`cached`; images are then read from it
+    ids : ndarray (N,) or None — the id column's values;  id_column : its name in ``table``
     """
 
     table: pd.DataFrame
@@ -680,6 +764,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     modalities: dict[str, np.ndarray] = field(default_factory=dict)
     image_cache: ImageCache | None = None  # uint8 memmap of the decoded images (see cached())
     max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
+    id_column: str | None = None  # the column of ``table`` holding ``ids``
 
     def __len__(self) -> int:
         return len(self.u)
@@ -728,7 +813,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
             image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
-            max_pixels=self.max_pixels)
+            max_pixels=self.max_pixels, id_column=self.id_column)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -777,12 +862,15 @@ def dataset_from_arrays(
     arr = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
     table = table.reset_index(drop=True)
     _check_cells(table, source)
-    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=source)
+    table, id_name = _column_roles(table, image_column=None, id_column=None, ignore=(), categorical=categorical,
+                                   continuous=continuous, max_categories=MAX_CATEGORIES, where=source)
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=source,
+                                skip=("image", id_name))
     lat = None if latents is None or truth is None else _check_latents(latents, len(table), truth, source)
     mods = _check_modalities(modalities, len(table), lambda name: f"{source}: modality '{name}'")
     return CrossModalDataset(table=table, variables=variables, u=_encode(table, variables, source),
                              image_size=arr.shape[-1], channels=arr.shape[1], image_array=arr,
-                             ids=table["id"].to_numpy() if "id" in table.columns else None,
+                             ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
                              truth=truth, true_latents=lat, source=source, modalities=mods)
 
 
@@ -796,8 +884,19 @@ def load_dataset(
     missing: Literal["error", "drop"] = "error",
     na_values: Sequence[str] = (),
     max_pixels: int = MAX_PIXELS,
+    image_column: str = "image",
+    id_column: str | None = None,
+    ignore: Sequence[str] = (),
+    max_categories: int | None = MAX_CATEGORIES,
 ) -> CrossModalDataset:
     """Load and validate a dataset directory or ``.npz`` file.
+
+    Column roles (see the module docstring): ``image_column`` names table.csv's column of image
+    paths (the ``.npz`` form keeps its images in the ``images`` array, and a table column of that
+    name is not a variable); ``id_column`` the column of row ids (default: ``id`` if there is one,
+    else a text column of nearly all distinct values); ``ignore`` the columns dropped as the table
+    is read; ``max_categories`` the most levels a categorical variable may have (None: no limit,
+    and no column is taken as the id for being nearly all distinct).
 
     Missing cells are the empty and whitespace-only ones and those whose whole text (leading
     blanks removed) is one of ``na_values``; ``missing`` says whether they are an error or their
@@ -828,6 +927,17 @@ def load_dataset(
     na_values = tuple(v.strip() for v in na_values if v.strip())
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
+    if not isinstance(image_column, str) or not image_column.strip():
+        raise DataError(f"--image-column {image_column!r}: must be a column name")
+    if id_column is not None and (not isinstance(id_column, str) or not id_column.strip()):
+        raise DataError(f"--id-column {id_column!r}: must be a column name")
+    if isinstance(ignore, str) or not all(isinstance(v, str) for v in ignore):
+        raise DataError(f"--ignore {ignore!r}: must be a list of column names")
+    if max_categories is not None and (isinstance(max_categories, bool) or not isinstance(max_categories, int)
+                                       or max_categories < 2):
+        raise DataError(f"--max-categories {max_categories!r}: must be an integer >= 2")
+    roles = {"image_column": image_column.strip(), "id_column": None if id_column is None else id_column.strip(),
+             "ignore": tuple(v.strip() for v in ignore if v.strip()), "max_categories": max_categories}
     if image_size is not None and image_size > MAX_IMAGE_SIZE:
         raise DataError(f"--image-size {image_size}: at most {MAX_IMAGE_SIZE} (images of at most "
                         f"{MAX_PIXELS:,} pixels)")
@@ -839,9 +949,9 @@ def load_dataset(
     if not exists:
         raise DataError(f"{shown}: no such file or directory")
     if is_dir:
-        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values, max_pixels)
+        return _load_dir(path, image_size, channels, categorical, continuous, missing, na_values, max_pixels, roles)
     if path.suffix == ".npz":
-        return _load_npz(path, image_size, channels, categorical, continuous, missing, na_values)
+        return _load_npz(path, image_size, channels, categorical, continuous, missing, na_values, roles)
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
 
 
@@ -922,14 +1032,17 @@ def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
 
 
 def _load_dir(root, image_size, channels, categorical, continuous, missing, na_values,
-              max_pixels) -> CrossModalDataset:
+              max_pixels, roles) -> CrossModalDataset:
     csv = root / "table.csv"
     if not csv.is_file():
         raise DataError(f"{csv}: not found (a dataset directory needs table.csv and images/)")
     _check_inside(root, csv)
     table = _read_table_csv(csv, na_values)
-    if "image" not in table.columns:
-        raise DataError(f"{csv}: no 'image' column (columns: {', '.join(table.columns)})")
+    image_column = roles["image_column"]
+    if image_column not in table.columns:
+        raise DataError(f"{csv}: no '{image_column}' column (columns: {', '.join(table.columns)}; "
+                        "--image-column names the column of image paths)")
+    table, id_name = _column_roles(table, categorical=categorical, continuous=continuous, where=str(csv), **roles)
     n_raw = len(table)
     table = _drop_or_fail(table, str(csv), missing)
     keep = table.index.to_numpy()  # positions of the kept rows among the n_raw data rows
@@ -940,8 +1053,8 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     rels: list[str] = []
     found_channels: int | None = None
     sizes: dict[int, int] = {}
-    for i, rel in enumerate(table["image"].astype(str)):
-        where = f"{csv} row {i + 1}, column 'image'"
+    for i, rel in enumerate(table[image_column].astype(str)):
+        where = f"{csv} row {i + 1}, column '{image_column}'"
         p = _image_path(root, rootr, rel, where)
         try:
             with _open_image(p, max_pixels, f" (row {i + 1})") as img:
@@ -961,7 +1074,8 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
             raise DataError(f"{p}: {c} channel(s) but earlier images have {found_channels} (row {i + 1}; "
                             f"pass --channels to convert all images)")
         rels.append(str(p.relative_to(root)))
-    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv))
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv),
+                                skip=(image_column, id_name), max_categories=roles["max_categories"])
     u = _encode(table, variables, str(csv))
     truth, latents = _load_truth_dir(root, n_raw, keep)
     modalities = _load_modalities_dir(root, n_raw, keep)
@@ -970,7 +1084,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels or int(found_channels or 1), root=root, image_paths=ImagePaths(root, rels),
-        ids=table["id"].to_numpy() if "id" in table.columns else None,
+        ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
         truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels)
 
 
@@ -1189,7 +1303,7 @@ def _check_npz_headers(z, path: Path) -> None:
         _check_array_memory(shape, dtype, where, copy_bytes=4 if key == "images" else 8)
 
 
-def _load_npz(path, image_size, channels, categorical, continuous, missing, na_values) -> CrossModalDataset:
+def _load_npz(path, image_size, channels, categorical, continuous, missing, na_values, roles) -> CrossModalDataset:
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_READ_ERRORS as exc:
@@ -1249,8 +1363,14 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
     if tab.dtype.kind in "US":
         # "nan": how numpy writes a float NaN into a text array
         table = table.replace({v: np.nan for v in ("", "nan", *na_values)})
+    if ids is not None and roles["id_column"] not in (None, "id"):
+        raise DataError(f"{path}: holds an 'ids' array and --id-column {roles['id_column']} names another id; "
+                        "give one of them")
     if ids is not None and "id" not in table.columns:
         table.insert(0, "id", np.char.decode(ids, "utf-8", "replace") if ids.dtype.kind == "S" else ids.astype(str))
+    image_column = roles["image_column"] if roles["image_column"] in table.columns else None
+    table, id_name = _column_roles(table, categorical=categorical, continuous=continuous, where=str(path),
+                                   **{**roles, "image_column": image_column})
     keep = np.ones(len(table), bool)
     if missing == "drop":
         before = table
@@ -1285,9 +1405,9 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
         _check_array_memory((arr.shape[0], arr.shape[1], image_size, image_size), np.dtype(np.float32),
                             f"{path}: 'images' resized to {image_size}×{image_size}", copy_bytes=0)
     arr = _resize_array(arr, image_size)
-    if "id" in table.columns:
-        ids = table["id"].to_numpy()
-    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(path))
+    ids = None if id_name is None else table[id_name].to_numpy()
+    variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(path),
+                                skip=(image_column, id_name), max_categories=roles["max_categories"])
     u = _encode(table, variables, str(path))
     truth = lat = None
     if truth_s:
@@ -1299,7 +1419,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
             lat = _check_latents(latents[keep], len(table), truth, f"{path}:latents")
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size, channels=arr.shape[1],
-        image_array=arr, ids=None if ids is None else np.asarray(ids)[: len(table)],
+        image_array=arr, ids=ids, id_column=id_name,
         truth=truth, true_latents=lat, source=str(path), modalities=modalities)
 
 
