@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "FitProgress", "fit_progress", "load_net_state", "make_fabric", "check_distributed"]
+__all__ = ["resolve_device", "FitProgress", "fit_progress", "load_net_state", "make_fabric", "check_distributed",
+           "threads_per_process", "limit_process_threads"]
 
 _PRECISIONS = ("32", "bf16-mixed")
 _STRATEGIES = ("auto", "ddp")
@@ -131,3 +132,23 @@ def fit_progress(enabled: bool, total: int, label: str,
                  describe: Callable[[Mapping[str, Any]], str]) -> FitProgress | None:
     """A :class:`FitProgress`, or None when progress display is off."""
     return FitProgress(total, label, describe) if enabled else None
+
+
+def threads_per_process(processes: int, threads: int | None = None) -> int:
+    """Threads each of ``processes`` parallel processes takes: ``threads`` when given, else the
+    cores divided among them (at least 1), so that parallel work never runs more threads than cores."""
+    import os
+
+    if threads is not None:
+        return int(threads)
+    return max(1, (os.cpu_count() or 1) // max(1, int(processes)))
+
+
+def limit_process_threads(threads: int) -> None:
+    """Set this process's torch intra-op threads and its BLAS / OpenMP pools (numpy, scikit-learn)
+    to ``threads``. Process-wide: only for the command line's own process and for worker
+    processes of our own, never inside library calls."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)

@@ -383,6 +383,19 @@ def _parse_text(name: str, value: Any) -> Any:
     return value
 
 
+def _threads_used(cfg: FitConfig) -> dict[str, int]:
+    """The threads this fit ran with (recorded in config.json): the fit's own process, and each
+    parallel bootstrap refit's."""
+    import torch
+
+    from xcausal._runtime import threads_per_process
+
+    out = {"fit": torch.get_num_threads()}
+    if cfg.bootstrap:
+        out["bootstrap_refit"] = threads_per_process(cfg.jobs, cfg.threads) if cfg.jobs > 1 else out["fit"]
+    return out
+
+
 def _check_devices(cfg: FitConfig) -> None:
     """``devices`` processes must each get a core (CPU) or a GPU (cuda): more only fill the memory."""
     import os
@@ -407,6 +420,9 @@ def _check_options(cfg: FitConfig) -> None:
 
     for name in ("cr_vars", "dag_hidden", "channel_plan"):
         setattr(cfg, name, _parse_text(name, getattr(cfg, name)))
+    if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
+                                    or cfg.threads < 1):
+        raise DataError(f"threads={cfg.threads!r}: must be an integer >= 1")
     for o in FIT_OPTIONS.values():
         value = getattr(cfg, o.name)
         if o.methods != "all" and cfg.method not in o.methods and value != o.default:
@@ -512,7 +528,7 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
     else:
         model.fit(ds)
     conf = _conf_dict(cfg)
-    extra: dict[str, Any] = {"fit_config": conf}
+    extra: dict[str, Any] = {"fit_config": conf, "threads": _threads_used(cfg)}
     if resumed is not None:
         extra["resumed_from"] = {"epoch": resumed.get("epoch"), "step": resumed.get("step"),
                                  "written": resumed.get("written"), "lr": resumed.get("params", {}).get("lr")}
@@ -532,7 +548,7 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
             return _factory(dataclasses.replace(_cfg, seed=seed, quiet=True))
 
         refits = bootstrap_refits(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
-                                  n_jobs=cfg.jobs)
+                                  n_jobs=cfg.jobs, threads=cfg.threads)
         table = edge_table(result.graph, refits)
         result.graph = with_support(result.graph, table)
         result.tables["edges.csv"] = table

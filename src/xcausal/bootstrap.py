@@ -31,9 +31,9 @@ def bootstrap_seeds(seed: int, b: int) -> list[int]:
 
 def _one_refit(factory: Callable[[int], Any], ds: Any, seed: int, threads: int | None) -> tuple[Graph, np.ndarray]:
     if threads is not None:  # only in a worker process of its own, never in the caller's
-        import torch
+        from xcausal._runtime import limit_process_threads
 
-        torch.set_num_threads(threads)
+        limit_process_threads(threads)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.integers(0, len(ds), len(ds)))
     model = factory(seed).fit(ds.subset(idx))
@@ -107,7 +107,8 @@ def bootstrap_edges(factory: Callable[[int], Any], ds: Any, reference: Graph, re
 
 
 def bootstrap_refits(factory: Callable[[int], Any], ds: Any, reference: Graph, reference_latents: np.ndarray, *,
-                     b: int, seed: int, n_jobs: int = 1, progress: bool = False) -> list[Graph]:
+                     b: int, seed: int, n_jobs: int = 1, progress: bool = False,
+                     threads: int | None = None) -> list[Graph]:
     """Refit ``factory(seed_k)`` on ``b`` bootstrap resamples of ``ds``; their graphs, latents renamed
     to the main fit's.
 
@@ -117,7 +118,9 @@ def bootstrap_refits(factory: Callable[[int], Any], ds: Any, reference: Graph, r
     ds : the dataset (resampled with replacement, rows drawn from each refit's seed)
     reference : the main fit's graph; reference_latents : its posterior means on ``ds`` (N, m)
     b : number of resamples; seed : the main seed (refit seeds are derived from it)
-    n_jobs : parallel refits through joblib (loky processes, one torch thread each)
+    n_jobs : parallel refits through joblib (loky processes)
+    threads : torch and BLAS threads of each parallel refit (default: the cores divided among the
+        ``n_jobs`` processes, :func:`xcausal._runtime.threads_per_process`)
 
     Returns
     -------
@@ -128,7 +131,9 @@ def bootstrap_refits(factory: Callable[[int], Any], ds: Any, reference: Graph, r
     from joblib import Parallel, delayed
 
     seeds = bootstrap_seeds(seed, b)
-    threads = 1 if n_jobs != 1 else None
+    from xcausal._runtime import threads_per_process
+
+    threads = threads_per_process(n_jobs, threads) if n_jobs != 1 else None
     logger.info("bootstrap: %d refits on %d job(s)", b, n_jobs)
     results = Parallel(n_jobs=n_jobs, backend="loky" if n_jobs != 1 else "sequential")(
         delayed(_one_refit)(factory, ds, s, threads) for s in seeds)

@@ -365,6 +365,10 @@ def fit(ctx: typer.Context, data: Optional[Path] = None, config: Optional[Path] 
                             f"(pass it on the command line or as `{need}:` in --config)")
     given["data"], given["out"] = str(given["data"]), str(given["out"])
     cfg = FitConfig(**given, command=shlex.join(["xcausal", *_ARGV]))
+    if isinstance(cfg.threads, int) and not isinstance(cfg.threads, bool) and cfg.threads >= 1:
+        from xcausal._runtime import limit_process_threads
+
+        limit_process_threads(cfg.threads)  # this process is the command line's own
     run = api_fit(cfg)
     from xcausal.run import read_run
 
@@ -474,7 +478,8 @@ def bench(
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds per graph (the paper: 5).")] = 5,
     n: Annotated[int, typer.Option("--n", help="Samples per simulated dataset.")] = 2000,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs of every method (default: each method's own).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run in parallel (one torch thread each).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run in parallel (processes).")] = 1,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Torch and BLAS threads per parallel cell (default: cores // jobs).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="joblib backend: loky, ray or dask.")] = "loky",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (default: a local cluster).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Two small graphs, one seed, 3 epochs, n = 300 (a smoke run).")] = False,
@@ -490,7 +495,9 @@ def bench(
 
     if suite != "paper":
         raise DataError(f"--suite {suite}: unknown suite (available: paper)")
-    cfg = PaperBenchConfig(out=str(out), seeds=seeds, n=n, epochs=epochs, jobs=jobs, backend=backend,  # type: ignore[arg-type]
+    if threads is not None and threads < 1:
+        raise DataError(f"--threads {threads}: must be at least 1")
+    cfg = PaperBenchConfig(out=str(out), seeds=seeds, n=n, epochs=epochs, jobs=jobs, backend=backend, threads=threads,  # type: ignore[arg-type]
                            scheduler=scheduler, quick=quick, ablation_graph=ablation_graph)
     if graphs:
         cfg.fig2_graphs = _split(graphs)

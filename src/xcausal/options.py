@@ -71,6 +71,8 @@ _RUN = [
     FitOption("max_categories", 20, int, "most levels of a categorical variable; more is refused"),
     FitOption("bootstrap", 0, int, "refit on B resamples: edges.csv, verdicts.csv (0 = off)", TRAINING),
     FitOption("jobs", 1, int, "parallel bootstrap refits (processes)", TRAINING),
+    FitOption("threads", None, Optional[int], "torch and BLAS threads of the fit (default: every core) and of each "
+              "parallel bootstrap refit (default: cores // jobs)"),
     FitOption("nodes", 3, int, "causal-pima / pima: binary feature nodes n (2^n mixture components)", MODEL,
               methods=PIMA),
     FitOption("modalities", [], list, "causal-pima / pima: modalities to use, e.g. image,curve (default: all)",

@@ -96,6 +96,7 @@ class PaperBenchConfig:
     structures: list[str] = field(default_factory=lambda: list(STRUCTURES))
     image_size: int = 32
     progress: bool = False
+    threads: int | None = None  # torch and BLAS threads per parallel cell (None: cores // jobs)
 
     def resolved(self) -> "PaperBenchConfig":
         """The quick preset applied: two small graphs, one seed, few epochs, n = 300."""
@@ -145,14 +146,15 @@ def run_cell(cell: Cell, settings: Mapping[str, Any], *, threads: int | None = N
              representations: Mapping[str, type] | None = None) -> list[dict[str, Any]]:
     """Simulate, fit and score one cell; one result row per method (a ``rep`` cell: one per structure,
     plus a row for the representation alone, method = its name)."""
-    import torch
 
     from xcausal.data import dataset_from_arrays, simulate_appendix_e
     from xcausal.evaluate import evaluate_graph
     from xcausal.metrics import match_latents
 
     if threads:
-        torch.set_num_threads(threads)  # a worker process of its own
+        from xcausal._runtime import limit_process_threads
+
+        limit_process_threads(threads)  # a worker process of its own: torch and BLAS
     sim = simulate_appendix_e(cell.graph, int(settings["n"]), seed=cell.seed, image_size=int(settings["image_size"]))
     ds = dataset_from_arrays(sim.images, sim.table, truth=sim.truth, latents=sim.latents,
                              source=f"sim:{cell.graph}:{cell.seed}")
@@ -287,7 +289,9 @@ def run_paper_bench(cfg: PaperBenchConfig, *, command: str | None = None,
     logger.info("%d cells, %d cached, %d to run", len(cells), len(cells) - len(todo), len(todo))
     done = len(cells) - len(todo)
     if todo:
-        threads = 1 if rc.jobs > 1 else None
+        from xcausal._runtime import threads_per_process
+
+        threads = threads_per_process(rc.jobs, rc.threads) if rc.jobs > 1 else None
         if rc.jobs == 1:
             for c in todo:
                 _cached_job(c, settings, str(paths[c]), threads, representations)
