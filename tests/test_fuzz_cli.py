@@ -355,3 +355,45 @@ def test_fuzz_info_numeric_options(small_npz, size, npz, na_values, missing):
         args += ["--na-values", na_values]
     code, _, err = _run(args)
     _check_clean(code, err)
+
+
+# --------------------------------------------------------------------------- fit options
+_NUMERIC_FIT = sorted(o.name for o in __import__("xcausal.options", fromlist=["FIT_OPTIONS"]).FIT_OPTIONS.values()
+                      if o.type in (int, float) or str(o.type) in ("typing.Optional[int]", "typing.Optional[float]"))
+_NUMBER_TEXT = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                         st.sampled_from(["nan", "inf", "-inf", "1e308", "-0", "0", "1", "2", "1e-320", "4.5", "x", "",
+                                          "none", "９", "1_000"]))
+
+
+@pytest.fixture(scope="module")
+def fit_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fitfuzz") / "d"
+    assert main(["simulate", "--graph", "first", "--n", "20", "--out", str(d)]) == 0
+    return d
+
+
+@FUZZ
+@given(name=st.sampled_from(_NUMERIC_FIT), value=_NUMBER_TEXT, method=st.sampled_from(["cmcl", "ivae+notears"]))
+def test_fuzz_fit_numeric_options(fit_data, name, value, method):
+    """Every numeric fit option, any text, through --set: checked before any work (the dataset is
+    never loaded: a stub stops there), exit 0 or one error line."""
+    import xcausal.api
+
+    reached = []
+
+    def stop(*args, **kwargs):
+        reached.append(True)
+        raise xcausal.io.DataError("stub: the checks passed")
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    orig = xcausal.api.load_dataset
+    xcausal.api.load_dataset = stop
+    try:
+        code, _, err = _run(["fit", str(fit_data), "--out", str(out), "--method", method, "--set", f"{name}={value}"])
+    finally:
+        xcausal.api.load_dataset = orig
+    _check_clean(code, err)
+    assert code == 2  # the stub or a refusal
+    assert not out.exists() and not out.with_name("run.partial").exists()
+    if reached and name in ("lr", "w_threshold", "latent_dim", "epochs", "batch_size"):  # every method's ranges
+        assert np.isfinite(float(value)), (name, value)  # only a finite number gets past the checks

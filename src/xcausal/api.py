@@ -415,7 +415,7 @@ def _check_options(cfg: FitConfig) -> None:
     """Every option, before any work starts: options of other methods at their defaults, then (for
     cmcl) the rules of :func:`xcausal.models.cmcl.config.validate`, one message per rule."""
     from xcausal._runtime import check_distributed
-    from xcausal.models.cmcl.config import OPTIONS, validate
+    from xcausal.models.cmcl.config import OPTIONS, validate, validate_ranges
     from xcausal.options import FIT_OPTIONS
 
     for name in ("cr_vars", "dag_hidden", "channel_plan"):
@@ -429,7 +429,12 @@ def _check_options(cfg: FitConfig) -> None:
             shown = ",".join(map(str, value)) if isinstance(value, list) else value
             raise DataError(f"{o.name}={shown!r}: implemented for {', '.join(o.methods)} only (not for method "
                             f"'{cfg.method}')")
-    if cfg.method != "cmcl":
+    if cfg.method != "cmcl":  # the options every method takes obey the same ranges
+        shared = {o.name: getattr(cfg, o.name) for o in FIT_OPTIONS.values() if o.methods == "all" and o.name in OPTIONS}
+        try:
+            validate_ranges(shared)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
         return
     params = {name: getattr(cfg, name) for name in OPTIONS if hasattr(cfg, name)}
     params["data_loading"] = "stream" if cfg.data_loading == "cache" else cfg.data_loading

@@ -214,12 +214,11 @@ def _show(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else f"{value!r}" if not _number(value) else f"{value}"
 
 
-def validate(params: Mapping[str, Any]) -> None:
-    """ValueError naming the first option of ``params`` (CMCL's parameters) that breaks a rule."""
-    for name, allowed in CHOICES.items():
-        if params[name] not in allowed:
-            raise ValueError(f"{name}='{params[name]}': must be {one_of(allowed)}")
+def validate_ranges(params: Mapping[str, Any]) -> None:
+    """ValueError for the first option of ``params`` (any subset of CMCL's) outside its range."""
     for name, ok, message in RANGES:
+        if name not in params:
+            continue
         value = params[name]
         try:
             good = bool(ok(value))
@@ -227,6 +226,14 @@ def validate(params: Mapping[str, Any]) -> None:
             good = False
         if not good:
             raise ValueError(f"{name}={_show(value)}: {message}")
+
+
+def validate(params: Mapping[str, Any]) -> None:
+    """ValueError naming the first option of ``params`` (CMCL's parameters) that breaks a rule."""
+    for name, allowed in CHOICES.items():
+        if params[name] not in allowed:
+            raise ValueError(f"{name}='{params[name]}': must be {one_of(allowed)}")
+    validate_ranges(params)
     for ok, message in RULES:
         if not ok(params):
             raise ValueError(message(params))
