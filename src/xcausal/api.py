@@ -575,6 +575,8 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
         opts["max_categories"] = None  # fitted before the limit: every column was a variable
     if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
         opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
+    if opts.get("channels") is None and rd.config.get("data", {}).get("channels") in (1, 3):
+        opts["channels"] = int(rd.config["data"]["channels"])  # the channels the run was fitted with
     return load_dataset(src, **opts)
 
 

@@ -158,6 +158,9 @@ def info(
                       missing=missing, na_values=_split(na_values), image_column=image_column,  # type: ignore[arg-type]
                       id_column=id_column, ignore=_split(ignore), max_categories=max_categories)
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
+    if ds.mixed_channels:
+        out_console.print(f"images: mixed grayscale and RGB -> {'RGB' if ds.channels == 3 else 'grayscale'}",
+                          soft_wrap=True, highlight=False)
     if ds.id_column is not None:
         out_console.print(f"row ids: column '{ds.id_column}' (not a variable)", soft_wrap=True)
     t = Table()

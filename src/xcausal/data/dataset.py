@@ -52,7 +52,9 @@ They are decoded to float32 in ``[0, 1]``:
   ``LA`` as 1;
 * palette (``P``) images are converted to RGB (3 channels);
 * with ``channels=1`` colour is converted to luma ``0.299 R + 0.587 G + 0.114 B`` (PIL ``L``);
-  with ``channels=3`` gray is repeated in all three channels.
+  with ``channels=3`` gray is repeated in all three channels. Without ``channels`` images are read
+  with their stored count, and a folder mixing grayscale and colour files is read as RGB (gray
+  repeated), so no file loses colour; ``channels=1`` converts them all to grayscale instead.
 
 Image cache (directory form): :meth:`CrossModalDataset.cached` (or :func:`build_image_cache`)
 decodes every image once, in chunks, into a uint8 ``.npy`` file, by default
@@ -765,6 +767,12 @@ class CrossModalDataset(torch.utils.data.Dataset):
     image_cache: ImageCache | None = None  # uint8 memmap of the decoded images (see cached())
     max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
     id_column: str | None = None  # the column of ``table`` holding ``ids``
+    stored_channels: tuple[int, ...] = ()  # channel counts of the image files, e.g. (1, 3) when mixed
+
+    @property
+    def mixed_channels(self) -> bool:
+        """The image files mix grayscale and colour (all are read with ``channels``)."""
+        return len(self.stored_channels) > 1
 
     def __len__(self) -> int:
         return len(self.u)
@@ -813,7 +821,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
             image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
-            max_pixels=self.max_pixels, id_column=self.id_column)
+            max_pixels=self.max_pixels, id_column=self.id_column, stored_channels=self.stored_channels)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -825,10 +833,17 @@ class CrossModalDataset(torch.utils.data.Dataset):
         return build_image_cache(self, path, rebuild=rebuild, progress=progress)
 
     def summary(self) -> dict:
-        return {"source": self.source, "rows": len(self), "image_size": self.image_size,
-                "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
-                "modalities": {k: int(v.shape[1]) for k, v in self.modalities.items()},
-                "has_truth": self.truth is not None}
+        """What the data is, as a run records it (config.json ``data``). ``channels`` is the count
+        images are read with (resolved when no ``channels`` was asked for); ``stored_channels``
+        appears only for a folder mixing grayscale and colour files, so that the summary (and the
+        checkpoint fingerprint built from it) of any other dataset is unchanged."""
+        out = {"source": self.source, "rows": len(self), "image_size": self.image_size,
+               "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
+               "modalities": {k: int(v.shape[1]) for k, v in self.modalities.items()},
+               "has_truth": self.truth is not None}
+        if self.mixed_channels:
+            out["stored_channels"] = list(self.stored_channels)
+        return out
 
 
 def dataset_from_arrays(
@@ -1051,7 +1066,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         raise DataError(f"{csv}: {len(table)} row(s); at least {MIN_ROWS} are needed")
     rootr = root.resolve()
     rels: list[str] = []
-    found_channels: int | None = None
+    found: set[int] = set()  # channel counts of the files
     sizes: dict[int, int] = {}
     for i, rel in enumerate(table[image_column].astype(str)):
         where = f"{csv} row {i + 1}, column '{image_column}'"
@@ -1068,11 +1083,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         if c is None:
             raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
         sizes[side] = sizes.get(side, 0) + 1
-        if found_channels is None:
-            found_channels = c
-        elif c != found_channels and channels is None:
-            raise DataError(f"{p}: {c} channel(s) but earlier images have {found_channels} (row {i + 1}; "
-                            f"pass --channels to convert all images)")
+        found.add(c)
         rels.append(str(p.relative_to(root)))
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv),
                                 skip=(image_column, id_name), max_categories=roles["max_categories"])
@@ -1081,11 +1092,18 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     modalities = _load_modalities_dir(root, n_raw, keep)
     if image_size is None:
         image_size = auto_image_size(max(sizes, key=lambda k: (sizes[k], k)))
+    if channels is None:
+        # a folder mixing grayscale and colour files is read as colour: no file loses information
+        channels = max(found)
+        if len(found) > 1:
+            logger.info("%s: images mix grayscale and RGB files; all are read as RGB (--channels 1 for grayscale)",
+                        root)
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
-        channels=channels or int(found_channels or 1), root=root, image_paths=ImagePaths(root, rels),
+        channels=channels, root=root, image_paths=ImagePaths(root, rels),
         ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
-        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels)
+        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels,
+        stored_channels=tuple(sorted(found)))
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
