@@ -88,6 +88,11 @@ _RUN = [
     FitOption("command", None, Optional[str], "the command line that asked for the fit (recorded, not an option)"),
 ]
 
+#: the options :func:`xcausal.data.dataset.load_dataset` takes: `xcausal info` takes the same flags, and
+#: config.json's fit_config records them so later verbs reload the data as the fit read it
+DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing", "na_values", "image_column",
+                "id_column", "ignore", "max_categories")
+
 #: CMCL options ``fit --help`` shows, by panel; every other one is an expert option
 _CMCL_PANELS = {"latent_dim": MODEL, "decoder": MODEL, "exogenous": MODEL, "epochs": TRAINING, "seed": TRAINING,
                 "device": TRAINING}

@@ -161,6 +161,17 @@ def test_unreadable_image(tmp_path):
         load_dataset(d)
 
 
+def test_image_size_default_is_the_stored_size_as_on_the_command_line(tmp_path):
+    """load_dataset without image_size keeps the stored side (at most 128), like `xcausal fit`."""
+    import inspect
+
+    from xcausal.options import FIT_OPTIONS
+
+    d = _write_dir(tmp_path, _ok_table())
+    assert load_dataset(d).image_size == 8 and load_dataset(d).images([0]).shape == (1, 1, 8, 8)
+    assert inspect.signature(load_dataset).parameters["image_size"].default is FIT_OPTIONS["image_size"].default
+
+
 def test_mixed_grayscale_and_rgb_load_as_rgb(tmp_path):
     """A folder mixing grayscale and colour files is read as RGB by default (gray repeated in the
     three channels); --channels 1 still converts colour to grayscale."""

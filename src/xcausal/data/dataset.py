@@ -892,7 +892,7 @@ def dataset_from_arrays(
 def load_dataset(
     path: str | Path,
     *,
-    image_size: int | None = 32,
+    image_size: int | None = None,
     channels: int | None = None,
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
@@ -921,9 +921,9 @@ def load_dataset(
     ``max_pixels`` pixels (width × height); both are checked from each file's header.
 
     Images are not decoded here for the directory form (only their headers are read, to check
-    readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
-    stored size up to :data:`MAX_AUTO_SIZE` (larger images are downscaled to it): the longer side
-    of the most common image size.
+    readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` (the
+    default, as on the command line) keeps the stored size up to :data:`MAX_AUTO_SIZE` (larger
+    images are downscaled to it): the longer side of the most common image size.
 
     Raises
     ------
