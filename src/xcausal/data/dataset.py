@@ -25,10 +25,12 @@ Missing cells are the empty and whitespace-only ones, plus any cell whose text i
 ``na_values`` (``--na-values``); every other text is a value, so ``NA``, ``None`` or ``null`` are
 categories like any other (pandas would read them as missing). A column of numbers that also holds
 such a marker (``1, 2, NA``) is refused as ambiguous: pass ``na_values`` or force the column's type.
-Header names are stripped and must be non-empty and distinct; a data row may not have more
-fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
-inside DATA once symlinks are resolved, and table.csv, truth.json and modalities/ (and each file in
-it) must resolve inside DATA too; nothing outside is opened.
+table.csv is comma-separated: a header line holding more ``;`` (tab, ``|``) than commas is refused
+naming the separator. Header names are stripped and must be non-empty and distinct; a data row may
+not have more fields than the header. Image paths must stay inside DATA once symlinks are
+resolved: relative to DATA (Windows ``\\`` separators are read as ``/``), or absolute and below
+DATA; truth.json's ``latents`` must be relative and inside DATA, and table.csv, truth.json and
+modalities/ (and each file in it) must resolve inside DATA too; nothing outside is opened.
 
 Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
@@ -980,16 +982,61 @@ def auto_image_size(stored_side: int) -> int:
 
 
 def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame:
+    """``table`` without its rows holding an empty, NaN or inf cell (``missing="drop"``), else
+    checked to hold none. When dropping would leave fewer than :data:`MIN_ROWS` rows the
+    DataError names the columns to blame: those empty in every row (and suggests ``--ignore``),
+    else the ones with the most such cells."""
     if missing == "drop":
         num = table.apply(lambda s: pd.to_numeric(s, errors="coerce"))
         blank = table.apply(lambda s: s.map(lambda v: isinstance(v, str) and v.strip() == ""))
-        bad = table.isna().any(axis=1) | blank.any(axis=1)
-        bad |= np.isinf(num.to_numpy(dtype=float)).any(axis=1)
+        cells = pd.DataFrame(table.isna().to_numpy(dtype=bool) | blank.to_numpy(dtype=bool)
+                             | np.isinf(num.to_numpy(dtype=float)), index=table.index, columns=table.columns)
+        bad = cells.any(axis=1)
+        kept = len(table) - int(bad.sum())
+        if kept < MIN_ROWS and bad.any():
+            _refuse_dropping(cells, kept, where)
         if bad.any():
             logger.warning("%s: dropping %d row(s) with empty, NaN or inf cells", where, int(bad.sum()))
         table = table.loc[~bad]
     _check_cells(table, where)
     return table
+
+
+def _refuse_dropping(cells: pd.DataFrame, kept: int, where: str) -> None:
+    """The DataError of --missing drop leaving ``kept`` < MIN_ROWS rows; ``cells`` marks the
+    missing cells (rows × columns)."""
+    n = len(cells)
+    counts = cells.sum(axis=0)
+    empty = [str(c) for c in cells.columns if counts[c] == n]
+    if empty:
+        names = ", ".join(f"'{c}'" for c in empty)
+        raise DataError(f"{where}: column{'s' if len(empty) > 1 else ''} {names} "
+                        f"{'are' if len(empty) > 1 else 'is'} empty in every row, so --missing drop leaves "
+                        f"{kept} row(s) (at least {MIN_ROWS} are needed); pass --ignore {','.join(empty)}")
+    worst = counts[counts > 0].sort_values(ascending=False, kind="stable").head(3)
+    named = ", ".join(f"'{c}' in {int(k)}" for c, k in worst.items())
+    raise DataError(f"{where}: --missing drop leaves {kept} of {n} row(s) (at least {MIN_ROWS} are needed); "
+                    f"missing cells: {named} row(s)")
+
+
+_OTHER_SEPARATORS = ((";", "';'-separated"), ("\t", "tab-separated"), ("|", "'|'-separated"))
+_HEADER_BYTES = 65536  # the header line is looked for in the file's first bytes
+
+
+def _check_separator(csv: Path) -> None:
+    """DataError when table.csv's header line holds more ``;`` (tab, ``|``) than commas: a table
+    saved with another separator, which pandas reads as one column or fails on ("Expected 1 fields
+    in line 2, saw 3" when a cell holds a decimal comma)."""
+    try:
+        with open(csv, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise DataError(f"{csv}: cannot be read ({exc.strerror or _first_line(exc)})") from None
+    header = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip("\r\n").splitlines()[:1]
+    line = header[0] if header else ""
+    for sep, what in _OTHER_SEPARATORS:
+        if line.count(sep) > line.count(","):
+            raise DataError(f"{csv}: looks {what}; save it comma-separated")
 
 
 def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
@@ -1003,7 +1050,10 @@ def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     otherwise turn the first field of longer rows into an index, shifting every cell), and the
     header row is read once more without NA conversion (a column may be called ``NA``); pandas'
     renaming of repeated names (``x, x`` -> ``x, x.1``) and empty ones (``Unnamed: k``) is avoided.
+    A table saved with another separator (``;``, tab, ``|``) is refused by name (see
+    :func:`_check_separator`).
     """
+    _check_separator(csv)
     try:
         rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=False, na_values=["", *na_values],
                            skipinitialspace=True)
@@ -1026,11 +1076,35 @@ def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     return table
 
 
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
 def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
-    """The image file a table cell names: relative, inside the dataset directory once symlinks
-    are resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise."""
+    """The image file a table cell names: inside the dataset directory once symlinks are
+    resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise.
+
+    A path is relative to ``root``; an absolute one is taken when it names a place under
+    ``root`` (as given or resolved) without ``..``, by its part below ``root``; nothing else
+    absolute is looked at. Windows separators (``images\\0.png``, as a table saved on Windows
+    holds) are read as ``/`` unless a file of that literal name exists."""
     shown = cut_middle(rel, 80)
+    if "\\" in rel and not _WINDOWS_DRIVE.match(rel):
+        literal = Path(rel)
+        try:  # a literal name is looked up only below root
+            keep = not literal.is_absolute() and ".." not in literal.parts and (root / literal).is_file()
+        except (OSError, ValueError):
+            keep = False
+        if not keep:
+            rel = rel.replace("\\", "/")
     relp = Path(rel)
+    if relp.is_absolute() and ".." not in relp.parts:
+        for base in (Path(os.path.abspath(root)), rootr):
+            if relp.is_relative_to(base):
+                relp = relp.relative_to(base)
+                break
+    if _WINDOWS_DRIVE.match(rel):
+        raise DataError(f"{where}: path '{shown}' is a Windows absolute path; make it relative to the dataset "
+                        "directory (e.g. images/0.png)")
     if relp.is_absolute() or ".." in relp.parts:
         raise DataError(f"{where}: path '{shown}' must be relative and inside the dataset directory")
     p = root / relp
