@@ -228,3 +228,32 @@ def test_values_outside_the_observed_range_are_named_as_extrapolated(cmcl_run, t
                         str(tmp_path / "cf")], capsys)[0] == 0
     notes = [r.getMessage() for r in caplog.records if "extrapolated" in r.getMessage()]
     assert len(notes) == 1 and "angle = -40 outside" in notes[0], notes  # only the counterfactual's
+
+
+def test_info_takes_every_data_option_of_fit(tmp_path, capsys):
+    """info validates exactly what fit will read: the same data flags (from the option table),
+    e.g. --channels 1 on a folder mixing grayscale and RGB files."""
+    import typer.main
+    from PIL import Image
+
+    from xcausal.cli import app
+    from xcausal.options import DATA_OPTIONS, FIT_OPTIONS
+
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    flags = {c: {p.name: tuple(p.opts + p.secondary_opts) for p in group.get_command(ctx, c).params}
+             for c in ("info", "fit")}
+    for name in DATA_OPTIONS:
+        assert name in flags["info"] and flags["info"][name] == flags["fit"][name], name
+    assert flags["info"]["channels"] == FIT_OPTIONS["channels"].cli_flags()
+
+    d = tmp_path / "d"
+    (d / "images").mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB" if i % 2 else "L", (8, 8)).save(d / "images" / f"{i}.png")
+    (d / "table.csv").write_text("image,x\n" + "".join(f"images/{i}.png,{i}\n" for i in range(12)))
+    code, out, err = run_cli(["info", str(d), "--channels", "1", "--image-size", "6"], capsys)
+    assert code == 0, err
+    assert "12 rows, images 1×6×6" in out and "images: mixed grayscale and RGB -> grayscale" in out
+    code, _, err = run_cli(["info", str(d), "--channels", "2"], capsys)
+    assert code == 2 and "--channels 2: must be 1 (grayscale) or 3 (RGB)" in err

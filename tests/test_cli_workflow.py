@@ -92,3 +92,38 @@ def test_evaluate_drops_the_rows_the_fit_dropped(tmp_path, capsys):
     assert main(["evaluate", str(run), "--truth", str(data), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["mcc"] is not None and 0.0 <= res["mcc"] <= 1.0
+
+
+def _image_folder(root, modes):
+    """A dataset directory of 8×8 images, one per mode in ``modes``, and two variables."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = []
+    for i, mode in enumerate(modes):
+        pixels = rng.integers(0, 256, size=(8, 8) if mode == "L" else (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(root / "images" / f"{i}.png")
+        names.append(f"images/{i}.png")
+    pd.DataFrame({"image": names, "x": rng.normal(size=len(modes)).round(3),
+                  "b": [0, 1] * (len(modes) // 2)}).to_csv(root / "table.csv", index=False)
+    return root
+
+
+def test_mixed_grayscale_and_rgb_folder_fits_as_rgb_and_reloads_so(tmp_path, capsys):
+    """info states the mixed folder is read as RGB; the run records the resolved channel count, so
+    later verbs read any dataset the way the fit did."""
+    from xcausal.api import load_run_dataset
+
+    data = _image_folder(tmp_path / "d", ["L", "RGB"] * 10)
+    assert main(["info", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "images 3×8×8" in out and "images: mixed grayscale and RGB -> RGB" in out
+    run = tmp_path / "run"
+    assert main(["fit", str(data), "--method", "ica+ges", "--latent-dim", "2", "--out", str(run), "-q"]) == 0
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["fit_config"]["channels"] is None  # as given
+    assert conf["data"]["channels"] == 3 and conf["data"]["stored_channels"] == [1, 3]
+    assert load_run_dataset(run).channels == 3
+    gray = _image_folder(tmp_path / "gray", ["L"] * 20)
+    assert load_run_dataset(run, gray).channels == 3  # the fit's channels, not the stored one

@@ -102,6 +102,29 @@ def test_image_path_escaping_the_directory_is_rejected(tmp_path, opened, cell, w
     assert code == 2 and "row 5, column 'image'" in _one_error_line(err)
 
 
+def test_absolute_or_backslash_paths_inside_the_directory_are_read(tmp_path, opened):
+    """A table written with absolute paths to the folder's own images, or on Windows
+    (``images\\3.png``), names files inside the directory: they are read, by their place in it."""
+    root = _dataset(tmp_path / "d")
+    _set_cell(root, 3, str(root / "images" / "3.png"))
+    _set_cell(root, 4, str(root.resolve() / "images" / "4.png"))
+    _set_cell(root, 5, "images\\5.png")
+    _set_cell(root, 6, ".\\images\\6.png")
+    ds = load_dataset(root, image_size=8)
+    assert [os.fsdecode(r) for r in ds.image_paths.rel[3:7]] == [f"images/{i}.png" for i in range(3, 7)]
+    assert all(p.is_relative_to(root.resolve()) for p in opened)
+    (root / "images" / "a\\b.png").write_bytes((root / "images" / "7.png").read_bytes())  # a literal name
+    _set_cell(root, 7, "images/a\\b.png")
+    assert load_dataset(root, image_size=8).image_paths[7].name == "a\\b.png"
+    for cell, why in ((f"{root}/../outside/secret.png", "must be relative"),
+                      ("..\\outside\\secret.png", "must be relative"),
+                      ("C:\\data\\images\\0.png", "a Windows absolute path")):
+        _set_cell(root, 2, cell)
+        with pytest.raises(DataError, match=rf"row 3, column 'image': .*{why}"):
+            load_dataset(root)
+    assert not any(p.is_relative_to((tmp_path / "outside").resolve()) for p in opened)
+
+
 def test_symlink_inside_the_directory_is_fine(tmp_path):
     root = _dataset(tmp_path / "d")
     (root / "images" / "alias.png").symlink_to(root / "images" / "0.png")

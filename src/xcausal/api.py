@@ -16,6 +16,7 @@ import numpy as np
 
 from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError, check_output, exclusive_lock
+from xcausal.options import DATA_OPTIONS  # the FitConfig fields load_dataset takes
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 
 __all__ = ["FitConfig", "fit", "partial_dir", "fit_lock_file", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
@@ -114,12 +115,6 @@ def method_entry(name: str) -> tuple[Any, Any]:
         except ValueError:
             pass
     raise DataError(f"unknown method '{name}' (available: {', '.join(method_names())})")
-
-
-#: the FitConfig fields :func:`xcausal.data.dataset.load_dataset` takes: recorded in config.json's
-#: fit_config, so later verbs reload the data as the fit read it (:func:`load_run_dataset`)
-DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing", "na_values", "image_column",
-                "id_column", "ignore", "max_categories")
 
 
 def _fit_config_class():
@@ -596,6 +591,8 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
         opts["max_categories"] = None  # fitted before the limit: every column was a variable
     if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
         opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
+    if opts.get("channels") is None and rd.config.get("data", {}).get("channels") in (1, 3):
+        opts["channels"] = int(rd.config["data"]["channels"])  # the channels the run was fitted with
     return load_dataset(src, **opts)
 
 

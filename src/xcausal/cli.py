@@ -51,18 +51,41 @@ def _split(s: str | None) -> list[str]:
     return [t.strip() for t in s.split(",") if t.strip()] if s else []
 
 
-_NA_VALUES_HELP = ("Comma-separated cell texts that mean a missing value, e.g. NA,-999 (besides empty and blank cells, which always do); without it NA, None, null and nan are ordinary values (categories).")
+def _cli_type(o) -> Any:
+    """The type typer parses an option's flag as (text for choices, lists and tuples)."""
+    if o.type in (bool, int, float, str):
+        return o.type
+    if o.type in (Optional[int], Optional[float]):
+        return o.type
+    return Optional[str]
 
 
-def _role_help() -> dict[str, str]:
-    """`info`'s help for the column-role options: fit's, capitalised (the same names and meaning)."""
+def _option_parameter(o, *, help: str, panel: str | None = None, hidden: bool = False) -> inspect.Parameter:
+    """The keyword parameter of a command for FitOption ``o``: its flags, type and default (a list
+    option's default is None, "not given")."""
+    given_as_default = not isinstance(o.default, (list, tuple))
+    shown = given_as_default and o.default not in (None, False, "")
+    return inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default if given_as_default else None,
+                             annotation=Annotated[_cli_type(o), typer.Option(
+                                 *o.cli_flags(), help=help, rich_help_panel=panel, hidden=hidden, show_default=shown)])
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """Option values as typer passes them -> the values FitConfig and load_dataset take (lists split,
+    paths as text)."""
     from xcausal.options import FIT_OPTIONS
 
-    names = ("image_column", "id_column", "ignore", "max_categories")
-    return {n: FIT_OPTIONS[n].help[0].upper() + FIT_OPTIONS[n].help[1:] + "." for n in names}
-
-
-_ROLE_HELP = _role_help()
+    given: dict[str, Any] = {}
+    for name, value in options.items():
+        o = FIT_OPTIONS[name]
+        if value is None and o.default is not None:
+            value = o.default  # a list, tuple or text option not given
+        elif o.is_list and isinstance(value, str):
+            value = _split(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        given[name] = value
+    return given
 
 
 # --------------------------------------------------------------------------- simulate
@@ -138,26 +161,15 @@ def convert(
 
 
 # --------------------------------------------------------------------------- info
-@app.command()
-def info(
-    data: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize to this side (default: stored size, at most 128).")] = None,
-    categorical: Annotated[Optional[str], typer.Option("--categorical", help="Comma-separated columns forced categorical.")] = None,
-    continuous: Annotated[Optional[str], typer.Option("--continuous", help="Comma-separated columns forced continuous.")] = None,
-    missing: Annotated[str, typer.Option("--missing", help="Rows with missing cells: error or drop.")] = "error",
-    na_values: Annotated[Optional[str], typer.Option("--na-values", help=_NA_VALUES_HELP)] = None,
-    image_column: Annotated[str, typer.Option("--image-column", help=_ROLE_HELP["image_column"])] = "image",
-    id_column: Annotated[Optional[str], typer.Option("--id-column", help=_ROLE_HELP["id_column"])] = None,
-    ignore: Annotated[Optional[str], typer.Option("--ignore", help=_ROLE_HELP["ignore"])] = None,
-    max_categories: Annotated[int, typer.Option("--max-categories", help=_ROLE_HELP["max_categories"])] = 20,
-) -> None:
+def info(data: Path, **options: Any) -> None:
     """Validate a dataset and show its rows, image size and detected variable types."""
     from xcausal.data.dataset import load_dataset
 
-    ds = load_dataset(data, image_size=image_size, categorical=_split(categorical), continuous=_split(continuous),
-                      missing=missing, na_values=_split(na_values), image_column=image_column,  # type: ignore[arg-type]
-                      id_column=id_column, ignore=_split(ignore), max_categories=max_categories)
+    ds = load_dataset(data, **_given(options))
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
+    if ds.mixed_channels:
+        out_console.print(f"images: mixed grayscale and RGB -> {'RGB' if ds.channels == 3 else 'grayscale'}",
+                          soft_wrap=True, highlight=False)
     if ds.id_column is not None:
         out_console.print(f"row ids: column '{ds.id_column}' (not a variable)", soft_wrap=True)
     t = Table()
@@ -174,6 +186,21 @@ def info(
     out_console.print(t)
     if ds.truth is not None:
         out_console.print(f"ground truth: {len(ds.truth.edges)} edge(s) over {len(ds.truth.nodes)} nodes")
+
+
+def _info_parameters() -> list[inspect.Parameter]:
+    """info's parameters: the dataset, then every data option of fit (the same flags and meaning)."""
+    from xcausal.options import DATA_OPTIONS, FIT_OPTIONS
+
+    data = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+        Path, typer.Argument(help="Dataset directory or .npz file.")])
+    return [data] + [_option_parameter(o, help=o.help[0].upper() + o.help[1:] + ".")
+                     for o in (FIT_OPTIONS[n] for n in DATA_OPTIONS)]
+
+
+info.__signature__ = inspect.Signature(_info_parameters(), return_annotation=None)  # type: ignore[attr-defined]
+info.__annotations__ = {p.name: p.annotation for p in info.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.command()(info)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -284,15 +311,6 @@ def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, 
 _EXPERT = "Expert options (hidden flags; see `xcausal options`)"
 
 
-def _cli_type(o) -> Any:
-    """The type typer parses an option's flag as (text for choices, lists and tuples)."""
-    if o.type in (bool, int, float, str):
-        return o.type
-    if o.type in (Optional[int], Optional[float]):
-        return o.type
-    return Optional[str]
-
-
 def _fit_parameters() -> list[inspect.Parameter]:
     """The fit command's parameters, one per option of :data:`xcausal.options.FIT_OPTIONS`."""
     from xcausal.options import CONFIG, FIT_OPTIONS, PANELS
@@ -311,12 +329,7 @@ def _fit_parameters() -> list[inspect.Parameter]:
     for o in sorted(FIT_OPTIONS.values(), key=lambda o: order.get(o.panel, len(order))):
         if o.name in ("data", "command"):
             continue
-        given_as_default = not isinstance(o.default, (list, tuple))  # else None: "not given"
-        shown = given_as_default and o.default not in (None, False, "")
-        params.append(inspect.Parameter(o.name, kw, default=o.default if given_as_default else None,
-                                        annotation=Annotated[_cli_type(o), typer.Option(
-                                            *o.cli_flags(), help=o.help, rich_help_panel=o.panel or _EXPERT,
-                                            hidden=o.panel is None, show_default=shown)]))
+        params.append(_option_parameter(o, help=o.help, panel=o.panel or _EXPERT, hidden=o.panel is None))
     return params + config
 
 
@@ -335,16 +348,7 @@ def fit(ctx: typer.Context, data: Optional[Path] = None, config: Optional[Path] 
     from xcausal.io import DataError
     from xcausal.options import FIT_OPTIONS, parse_text
 
-    given: dict[str, Any] = {"data": None if data is None else str(data)}
-    for name, value in options.items():
-        o = FIT_OPTIONS[name]
-        if value is None and o.default is not None:
-            value = o.default  # a list, tuple or text option not given
-        elif o.is_list and isinstance(value, str):
-            value = _split(value)
-        elif isinstance(value, Path):
-            value = str(value)
-        given[name] = value
+    given: dict[str, Any] = {"data": None if data is None else str(data), **_given(options)}
     from_cli = {n for n in options if getattr(ctx.get_parameter_source(n), "name", "") not in ("DEFAULT", "DEFAULT_MAP")}
     for item in set_ or []:
         key, sep, text = item.partition("=")

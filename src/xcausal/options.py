@@ -57,7 +57,7 @@ _RUN = [
     FitOption("method", "cmcl", str, "cmcl, causal-pima, pima, or a pipeline <representation>+<structure> "
               "(betavae|factorvae|tcvae|ivae|ica + notears|ges)", MODEL),
     FitOption("image_size", None, Optional[int], "resize images to this side (default: stored size, at most 128)", DATA),
-    FitOption("channels", None, Optional[int], "1 or 3 (default: as stored)", DATA),
+    FitOption("channels", None, Optional[int], "1 or 3 (default: as stored; RGB when files mix both)", DATA),
     FitOption("categorical", [], list, "columns forced categorical (comma-separated)", DATA),
     FitOption("continuous", [], list, "columns forced continuous (comma-separated)", DATA),
     FitOption("missing", "error", Literal["error", "drop"], "rows with missing cells: error or drop", DATA),
@@ -89,6 +89,11 @@ _RUN = [
     FitOption("resume", False, bool, "cmcl: continue the interrupted fit in OUT.partial", OUTPUT),
     FitOption("command", None, Optional[str], "the command line that asked for the fit (recorded, not an option)"),
 ]
+
+#: the options :func:`xcausal.data.dataset.load_dataset` takes: `xcausal info` takes the same flags, and
+#: config.json's fit_config records them so later verbs reload the data as the fit read it
+DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing", "na_values", "image_column",
+                "id_column", "ignore", "max_categories")
 
 #: CMCL options ``fit --help`` shows, by panel; every other one is an expert option
 _CMCL_PANELS = {"latent_dim": MODEL, "decoder": MODEL, "exogenous": MODEL, "epochs": TRAINING, "seed": TRAINING,

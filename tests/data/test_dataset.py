@@ -161,11 +161,35 @@ def test_unreadable_image(tmp_path):
         load_dataset(d)
 
 
-def test_channel_mismatch(tmp_path):
-    d = _write_dir(tmp_path, _ok_table(), modes={6: "RGB"})
-    with pytest.raises(DataError, match=r"6\.png: 3 channel\(s\) but earlier images have 1"):
-        load_dataset(d)
-    assert load_dataset(d, channels=1)[6][0].shape[0] == 1  # --channels converts instead
+def test_image_size_default_is_the_stored_size_as_on_the_command_line(tmp_path):
+    """load_dataset without image_size keeps the stored side (at most 128), like `xcausal fit`."""
+    import inspect
+
+    from xcausal.options import FIT_OPTIONS
+
+    d = _write_dir(tmp_path, _ok_table())
+    assert load_dataset(d).image_size == 8 and load_dataset(d).images([0]).shape == (1, 1, 8, 8)
+    assert inspect.signature(load_dataset).parameters["image_size"].default is FIT_OPTIONS["image_size"].default
+
+
+def test_mixed_grayscale_and_rgb_load_as_rgb(tmp_path):
+    """A folder mixing grayscale and colour files is read as RGB by default (gray repeated in the
+    three channels); --channels 1 still converts colour to grayscale."""
+    d = _write_dir(tmp_path, _ok_table())
+    Image.new("L", (8, 8), 100).save(d / "images" / "2.png")
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(d / "images" / "6.png")
+    ds = load_dataset(d, image_size=8)
+    assert ds.channels == 3 and ds.stored_channels == (1, 3) and ds.mixed_channels
+    np.testing.assert_allclose(ds.image(2), np.full((3, 8, 8), 100 / 255), atol=1e-6)
+    np.testing.assert_allclose(ds.image(6)[:, 0, 0], [1.0, 0.0, 0.0])
+    s = ds.summary()
+    assert s["channels"] == 3 and s["stored_channels"] == [1, 3]
+    assert ds.subset([0, 6]).mixed_channels
+    gray = load_dataset(d, image_size=8, channels=1)
+    assert gray.channels == 1 and gray.image(6).shape == (1, 8, 8)
+    np.testing.assert_allclose(gray.image(6)[0, 0, 0], 76 / 255)  # luma of pure red (PIL "L")
+    single = load_dataset(_write_dir(tmp_path / "g", _ok_table()), image_size=8)
+    assert single.channels == 1 and not single.mixed_channels and "stored_channels" not in single.summary()
 
 
 @pytest.mark.parametrize("bad, match", [

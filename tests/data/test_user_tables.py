@@ -85,7 +85,8 @@ def test_missing_drop_removes_those_rows(tmp_path):
 def test_missing_drop_below_the_minimum_is_an_error(tmp_path):
     age = [f"{30 + 3.5 * i:.1f}" for i in range(N)]
     age[0] = age[1] = age[2] = ""
-    with pytest.raises(DataError, match=r"table\.csv: 9 row\(s\); at least 10 are needed"):
+    with pytest.raises(DataError, match=r"table\.csv: --missing drop leaves 9 of 12 row\(s\) \(at least 10 are "
+                                        r"needed\); missing cells: 'age' in 3 row\(s\)$"):
         load_dataset(_write(tmp_path, _rows(age=age)), missing="drop")
 
 
@@ -170,3 +171,42 @@ def test_na_values_must_be_a_list_of_texts(tmp_path):
     d = _write(tmp_path, _rows())
     with pytest.raises(DataError, match="--na-values"):
         load_dataset(d, na_values="NA")
+
+
+@pytest.mark.parametrize("sep, what", [(";", "';'-separated"), ("\t", "tab-separated")])
+def test_table_saved_with_another_separator_is_named(tmp_path, sep, what):
+    """A ;- or tab-separated table.csv (a spreadsheet's export in many locales) is refused naming
+    the separator, not with pandas' "Expected 1 fields in line 2, saw 3" (decimal commas) or a
+    missing 'image' column (one column named "image;age;site")."""
+    for name, decimal in (("comma", ","), ("point", ".")):
+        d = _write(tmp_path / name, _rows())  # the images; table.csv is rewritten below
+        rows = [sep.join(["image", "age", "site"])] + [
+            sep.join([f"images/{i}.png", f"{30 + i}{decimal}5", ["north", "south", "east"][i % 3]]) for i in range(N)]
+        (d / "table.csv").write_text("\n".join(rows) + "\n")
+        with pytest.raises(DataError) as exc:
+            load_dataset(d)
+        assert str(exc.value) == f"{d / 'table.csv'}: looks {what}; save it comma-separated"
+
+
+def test_comma_separated_table_with_semicolons_in_cells_is_read(tmp_path):
+    site = ["a;b", "c;d", "e;f", "a;b"] * (N // 4)
+    ds = load_dataset(_write(tmp_path, _rows(site=site)), image_size=8)
+    assert ds.variables[2].categories == ("a;b", "c;d", "e;f")
+
+
+def test_dropping_rows_of_an_empty_column_names_it(tmp_path):
+    """--missing drop of a table with a column empty in every row named neither the column nor a
+    way out ("0 row(s); at least 10 are needed")."""
+    rows = _rows().splitlines()
+    body = "\n".join([rows[0] + ",notes,comment"] + [r + ",," for r in rows[1:]])
+    with pytest.raises(DataError) as exc:
+        load_dataset(_write(tmp_path, body), missing="drop")
+    assert str(exc.value).endswith(": columns 'notes', 'comment' are empty in every row, so --missing drop "
+                                   "leaves 0 row(s) (at least 10 are needed); pass --ignore notes,comment")
+    ds = load_dataset(_write(tmp_path / "ok", body), missing="drop", ignore=["notes", "comment"], image_size=8)
+    assert len(ds) == N and ds.variable_names == ["age", "covid", "site"]
+    age = [f"{i}" for i in range(N)]
+    age[:5] = [""] * 5  # 5 of 12 rows missing: 7 left
+    with pytest.raises(DataError, match=r"--missing drop leaves 7 of 12 row\(s\) \(at least 10 are needed\); "
+                                        r"missing cells: 'age' in 5 row\(s\)$"):
+        load_dataset(_write(tmp_path / "few", _rows(age=age)), missing="drop")

@@ -25,10 +25,12 @@ Missing cells are the empty and whitespace-only ones, plus any cell whose text i
 ``na_values`` (``--na-values``); every other text is a value, so ``NA``, ``None`` or ``null`` are
 categories like any other (pandas would read them as missing). A column of numbers that also holds
 such a marker (``1, 2, NA``) is refused as ambiguous: pass ``na_values`` or force the column's type.
-Header names are stripped and must be non-empty and distinct; a data row may not have more
-fields than the header. Image paths (and truth.json's ``latents``) must be relative and stay
-inside DATA once symlinks are resolved, and table.csv, truth.json and modalities/ (and each file in
-it) must resolve inside DATA too; nothing outside is opened.
+table.csv is comma-separated: a header line holding more ``;`` (tab, ``|``) than commas is refused
+naming the separator. Header names are stripped and must be non-empty and distinct; a data row may
+not have more fields than the header. Image paths must stay inside DATA once symlinks are
+resolved: relative to DATA (Windows ``\\`` separators are read as ``/``), or absolute and below
+DATA; truth.json's ``latents`` must be relative and inside DATA, and table.csv, truth.json and
+modalities/ (and each file in it) must resolve inside DATA too; nothing outside is opened.
 
 Modalities (e.g. a measured curve per sample): ``modalities/<name>.npy`` holds one 2-D numeric
 array (N, L) with one row per data row of table.csv, in table order, and ``L >= 2``; every value
@@ -52,7 +54,9 @@ They are decoded to float32 in ``[0, 1]``:
   ``LA`` as 1;
 * palette (``P``) images are converted to RGB (3 channels);
 * with ``channels=1`` colour is converted to luma ``0.299 R + 0.587 G + 0.114 B`` (PIL ``L``);
-  with ``channels=3`` gray is repeated in all three channels.
+  with ``channels=3`` gray is repeated in all three channels. Without ``channels`` images are read
+  with their stored count, and a folder mixing grayscale and colour files is read as RGB (gray
+  repeated), so no file loses colour; ``channels=1`` converts them all to grayscale instead.
 
 Image cache (directory form): :meth:`CrossModalDataset.cached` (or :func:`build_image_cache`)
 decodes every image once, in chunks, into a uint8 ``.npy`` file, by default
@@ -765,6 +769,12 @@ class CrossModalDataset(torch.utils.data.Dataset):
     image_cache: ImageCache | None = None  # uint8 memmap of the decoded images (see cached())
     max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
     id_column: str | None = None  # the column of ``table`` holding ``ids``
+    stored_channels: tuple[int, ...] = ()  # channel counts of the image files, e.g. (1, 3) when mixed
+
+    @property
+    def mixed_channels(self) -> bool:
+        """The image files mix grayscale and colour (all are read with ``channels``)."""
+        return len(self.stored_channels) > 1
 
     def __len__(self) -> int:
         return len(self.u)
@@ -813,7 +823,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
             image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
-            max_pixels=self.max_pixels, id_column=self.id_column)
+            max_pixels=self.max_pixels, id_column=self.id_column, stored_channels=self.stored_channels)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -825,10 +835,17 @@ class CrossModalDataset(torch.utils.data.Dataset):
         return build_image_cache(self, path, rebuild=rebuild, progress=progress)
 
     def summary(self) -> dict:
-        return {"source": self.source, "rows": len(self), "image_size": self.image_size,
-                "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
-                "modalities": {k: int(v.shape[1]) for k, v in self.modalities.items()},
-                "has_truth": self.truth is not None}
+        """What the data is, as a run records it (config.json ``data``). ``channels`` is the count
+        images are read with (resolved when no ``channels`` was asked for); ``stored_channels``
+        appears only for a folder mixing grayscale and colour files, so that the summary (and the
+        checkpoint fingerprint built from it) of any other dataset is unchanged."""
+        out = {"source": self.source, "rows": len(self), "image_size": self.image_size,
+               "channels": self.channels, "variables": {v.name: v.type.value for v in self.variables},
+               "modalities": {k: int(v.shape[1]) for k, v in self.modalities.items()},
+               "has_truth": self.truth is not None}
+        if self.mixed_channels:
+            out["stored_channels"] = list(self.stored_channels)
+        return out
 
 
 def dataset_from_arrays(
@@ -877,7 +894,7 @@ def dataset_from_arrays(
 def load_dataset(
     path: str | Path,
     *,
-    image_size: int | None = 32,
+    image_size: int | None = None,
     channels: int | None = None,
     categorical: Sequence[str] = (),
     continuous: Sequence[str] = (),
@@ -906,9 +923,9 @@ def load_dataset(
     ``max_pixels`` pixels (width × height); both are checked from each file's header.
 
     Images are not decoded here for the directory form (only their headers are read, to check
-    readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` keeps the
-    stored size up to :data:`MAX_AUTO_SIZE` (larger images are downscaled to it): the longer side
-    of the most common image size.
+    readability and channel counts); ``ds[i]`` decodes on access. ``image_size=None`` (the
+    default, as on the command line) keeps the stored size up to :data:`MAX_AUTO_SIZE` (larger
+    images are downscaled to it): the longer side of the most common image size.
 
     Raises
     ------
@@ -965,16 +982,61 @@ def auto_image_size(stored_side: int) -> int:
 
 
 def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame:
+    """``table`` without its rows holding an empty, NaN or inf cell (``missing="drop"``), else
+    checked to hold none. When dropping would leave fewer than :data:`MIN_ROWS` rows the
+    DataError names the columns to blame: those empty in every row (and suggests ``--ignore``),
+    else the ones with the most such cells."""
     if missing == "drop":
         num = table.apply(lambda s: pd.to_numeric(s, errors="coerce"))
         blank = table.apply(lambda s: s.map(lambda v: isinstance(v, str) and v.strip() == ""))
-        bad = table.isna().any(axis=1) | blank.any(axis=1)
-        bad |= np.isinf(num.to_numpy(dtype=float)).any(axis=1)
+        cells = pd.DataFrame(table.isna().to_numpy(dtype=bool) | blank.to_numpy(dtype=bool)
+                             | np.isinf(num.to_numpy(dtype=float)), index=table.index, columns=table.columns)
+        bad = cells.any(axis=1)
+        kept = len(table) - int(bad.sum())
+        if kept < MIN_ROWS and bad.any():
+            _refuse_dropping(cells, kept, where)
         if bad.any():
             logger.warning("%s: dropping %d row(s) with empty, NaN or inf cells", where, int(bad.sum()))
         table = table.loc[~bad]
     _check_cells(table, where)
     return table
+
+
+def _refuse_dropping(cells: pd.DataFrame, kept: int, where: str) -> None:
+    """The DataError of --missing drop leaving ``kept`` < MIN_ROWS rows; ``cells`` marks the
+    missing cells (rows × columns)."""
+    n = len(cells)
+    counts = cells.sum(axis=0)
+    empty = [str(c) for c in cells.columns if counts[c] == n]
+    if empty:
+        names = ", ".join(f"'{c}'" for c in empty)
+        raise DataError(f"{where}: column{'s' if len(empty) > 1 else ''} {names} "
+                        f"{'are' if len(empty) > 1 else 'is'} empty in every row, so --missing drop leaves "
+                        f"{kept} row(s) (at least {MIN_ROWS} are needed); pass --ignore {','.join(empty)}")
+    worst = counts[counts > 0].sort_values(ascending=False, kind="stable").head(3)
+    named = ", ".join(f"'{c}' in {int(k)}" for c, k in worst.items())
+    raise DataError(f"{where}: --missing drop leaves {kept} of {n} row(s) (at least {MIN_ROWS} are needed); "
+                    f"missing cells: {named} row(s)")
+
+
+_OTHER_SEPARATORS = ((";", "';'-separated"), ("\t", "tab-separated"), ("|", "'|'-separated"))
+_HEADER_BYTES = 65536  # the header line is looked for in the file's first bytes
+
+
+def _check_separator(csv: Path) -> None:
+    """DataError when table.csv's header line holds more ``;`` (tab, ``|``) than commas: a table
+    saved with another separator, which pandas reads as one column or fails on ("Expected 1 fields
+    in line 2, saw 3" when a cell holds a decimal comma)."""
+    try:
+        with open(csv, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise DataError(f"{csv}: cannot be read ({exc.strerror or _first_line(exc)})") from None
+    header = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip("\r\n").splitlines()[:1]
+    line = header[0] if header else ""
+    for sep, what in _OTHER_SEPARATORS:
+        if line.count(sep) > line.count(","):
+            raise DataError(f"{csv}: looks {what}; save it comma-separated")
 
 
 def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
@@ -988,7 +1050,10 @@ def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     otherwise turn the first field of longer rows into an index, shifting every cell), and the
     header row is read once more without NA conversion (a column may be called ``NA``); pandas'
     renaming of repeated names (``x, x`` -> ``x, x.1``) and empty ones (``Unnamed: k``) is avoided.
+    A table saved with another separator (``;``, tab, ``|``) is refused by name (see
+    :func:`_check_separator`).
     """
+    _check_separator(csv)
     try:
         rows = pd.read_csv(csv, header=None, dtype=str, keep_default_na=False, na_values=["", *na_values],
                            skipinitialspace=True)
@@ -1011,11 +1076,35 @@ def _read_table_csv(csv: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     return table
 
 
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
 def _image_path(root: Path, rootr: Path, rel: str, where: str) -> Path:
-    """The image file a table cell names: relative, inside the dataset directory once symlinks
-    are resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise."""
+    """The image file a table cell names: inside the dataset directory once symlinks are
+    resolved, and an existing file; DataError naming ``where`` (file, row, column) otherwise.
+
+    A path is relative to ``root``; an absolute one is taken when it names a place under
+    ``root`` (as given or resolved) without ``..``, by its part below ``root``; nothing else
+    absolute is looked at. Windows separators (``images\\0.png``, as a table saved on Windows
+    holds) are read as ``/`` unless a file of that literal name exists."""
     shown = cut_middle(rel, 80)
+    if "\\" in rel and not _WINDOWS_DRIVE.match(rel):
+        literal = Path(rel)
+        try:  # a literal name is looked up only below root
+            keep = not literal.is_absolute() and ".." not in literal.parts and (root / literal).is_file()
+        except (OSError, ValueError):
+            keep = False
+        if not keep:
+            rel = rel.replace("\\", "/")
     relp = Path(rel)
+    if relp.is_absolute() and ".." not in relp.parts:
+        for base in (Path(os.path.abspath(root)), rootr):
+            if relp.is_relative_to(base):
+                relp = relp.relative_to(base)
+                break
+    if _WINDOWS_DRIVE.match(rel):
+        raise DataError(f"{where}: path '{shown}' is a Windows absolute path; make it relative to the dataset "
+                        "directory (e.g. images/0.png)")
     if relp.is_absolute() or ".." in relp.parts:
         raise DataError(f"{where}: path '{shown}' must be relative and inside the dataset directory")
     p = root / relp
@@ -1051,7 +1140,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         raise DataError(f"{csv}: {len(table)} row(s); at least {MIN_ROWS} are needed")
     rootr = root.resolve()
     rels: list[str] = []
-    found_channels: int | None = None
+    found: set[int] = set()  # channel counts of the files
     sizes: dict[int, int] = {}
     for i, rel in enumerate(table[image_column].astype(str)):
         where = f"{csv} row {i + 1}, column '{image_column}'"
@@ -1068,11 +1157,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         if c is None:
             raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
         sizes[side] = sizes.get(side, 0) + 1
-        if found_channels is None:
-            found_channels = c
-        elif c != found_channels and channels is None:
-            raise DataError(f"{p}: {c} channel(s) but earlier images have {found_channels} (row {i + 1}; "
-                            f"pass --channels to convert all images)")
+        found.add(c)
         rels.append(str(p.relative_to(root)))
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv),
                                 skip=(image_column, id_name), max_categories=roles["max_categories"])
@@ -1081,11 +1166,18 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     modalities = _load_modalities_dir(root, n_raw, keep)
     if image_size is None:
         image_size = auto_image_size(max(sizes, key=lambda k: (sizes[k], k)))
+    if channels is None:
+        # a folder mixing grayscale and colour files is read as colour: no file loses information
+        channels = max(found)
+        if len(found) > 1:
+            logger.info("%s: images mix grayscale and RGB files; all are read as RGB (--channels 1 for grayscale)",
+                        root)
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
-        channels=channels or int(found_channels or 1), root=root, image_paths=ImagePaths(root, rels),
+        channels=channels, root=root, image_paths=ImagePaths(root, rels),
         ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
-        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels)
+        truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels,
+        stored_channels=tuple(sorted(found)))
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
