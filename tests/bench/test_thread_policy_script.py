@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
+
+@pytest.mark.slow  # five fits in subprocesses (about 30 s): `make test-all`
 def test_tiny_run_times_every_setting(load_benchmark, tmp_path):
     tp = load_benchmark("thread_policy")
     assert tp.main(["--out", str(tmp_path), "--graph", "3/6", "--n", "40", "--epochs", "1"]) == 0
