@@ -101,23 +101,6 @@ def test_fit_refuses_the_messy_table_without_the_roles_in_one_line(messy, tmp_pa
     assert not (tmp_path / "r").exists()
 
 
-def test_a_run_fitted_before_the_roles_reloads_every_column_as_a_variable(tmp_path):
-    """config.json without max_categories (an older run): the data reload as that fit read them."""
-    from xcausal.api import load_run_dataset
-    from xcausal.data.dataset import save_dataset_dir
-
-    data = tmp_path / "d"
-    table = pd.DataFrame({"site": [f"s{i % 25}" for i in range(50)], "age": np.arange(50.0)})
-    save_dataset_dir(data, np.zeros((50, 1, 8, 8), np.uint8), table)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "graph.json").write_text(json.dumps({"method": "cmcl", "nodes": [{"name": "site", "kind": "observed"}],
-                                                "edges": []}))
-    (run / "config.json").write_text(json.dumps({"fit_config": {"data": str(data), "image_size": 8}}))
-    ds = load_run_dataset(run)
-    assert ds.variable_names == ["site", "age"] and ds.variables[0].n_categories == 25
-
-
 def test_latents_csv_names_the_id_column_and_never_shadows_a_latent(tmp_path):
     from xcausal.run import RunResult, read_run, write_run
     from xcausal.types import Edge, Graph, Node

@@ -28,7 +28,7 @@ def data(tmp_path_factory):
     (["--set", "batch_size=100000000"], "batch_size=100000000: must be 2 to 65536"),
     (["--strategy", "fsdp"], "strategy='fsdp'"),
     (["--precision", "16"], "precision='16'"),
-    (["--data-loading", "disk"], "data_loading='disk': must be 'auto', 'memory' or 'stream'"),
+    (["--data-loading", "disk"], "data_loading='disk': must be 'auto', 'memory', 'stream' or 'cache'"),
     (["--num-workers", "-1"], "num_workers=-1: must be an integer >= 0"),
     (["--method", "ivae+notears", "--devices", "2"], "devices=2: implemented for cmcl only"),
     (["--method", "causal-pima", "--precision", "bf16-mixed"], "precision='bf16-mixed': implemented for cmcl only"),

@@ -16,7 +16,7 @@ from xcausal.api import FitConfig
 from xcausal.cli import main
 from xcausal.models.cmcl import CMCL
 from xcausal.models.cmcl.config import CHOICES, OPTIONS
-from xcausal.options import FIT_OPTIONS, expert_options
+from xcausal.options import FIT_OPTIONS, TEXT_TYPED, expert_options, parse_text
 
 
 def test_fitconfig_fields_are_the_declared_options():
@@ -93,16 +93,16 @@ def test_every_expert_option_reaches_fitconfig_by_set_and_by_its_flag(o, monkeyp
     with pytest.raises(SystemExit):
         main(["fit", str(tmp_path), "--out", str(tmp_path / "r"), "--set", f"{o.name}={text}"])
     got = getattr(seen[-1], o.name)
-    if o.name in ("cr_vars", "dag_hidden", "channel_plan"):
-        got = xcausal.api._parse_text(o.name, got)
+    if o.type in TEXT_TYPED and isinstance(got, str):
+        got = parse_text(o, got)
     assert got == want, (o.name, got)
     flag = o.cli_flags()[0]
     args = [flag.split("/")[1] if (o.type is bool and o.default) else flag] if o.type is bool else [flag, text]
     with pytest.raises(SystemExit):
         main(["fit", str(tmp_path), "--out", str(tmp_path / "r"), *args])
     got = getattr(seen[-1], o.name)
-    if o.name in ("cr_vars", "dag_hidden", "channel_plan"):
-        got = xcausal.api._parse_text(o.name, got)
+    if o.type in TEXT_TYPED and isinstance(got, str):
+        got = parse_text(o, got)
     assert got == want, (o.name, got)
 
 

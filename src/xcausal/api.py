@@ -125,8 +125,8 @@ def _fit_config_class():
 
     fields = []
     for o in FIT_OPTIONS.values():
-        spec = field(default_factory=lambda d=o.default: list(d)) if isinstance(o.default, list) else field(
-            default=o.default, metadata={"help": o.help})
+        spec = (field(default_factory=lambda d=o.default: list(d), metadata={"help": o.help})
+                if isinstance(o.default, list) else field(default=o.default, metadata={"help": o.help}))
         fields.append((o.name, o.type, spec))
     required = [("data", str), ("out", str)]
     fields = required + [f for f in fields if f[0] not in ("data", "out")]
@@ -144,8 +144,6 @@ def _fit_config_class():
 
 
 FitConfig = _fit_config_class()
-
-
 
 
 def _check_type(val: Any, hint: Any, what: str) -> Any:
@@ -361,23 +359,6 @@ def _fit_checkpointed(cfg: FitConfig, model, ds: CrossModalDataset, work: Path) 
     return resumed
 
 
-def _parse_text(name: str, value: Any) -> Any:
-    """An option given as text on the command line (``--set`` or a flag without a type of its own),
-    as the value its option takes: cr_vars an integer or "all"; dag_hidden and a channel_plan of
-    widths a tuple of integers."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if name == "cr_vars":
-        return int(text) if text.isascii() and text.isdecimal() else text.lower()
-    if name in ("dag_hidden", "channel_plan") and (name == "dag_hidden" or text[:1].isdigit()):
-        parts = [t.strip() for t in text.strip("()[]").split(",") if t.strip()]
-        if not all(t.isascii() and t.isdecimal() for t in parts):
-            raise DataError(f"{name}={value!r}: must be integers separated by commas")
-        return tuple(int(t) for t in parts)
-    return value
-
-
 def _threads_used(cfg: FitConfig) -> dict[str, int]:
     """The threads this fit ran with (recorded in config.json): the fit's own process, and each
     parallel bootstrap refit's."""
@@ -411,10 +392,17 @@ def _check_options(cfg: FitConfig) -> None:
     cmcl) the rules of :func:`xcausal.models.cmcl.config.validate`, one message per rule."""
     from xcausal._runtime import check_distributed
     from xcausal.models.cmcl.config import OPTIONS, validate, validate_ranges
-    from xcausal.options import FIT_OPTIONS
+    from xcausal.options import FIT_OPTIONS, TEXT_TYPED, parse_text
 
-    for name in ("cr_vars", "dag_hidden", "channel_plan"):
-        setattr(cfg, name, _parse_text(name, getattr(cfg, name)))
+    for o in FIT_OPTIONS.values():
+        value = getattr(cfg, o.name)
+        if o.type in TEXT_TYPED and isinstance(value, str):  # a flag gives these as text
+            try:
+                setattr(cfg, o.name, parse_text(o, value))
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+    if cfg.data_loading not in ("auto", "memory", "stream", "cache"):
+        raise DataError(f"data_loading={cfg.data_loading!r}: must be 'auto', 'memory', 'stream' or 'cache'")
     if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
                                     or cfg.threads < 1):
         raise DataError(f"threads={cfg.threads!r}: must be an integer >= 1")
@@ -439,8 +427,6 @@ def _check_options(cfg: FitConfig) -> None:
     except ValueError as exc:
         raise DataError(str(exc)) from None
     _check_devices(cfg)
-    if cfg.data_loading not in ("auto", "memory", "stream", "cache"):
-        raise DataError(f"data_loading={cfg.data_loading!r}: must be 'auto', 'memory', 'stream' or 'cache'")
 
 
 def _cached(ds, *, progress: bool):
@@ -587,8 +573,6 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
     if not src:
         raise DataError(f"{run}: config.json does not record the data; pass --data")
     opts = {k: fc[k] for k in DATA_OPTIONS if k in fc}
-    if fc and "max_categories" not in fc:
-        opts["max_categories"] = None  # fitted before the limit: every column was a variable
     if opts.get("image_size") is None and rd.config.get("data", {}).get("image_size"):
         opts["image_size"] = int(rd.config["data"]["image_size"])  # the size the run was fitted at
     if opts.get("channels") is None and rd.config.get("data", {}).get("channels") in (1, 3):

@@ -13,7 +13,7 @@ This module imports no torch: the command line checks options before any work st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from xcausal.models.cmcl import config as cmcl_config
 
@@ -49,7 +49,6 @@ class FitOption:
 DATA, MODEL, TRAINING, OUTPUT, CONFIG = "Data", "Method and model", "Training", "Output", "Config and expert options"
 CMCL_ONLY = ("cmcl",)
 PIMA = ("causal-pima", "pima")
-FABRIC = ("cmcl",)
 
 _RUN = [
     FitOption("data", None, Optional[str], "dataset directory or .npz file (or `data:` in --config)"),
@@ -113,8 +112,7 @@ def _from_cmcl(o: cmcl_config.Option) -> FitOption:
     if o.name == "data_loading":
         typ = Literal["auto", "memory", "stream", "cache"]
         help_ += "; cache: decode once into DATA/.xcausal-cache/ and stream from it"
-    methods = "all" if o.name in _SHARED else FABRIC if o.group == "runtime" and o.name not in ("seed", "device") \
-        else CMCL_ONLY
+    methods = "all" if o.name in _SHARED else CMCL_ONLY
     return FitOption(o.name, default, typ, help_ if methods != CMCL_ONLY else f"cmcl: {help_}",
                      _CMCL_PANELS.get(o.name), _CMCL_FLAGS.get(o.name, ()), methods)
 
@@ -133,11 +131,23 @@ def expert_options() -> list[FitOption]:
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
+#: option types a flag reads as text and :func:`parse_text` turns into their value
+TEXT_TYPED = (tuple, Union[int, str], Union[str, tuple])
+
+
 def parse_text(o: FitOption, text: str) -> Any:
-    """The value of option ``o`` written as text (``--set name=text``); ValueError naming the option.
-    Types are checked loosely here (numbers, booleans, lists, none); the rules come later."""
+    """The value of option ``o`` written as text (``--set name=text``, or a flag of a type in
+    :data:`TEXT_TYPED`); ValueError naming the option. Types are checked loosely here (numbers,
+    booleans, lists, none, integer tuples); the rules come later."""
     t = text.strip()
     typ = o.type
+    if typ == Union[int, str]:  # cr_vars: an integer or a word ("all")
+        return int(t) if t.isascii() and t.isdecimal() else t.lower()
+    if typ is tuple or (typ == Union[str, tuple] and t[:1].isdigit()):  # integer widths, e.g. 10,10
+        parts = [p.strip() for p in t.strip("()[]").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdecimal() for p in parts):
+            raise ValueError(f"{o.name}={text!r}: must be integers separated by commas")
+        return tuple(int(p) for p in parts)
     optional = o.default is None or typ in (Optional[int], Optional[float], Optional[str])
     if optional and t.lower() in ("none", "null", ""):
         return None

@@ -3,8 +3,7 @@
 Not in the CMCL paper. It is here because it is the first thing to try and, on the paper's own
 simulator, a hard baseline: the Appendix-E generator writes each latent into its own image cell,
 so the pixels are close to a linear mixture of independent, non-Gaussian (monotone-warped)
-sources and FastICA recovers them (MCC 0.965-0.985 on 5/10, seeds 0-2, n = 2000) where the VAE
-baselines and CMCL without an anchor do not. Pipelines ``ica+notears`` / ``ica+ges`` use it
+sources, which is what FastICA assumes. Pipelines ``ica+notears`` / ``ica+ges`` use it
 like any other representation learner (same interface as :mod:`xcausal.models.representation`).
 """
 
