@@ -72,6 +72,10 @@ def compare(a: Path, b: Path, tol: float) -> int:
     bad = 0
     names = sorted(p.name[:-len(".graph.json")] for p in a.glob("*.graph.json"))
     for name in names:
+        if not (b / f"{name}.graph.json").is_file() or not (b / f"{name}.latents.csv").is_file():
+            bad += 1
+            print(f"{name}: not recorded in {b} -> DIFFERENT")
+            continue
         ea, eb = _edges(a / f"{name}.graph.json"), _edges(b / f"{name}.graph.json")
         la = pd.read_csv(a / f"{name}.latents.csv").select_dtypes("number").to_numpy(float)
         lb = pd.read_csv(b / f"{name}.latents.csv").select_dtypes("number").to_numpy(float)

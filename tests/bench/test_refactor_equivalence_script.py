@@ -28,6 +28,9 @@ def test_compare_passes_identical_records_and_names_every_difference(load_benchm
     out = capsys.readouterr().out
     assert "edges DIFFER" in out and "u1 -> z1: 0.8 / None" in out
     assert eq.compare(tmp_path / "empty", b, 1e-6) == 1  # nothing compared is not a pass
+    capsys.readouterr()
+    assert eq.compare(a, tmp_path / "empty", 1e-6) == 1  # a case the other record lacks
+    assert "case: not recorded in" in capsys.readouterr().out
 
 
 def test_record_runs_a_case_through_the_cli(load_benchmark, tmp_path, monkeypatch):
