@@ -114,3 +114,17 @@ def test_latents_csv_names_the_id_column_and_never_shadows_a_latent(tmp_path):
         np.testing.assert_array_equal(read_run(run).latents, lat)
     with pytest.raises(ValueError, match="2 ids for 3 rows"):
         write_run(tmp_path / "bad", RunResult(g, lat, {}, pd.DataFrame(), ids=pd.Series(["a", "b"])))
+
+
+def test_max_pixels_is_one_option_for_info_and_fit(messy, tmp_path, capsys):
+    from xcausal.data.dataset import MAX_PIXELS
+    from xcausal.options import FIT_OPTIONS
+    assert FIT_OPTIONS["max_pixels"].default == MAX_PIXELS  # options.py cannot import the torch module
+    assert main(["info", str(messy), *ROLES, "--max-pixels", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pixels; at most 100 are allowed (row 1) (--max-pixels)" in err
+    out = tmp_path / "run"
+    assert main(["fit", str(messy), "--out", str(out), *ROLES, "--max-pixels", "100", "--epochs", "1", "-q"]) == 2
+    assert "at most 100 are allowed" in capsys.readouterr().err and not out.exists()
+    assert main(["info", str(messy), *ROLES, "--max-pixels", "0"]) == 2
+    assert "--max-pixels 0: must be a positive integer" in capsys.readouterr().err

@@ -490,6 +490,21 @@ def fit(cfg: FitConfig) -> Path:
         return _fit_locked(cfg, factory, out, checkpointed)
 
 
+def _check_memory(cfg: FitConfig, ds: CrossModalDataset) -> None:
+    """Refuse (DataError printing the estimate) a fit whose images, batch and latents would not fit
+    in this machine's memory, before the model is built."""
+    from xcausal.memory import check_fit_memory, estimate_fit_memory
+    from xcausal.models.cmcl.config import AUTO_MEMORY_BYTES, default_latent_dim
+
+    stream = cfg.data_loading in ("stream", "cache") or (
+        cfg.data_loading == "auto" and len(ds) * ds.channels * ds.image_size ** 2 * 4 > AUTO_MEMORY_BYTES)
+    m = cfg.latent_dim or default_latent_dim(len(ds.variables))
+    est = estimate_fit_memory(rows=len(ds), channels=ds.channels, image_size=ds.image_size,
+                              batch_size=cfg.batch_size, latent_dim=m, plan=cfg.channel_plan, in_memory=not stream)
+    check_fit_memory(est, options=f"{len(ds):,} images at --image-size {ds.image_size}, --batch-size "
+                                  f"{cfg.batch_size}, --latent-dim {m}")
+
+
 def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> Path:
     """:func:`fit` from the data on, under the lock of ``out``."""
     check_output(out, overwrite=cfg.overwrite)  # again: a fit that held the lock may have written it
@@ -507,6 +522,7 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
                             f"(variables: {', '.join(names) or 'none'})")
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
+    _check_memory(cfg, ds)
     model = factory(cfg)
     resumed = None
     if checkpointed:

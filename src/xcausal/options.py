@@ -68,6 +68,9 @@ _RUN = [
               "else a text column of nearly all distinct values)"),
     FitOption("ignore", [], list, "table columns that are neither variables nor ids (comma-separated)"),
     FitOption("max_categories", 20, int, "most levels of a categorical variable; more is refused"),
+    # = xcausal.data.dataset.MAX_PIXELS (not imported: that module imports torch); a test checks they agree
+    FitOption("max_pixels", 64_000_000, int, "largest image file accepted, in pixels (width × height); larger "
+              "files are refused before they are decoded"),
     FitOption("bootstrap", 0, int, "refit on B resamples: edges.csv, verdicts.csv (0 = off)", TRAINING),
     FitOption("jobs", 1, int, "parallel bootstrap refits (processes)", TRAINING),
     FitOption("threads", None, Optional[int], "torch and BLAS threads of the fit (default: every core) and of each "
@@ -92,7 +95,7 @@ _RUN = [
 #: the options :func:`xcausal.data.dataset.load_dataset` takes: `xcausal info` takes the same flags, and
 #: config.json's fit_config records them so later verbs reload the data as the fit read it
 DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing", "na_values", "image_column",
-                "id_column", "ignore", "max_categories")
+                "id_column", "ignore", "max_categories", "max_pixels")
 
 #: CMCL options ``fit --help`` shows, by panel; every other one is an expert option
 _CMCL_PANELS = {"latent_dim": MODEL, "decoder": MODEL, "exogenous": MODEL, "epochs": TRAINING, "seed": TRAINING,

@@ -202,7 +202,8 @@ def _open_image(path: Path, max_pixels: int, where: str = "") -> Image.Image:
     w, h = img.size
     if w * h > max_pixels:
         img.close()
-        raise DataError(f"{path}: image of {w}×{h} = {w * h:,} pixels; at most {max_pixels:,} are allowed{where}")
+        raise DataError(f"{path}: image of {w}×{h} = {w * h:,} pixels; at most {max_pixels:,} are allowed{where} "
+                        f"(--max-pixels)")
     return img
 
 
@@ -943,7 +944,7 @@ def load_dataset(
         raise DataError(f"--na-values {na_values!r}: must be a list of texts")
     na_values = tuple(v.strip() for v in na_values if v.strip())
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise DataError(f"max_pixels {max_pixels!r}: must be a positive integer")
+        raise DataError(f"--max-pixels {max_pixels!r}: must be a positive integer")
     if not isinstance(image_column, str) or not image_column.strip():
         raise DataError(f"--image-column {image_column!r}: must be a column name")
     if id_column is not None and (not isinstance(id_column, str) or not id_column.strip()):

@@ -31,6 +31,8 @@ MAX_LATENTS = 256
 """Largest ``latent_dim``: the DAG has (variables + latents)² edges and one MLP per node."""
 MAX_BATCH = 65536
 """Largest ``batch_size`` (a batch is decoded, encoded and decoded again per CR variable)."""
+AUTO_MEMORY_BYTES = 2 * 1024 ** 3
+"""``data_loading="auto"`` decodes the images into memory up to this many bytes (float32), else streams."""
 POSE_LATENT_COUNT = 3
 """Latents a pose decoder reserves for the turn and the shift (``xcausal.nn.POSE_LATENTS``)."""
 

@@ -28,7 +28,7 @@ from xcausal._runtime import fit_progress
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl.checkpoint import Checkpointing, TrainState, initial_state, interrupted, save
 from xcausal.models.cmcl.distributed import reduce_step, stop_requested
-from xcausal.models.cmcl.config import GRAD_CLIP_NORM
+from xcausal.models.cmcl.config import AUTO_MEMORY_BYTES, GRAD_CLIP_NORM
 from xcausal.models.cmcl.losses import CRBatch, acyclicity, step_losses
 from xcausal.models.cmcl.orientation import orient_during_training
 from xcausal.structure import prox_l1_first_layer_
@@ -107,7 +107,7 @@ def data_mode(model: CMCL, ds: CrossModalDataset) -> str:
     if model.data_loading != "auto":
         return model.data_loading
     nbytes = len(ds) * ds.channels * ds.image_size ** 2 * 4
-    return "memory" if nbytes <= 2 * 1024 ** 3 else "stream"
+    return "memory" if nbytes <= AUTO_MEMORY_BYTES else "stream"
 
 
 def _open_data(run: Run) -> None:
