@@ -7,6 +7,7 @@ import logging
 import shutil
 import signal
 import threading
+import time
 from dataclasses import asdict, field
 from pathlib import Path
 from collections.abc import Sequence
@@ -493,7 +494,7 @@ def fit(cfg: FitConfig) -> Path:
 def _check_memory(cfg: FitConfig, ds: CrossModalDataset) -> None:
     """Refuse (DataError printing the estimate) a fit whose images, batch and latents would not fit
     in this machine's memory, before the model is built."""
-    from xcausal.memory import check_fit_memory, estimate_fit_memory
+    from xcausal.cost import check_fit_memory, estimate_fit_memory
     from xcausal.models.cmcl.config import AUTO_MEMORY_BYTES, default_latent_dim
 
     stream = cfg.data_loading in ("stream", "cache") or (
@@ -503,6 +504,35 @@ def _check_memory(cfg: FitConfig, ds: CrossModalDataset) -> None:
                               batch_size=cfg.batch_size, latent_dim=m, plan=cfg.channel_plan, in_memory=not stream)
     check_fit_memory(est, options=f"{len(ds):,} images at --image-size {ds.image_size}, --batch-size "
                                   f"{cfg.batch_size}, --latent-dim {m}")
+
+
+def _announce(cfg: FitConfig, ds: CrossModalDataset) -> float | None:
+    """Before a cmcl fit: one stderr line with the data's size, the image size (saying when stored
+    images are downscaled), the epochs and the estimated time (unless ``quiet``); returns the
+    estimated seconds (None for other methods, whose cost model is not measured)."""
+    import sys
+
+    from xcausal.cost import clock_text, estimate_fit_seconds, probe_pass_seconds
+    from xcausal.models.cmcl.config import default_epochs
+
+    stored = max(ds.stored_sizes) if ds.stored_sizes else ds.image_size
+    size = f"{ds.image_size} px"
+    if stored > ds.image_size and cfg.image_size is None:
+        size += f" (stored up to {stored} px, downscaled; --image-size {stored} keeps them)"
+    if cfg.method != "cmcl":
+        if not cfg.quiet:
+            sys.stderr.write(f"fit: {len(ds):,} images at {size}\n")
+        return None
+    epochs = cfg.epochs or default_epochs(len(ds), ds.image_size)
+    plan = tuple(cfg.channel_plan) if isinstance(cfg.channel_plan, list) else cfg.channel_plan
+    probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(cfg.batch_size, len(ds)),
+                               plan=plan, convs_per_stage=cfg.convs_per_stage)
+    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=cfg.batch_size, pass_seconds=probe)
+    if not cfg.quiet:
+        sys.stderr.write(f"fit: {len(ds):,} images at {size}, {epochs} epochs of {-(-len(ds) // cfg.batch_size)} "
+                         f"steps; estimated time {clock_text(seconds)}\n")
+        sys.stderr.flush()
+    return seconds
 
 
 def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> Path:
@@ -523,6 +553,8 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     _check_memory(cfg, ds)
+    estimate = _announce(cfg, ds)
+    started = time.monotonic()
     model = factory(cfg)
     resumed = None
     if checkpointed:
@@ -536,6 +568,8 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
                                  "written": resumed.get("written"), "lr": resumed.get("params", {}).get("lr")}
     if cfg.command:
         extra["command"] = cfg.command
+    extra["fit_seconds"] = {"estimated": None if estimate is None else round(estimate, 1),
+                            "measured": round(time.monotonic() - started, 1)}
     result = model.run_result(ds, extra_config=extra)
     if ds.ids is not None:
         import pandas as pd

@@ -167,6 +167,10 @@ def info(data: Path, **options: Any) -> None:
 
     ds = load_dataset(data, **_given(options))
     out_console.print(f"{data}: {len(ds)} rows, images {ds.channels}×{ds.image_size}×{ds.image_size}", soft_wrap=True)
+    stored = max(ds.stored_sizes) if ds.stored_sizes else ds.image_size
+    if stored > ds.image_size and options.get("image_size") is None:
+        out_console.print(f"images: stored up to {stored} px, downscaled to {ds.image_size} "
+                          f"(--image-size {stored} keeps them)", soft_wrap=True, highlight=False)
     if ds.mixed_channels:
         out_console.print(f"images: mixed grayscale and RGB -> {'RGB' if ds.channels == 3 else 'grayscale'}",
                           soft_wrap=True, highlight=False)
@@ -186,6 +190,21 @@ def info(data: Path, **options: Any) -> None:
     out_console.print(t)
     if ds.truth is not None:
         out_console.print(f"ground truth: {len(ds.truth.edges)} edge(s) over {len(ds.truth.nodes)} nodes")
+    out_console.print(_default_fit_text(ds), soft_wrap=True, highlight=False)
+
+
+def _default_fit_text(ds: Any) -> str:
+    """'default cmcl fit: E epochs of K steps, estimated time about T on this machine'."""
+    from xcausal.cost import clock_text, estimate_fit_seconds, probe_pass_seconds
+    from xcausal.models.cmcl.config import OPTIONS, default_epochs
+
+    batch = OPTIONS["batch_size"].default
+    epochs = default_epochs(len(ds), ds.image_size)
+    probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(batch, len(ds)),
+                               plan=OPTIONS["channel_plan"].default)
+    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=batch, pass_seconds=probe)
+    return (f"default cmcl fit: {epochs} epochs of {-(-len(ds) // batch)} steps, estimated time "
+            f"{clock_text(seconds)} on this machine")
 
 
 def _info_parameters() -> list[inspect.Parameter]:

@@ -55,7 +55,7 @@ _RUN = [
     FitOption("out", None, Optional[str], "run directory to write (or `out:` in --config)", OUTPUT, ("--out", "-o")),
     FitOption("method", "cmcl", str, "cmcl, causal-pima, pima, or a pipeline <representation>+<structure> "
               "(betavae|factorvae|tcvae|ivae|ica + notears|ges)", MODEL),
-    FitOption("image_size", None, Optional[int], "resize images to this side (default: stored size, at most 128)", DATA),
+    FitOption("image_size", None, Optional[int], "resize images to this side (default: stored size, at most 64)", DATA),
     FitOption("channels", None, Optional[int], "1 or 3 (default: as stored; RGB when files mix both)", DATA),
     FitOption("categorical", [], list, "columns forced categorical (comma-separated)", DATA),
     FitOption("continuous", [], list, "columns forced continuous (comma-separated)", DATA),

@@ -162,7 +162,7 @@ def test_unreadable_image(tmp_path):
 
 
 def test_image_size_default_is_the_stored_size_as_on_the_command_line(tmp_path):
-    """load_dataset without image_size keeps the stored side (at most 128), like `xcausal fit`."""
+    """load_dataset without image_size keeps the stored side (at most 64), like `xcausal fit`."""
     import inspect
 
     from xcausal.options import FIT_OPTIONS

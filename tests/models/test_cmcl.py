@@ -37,6 +37,9 @@ FAST = dict(latent_dim=2, epochs=2, batch_size=16, device="cpu")
 def test_defaults_scale_with_data():
     assert default_latent_dim(1) == 5 and default_latent_dim(100) == 32
     assert default_epochs(100) == 300 and default_epochs(2000) == 94 and default_epochs(10 ** 6) == 30
+    # up to 64 px the step budget is the same; above it shrinks with the pixels a step costs
+    assert default_epochs(1000, 32) == default_epochs(1000, 64) == 188
+    assert default_epochs(1000, 128) == 47 and default_epochs(1000, 256) == 30
 
 
 def test_fit_returns_self_and_learned_state():

@@ -771,6 +771,7 @@ class CrossModalDataset(torch.utils.data.Dataset):
     max_pixels: int = MAX_PIXELS  # larger image files (width × height) are refused before decoding
     id_column: str | None = None  # the column of ``table`` holding ``ids``
     stored_channels: tuple[int, ...] = ()  # channel counts of the image files, e.g. (1, 3) when mixed
+    stored_sizes: tuple[int, ...] = ()  # sides (the larger of width, height) of the stored images
 
     @property
     def mixed_channels(self) -> bool:
@@ -824,7 +825,8 @@ class CrossModalDataset(torch.utils.data.Dataset):
             source=self.source, extra=dict(self.extra),
             modalities={k: v[idx] for k, v in self.modalities.items()},
             image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
-            max_pixels=self.max_pixels, id_column=self.id_column, stored_channels=self.stored_channels)
+            max_pixels=self.max_pixels, id_column=self.id_column, stored_channels=self.stored_channels,
+            stored_sizes=self.stored_sizes)
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -973,8 +975,10 @@ def load_dataset(
     raise DataError(f"{path}: expected a dataset directory (with table.csv) or a .npz file")
 
 
-MAX_AUTO_SIZE = 128
-"""Largest image side kept when no --image-size is given (larger images are downscaled to it)."""
+MAX_AUTO_SIZE = 64
+"""Largest image side kept when no --image-size is given (larger images are downscaled to it): a
+step's cost grows with the pixels, and 64 px keeps a default fit of 1,000 images within minutes
+on a laptop's CPU (docs/results.md, fit time). ``--image-size`` keeps more."""
 
 
 def auto_image_size(stored_side: int) -> int:
@@ -1178,7 +1182,7 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         channels=channels, root=root, image_paths=ImagePaths(root, rels),
         ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
         truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels,
-        stored_channels=tuple(sorted(found)))
+        stored_channels=tuple(sorted(found)), stored_sizes=tuple(sorted(sizes)))
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
@@ -1492,8 +1496,9 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
         raise DataError(f"{path}: 'images' dtype {images.dtype} not supported (uint8 or float in [0, 1])")
     if channels is not None and channels != arr.shape[1]:
         arr = arr.mean(axis=1, keepdims=True) if channels == 1 else np.repeat(arr, 3, axis=1)
+    stored_side = int(max(arr.shape[-2:]))
     if image_size is None:
-        image_size = auto_image_size(max(arr.shape[-2:]))
+        image_size = auto_image_size(stored_side)
     if arr.shape[-2:] != (image_size, image_size):
         _check_array_memory((arr.shape[0], arr.shape[1], image_size, image_size), np.dtype(np.float32),
                             f"{path}: 'images' resized to {image_size}×{image_size}", copy_bytes=0)
@@ -1513,7 +1518,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size, channels=arr.shape[1],
         image_array=arr, ids=ids, id_column=id_name,
-        truth=truth, true_latents=lat, source=str(path), modalities=modalities)
+        truth=truth, true_latents=lat, source=str(path), modalities=modalities, stored_sizes=(stored_side,))
 
 
 # --------------------------------------------------------------------------- writers

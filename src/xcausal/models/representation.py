@@ -283,7 +283,7 @@ class _ConvVAEBase:
             raise ValueError(f"{ds.source}: the table has no structured variables; {self.method_name} needs at "
                              "least one (it conditions on u)")
         m = self.latent_dim or (default_latent_dim(len(ds.variables)) if ds.variables else 8)
-        epochs = self.epochs or default_epochs(len(ds))
+        epochs = self.epochs or default_epochs(len(ds), ds.image_size)
         dev = resolve_device(self.device)
         self.n_latents_ = int(m)
         self.epochs_ = int(epochs)

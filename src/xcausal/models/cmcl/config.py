@@ -85,7 +85,7 @@ _OPTIONS = [
     Option("channel_plan", "synthetic", Union[str, tuple], "model", "conv widths: synthetic, mnist, xray or a list"),
     Option("convs_per_stage", 1, int, "model", "convolutions per resolution stage (the paper: 2)"),
     # training
-    Option("epochs", None, Optional[int], "training", "training epochs (default: about 3,000 steps, 30-300 epochs)"),
+    Option("epochs", None, Optional[int], "training", "training epochs (default: about 3,000 steps up to 64 px, fewer for larger images; 30-300 epochs)"),
     Option("batch_size", 64, int, "training", "rows per gradient step"),
     Option("lr", 1e-3, float, "training", "Adam learning rate"),
     Option("lambda1", 0.01, float, "training", "L1 weight on the DAG's first layer"),
@@ -142,10 +142,12 @@ def default_latent_dim(n_variables: int) -> int:
     return int(min(32, max(4, n_variables + 4)))
 
 
-def default_epochs(n_samples: int) -> int:
-    """About 3,000 gradient steps at batch 64, between 30 and 300 epochs."""
+def default_epochs(n_samples: int, image_size: int = 32) -> int:
+    """About 3,000 gradient steps at batch 64 for images up to 64 px, fewer above (a step's cost
+    grows with the pixels: 128 px gets a quarter), between 30 and 300 epochs."""
     steps_per_epoch = max(1, math.ceil(n_samples / 64))
-    return int(min(300, max(30, round(3000 / steps_per_epoch))))
+    steps = 3000 * min(1.0, (64 / max(int(image_size), 1)) ** 2)
+    return int(min(300, max(30, round(steps / steps_per_epoch))))
 
 
 def one_of(values: tuple[str, ...]) -> str:

@@ -157,7 +157,7 @@ class CMCL:
         self._exogenous_idx()  # unknown names fail here, before training
         self.unexplained_dependences_: list[tuple[str, str, float]] | None = None  # checked by the refit
         self.n_latents_, self.embed_dim_ = m, k0
-        self.epochs_ = self.epochs or default_epochs(len(ds))
+        self.epochs_ = self.epochs or default_epochs(len(ds), ds.image_size)
         self.image_size_, self.channels_ = ds.image_size, ds.channels
         self.device_ = _resolve_device(self.device)
         self._anm_pairs: set[tuple[int, int]] = set()  # variable-latent pairs oriented during training

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from xcausal.io import DataError
 
-__all__ = ["FitMemory", "estimate_fit_memory", "physical_memory", "check_fit_memory"]
+__all__ = ["FitMemory", "estimate_fit_memory", "physical_memory", "check_fit_memory", "probe_pass_seconds",
+           "estimate_fit_seconds", "clock_text"]
 
 #: resident memory of the interpreter with torch, numpy and the package loaded (measured: 0.3 GiB)
 BASE_BYTES = 512 * 2**20
@@ -91,3 +92,66 @@ def check_fit_memory(est: FitMemory, *, options: str, limit: int | None = None) 
         fix = ("pass --data-loading stream or a smaller --image-size" if est.data > est.step
                else "lower --batch-size or --image-size")
         raise DataError(f"{options}: a fit needs {est.describe()}; this machine has {limit / 2**30:,.1f} GiB: {fix}")
+
+
+# --------------------------------------------------------------------------- time
+#: a training step of CMCL costs about this many forward + backward passes of one conv encoder and
+#: decoder pair at the same batch (it runs two decoders, and the CR term decodes counterfactuals),
+#: plus a fixed cost per step (the DAG, the MLPs, the optimiser); fitted to default fits of 1,000
+#: images at 32, 64 and 128 px (benchmarks/fit_time.py)
+STEP_PASSES = 2.0
+STEP_OVERHEAD_S = 0.01
+#: the final DAG refit and the writing of outputs, as a share of the training time
+FINISH_SHARE = 0.06
+
+
+def probe_pass_seconds(*, channels: int, image_size: int, batch_size: int, plan: str | tuple[int, ...] = "synthetic",
+                       convs_per_stage: int = 1, repeats: int = 2) -> float:
+    """Seconds of one forward + backward pass of a conv encoder and decoder of this shape over one
+    batch, timed here (after one warm-up pass) with the current torch threads. The nets are built
+    on the meta device and filled with constants: no random numbers are drawn."""
+    import time
+
+    import torch
+
+    from xcausal.nn.blocks import ConvDecoder, ConvEncoder
+
+    m = 16
+    with torch.device("meta"):
+        enc = ConvEncoder(in_channels=channels, image_size=image_size, latent_dim=m, plan=plan,
+                          convs_per_stage=convs_per_stage)
+        dec = ConvDecoder(out_channels=channels, image_size=image_size, latent_dim=m, plan=plan,
+                          convs_per_stage=convs_per_stage)
+    nets = [enc.to_empty(device="cpu"), dec.to_empty(device="cpu")]
+    for net in nets:
+        for p in net.parameters():
+            with torch.no_grad():
+                p.fill_(0.01)
+    x = torch.full((batch_size, channels, image_size, image_size), 0.5)
+
+    def one() -> None:
+        mu, _ = enc(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(dec(mu), x)
+        loss.backward()
+
+    one()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        one()
+    return (time.perf_counter() - start) / repeats
+
+
+def estimate_fit_seconds(*, rows: int, epochs: int, batch_size: int, pass_seconds: float) -> float:
+    """Estimated wall seconds of a CMCL fit: steps × (STEP_PASSES probe passes + overhead), plus the
+    final refit and outputs."""
+    steps = epochs * max(1, -(-rows // batch_size))
+    return steps * (STEP_PASSES * pass_seconds + STEP_OVERHEAD_S) * (1 + FINISH_SHARE)
+
+
+def clock_text(seconds: float) -> str:
+    """'about 40 s', 'about 7 min', 'about 1.5 h'."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds / 5) * 5) if seconds >= 10 else max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
