@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     res = evaluate_run(run, data)
     model, ds = load_model(run), load_run_dataset(run)
     res["interventions"] = evaluate_feature_interventions(model, ds, load_truth(data)[0], res["matching"],
-                                                          rows=a.rows)
+                                                          samples=a.rows)
     (a.out / "metrics.json").write_text(json.dumps(res, indent=1))
     print(f"cluster accuracy {res['cluster_accuracy']:.3f}, node accuracy {res['node_accuracy']:.3f}, "
           f"skeleton SHD {res['skeleton_shd']}, CPDAG SHD {res['cpdag_shd']}")

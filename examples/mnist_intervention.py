@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
               f"found: {var} -> {', '.join(children) or 'nothing'}; "
               f"{var} <- {', '.join(e.source for e in edges if e.target == var) or 'nothing'}")
 
-    cf = evaluate_counterfactuals(model, ds, load_truth(data)[0], rows=args.cf_rows)[var]
+    cf = evaluate_counterfactuals(model, ds, load_truth(data)[0], samples=args.cf_rows)[var]
     unit = "degrees" if kind == "rotate" else "pixels"
     con.print(f"counterfactual images, do({var}): effectiveness r = {cf['effectiveness_r']:.3f}, "
               f"MAE = {cf['effectiveness_mae']:.2f} {unit}; composition L1 (0-255) x1 = {cf['composition_l1_1']:.2f}, "
