@@ -1051,6 +1051,8 @@ def write_report(run: str | Path, *, data: str | Path | None = None, out: str | 
     """
     from xcausal.rows import select_rows
 
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise DataError(f"--samples {samples!r}: must be at least 1")  # before the run is loaded
     run = Path(run)
     out = run / "report.html" if out is None else Path(out)
     r = _load_run(run, data)
