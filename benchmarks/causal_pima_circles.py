@@ -63,7 +63,7 @@ def run_cell(variant: str, seed: int, n: int, dag: str, epochs: int | None, pret
            **{f"acc_{k}": v for k, v in res["node_accuracies"].items()},
            "edges": "; ".join(f"{a}->{b}" for a, b, _ in res["edges"]) or "none"}
     if model.use_image_:
-        iv = evaluate_feature_interventions(model, ds, sim.truth, res["matching"], rows=rows, seed=seed)
+        iv = evaluate_feature_interventions(model, ds, sim.truth, res["matching"], samples=rows, seed=seed)
         for f, d in iv.items():
             row[f"do_{f}_target"] = d["target_accuracy"]
             row[f"do_{f}_others"] = float(np.mean(list(d["others_unchanged"].values()))) if d["others_unchanged"] else None

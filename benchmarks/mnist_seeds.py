@@ -50,7 +50,7 @@ def run_cell(kind: str, seed: int, n: int, epochs: int | None, cf_rows: int, par
     edges = [e for e in model.graph_obj_.edges if var in (e.source, e.target)]
     children = [e.target for e in edges if e.source == var]
     parents = [e.source for e in edges if e.target == var]
-    cf = evaluate_counterfactuals(model, ds, sim.truth, rows=cf_rows)[var]
+    cf = evaluate_counterfactuals(model, ds, sim.truth, samples=cf_rows)[var]
     # how strongly each latent's posterior mean follows the true transform (|Spearman|)
     z = model.transform(ds)
     true = sim.latents[:, 0]

@@ -68,6 +68,16 @@ def _edges(path: Path) -> dict[tuple[str, str], float]:
     return {(e["source"], e["target"]): float(e["weight"]) for e in g["edges"]}
 
 
+def _latents(csv: Path, graph: Path) -> np.ndarray:
+    """The latent columns of a latents.csv, by name: graph.json's latent nodes, else every numeric
+    column but ``row`` (latents.csv also holds the row numbers and, with ids, the id column)."""
+    df = pd.read_csv(csv)
+    names = [n["name"] for n in json.loads(graph.read_text()).get("nodes", []) if n.get("kind") == "latent"]
+    if not names:
+        names = [c for c in df.select_dtypes("number").columns if c != "row"]
+    return df[[c for c in names if c in df.columns]].to_numpy(float)
+
+
 def compare(a: Path, b: Path, tol: float) -> int:
     bad = 0
     names = sorted(p.name[:-len(".graph.json")] for p in a.glob("*.graph.json"))
@@ -77,8 +87,8 @@ def compare(a: Path, b: Path, tol: float) -> int:
             print(f"{name}: not recorded in {b} -> DIFFERENT")
             continue
         ea, eb = _edges(a / f"{name}.graph.json"), _edges(b / f"{name}.graph.json")
-        la = pd.read_csv(a / f"{name}.latents.csv").select_dtypes("number").to_numpy(float)
-        lb = pd.read_csv(b / f"{name}.latents.csv").select_dtypes("number").to_numpy(float)
+        la = _latents(a / f"{name}.latents.csv", a / f"{name}.graph.json")
+        lb = _latents(b / f"{name}.latents.csv", b / f"{name}.graph.json")
         same_edges = set(ea) == set(eb) and all(abs(ea[k] - eb[k]) <= tol for k in ea)
         dz = float(np.abs(la - lb).max()) if la.shape == lb.shape else float("inf")
         ok = same_edges and dz <= tol

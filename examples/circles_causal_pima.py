@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--pretrain-epochs", type=int, default=None)
     ap.add_argument("--physics", action="store_true", help="decode the curve by the strain-hardening expert")
-    ap.add_argument("--rows", type=int, default=200, help="samples in the do() check")
+    ap.add_argument("--samples", type=int, default=200, help="rows (spread over the data) in the do() check")
     ap.add_argument("--figures", type=Path, default=None, help="also copy the figure here")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     res = evaluate_run(run, data)
     model, ds = load_model(run), load_run_dataset(run)
     res["interventions"] = evaluate_feature_interventions(model, ds, load_truth(data)[0], res["matching"],
-                                                          rows=a.rows)
+                                                          samples=a.samples)
     (a.out / "metrics.json").write_text(json.dumps(res, indent=1))
     print(f"cluster accuracy {res['cluster_accuracy']:.3f}, node accuracy {res['node_accuracy']:.3f}, "
           f"skeleton SHD {res['skeleton_shd']}, CPDAG SHD {res['cpdag_shd']}")

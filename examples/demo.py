@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if causal:
         var = causal[0].source
         values = [f"{q:.3g}" for q in sim.table[var].quantile([0.05, 0.25, 0.5, 0.75, 0.95])]
-        intervention_grid(run, var, values, args.out / "intervention.png", rows=6)
+        intervention_grid(run, var, values, args.out / "intervention.png", samples=6)
         con.print(f"intervention grid on {var}: {args.out / 'intervention.png'}")
     con.print(f"graph figure: {Path(run) / 'graph.png'}")
     return 0

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
                     help="CMCL's causal decoder: pose (default here: z1-z3 rotate and shift the digit the other "
                          "latents draw, so the variable can drive one latent) or conv (the paper's)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cf-rows", type=int, default=64, help="samples used for the counterfactual measures")
+    ap.add_argument("--samples", type=int, default=64, help="rows (spread over the data) used for the counterfactual measures")
     ap.add_argument("--figures", type=Path, default=None, help="also copy the PNGs here (docs/figures for the README)")
     args = ap.parse_args(argv)
     kind = kind or args.kind
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None, *, kind: str | None = None) -> int:
               f"found: {var} -> {', '.join(children) or 'nothing'}; "
               f"{var} <- {', '.join(e.source for e in edges if e.target == var) or 'nothing'}")
 
-    cf = evaluate_counterfactuals(model, ds, load_truth(data)[0], rows=args.cf_rows)[var]
+    cf = evaluate_counterfactuals(model, ds, load_truth(data)[0], samples=args.samples)[var]
     unit = "degrees" if kind == "rotate" else "pixels"
     con.print(f"counterfactual images, do({var}): effectiveness r = {cf['effectiveness_r']:.3f}, "
               f"MAE = {cf['effectiveness_mae']:.2f} {unit}; composition L1 (0-255) x1 = {cf['composition_l1_1']:.2f}, "

@@ -157,17 +157,18 @@ def cmcl_run(tmp_path_factory):
 def test_counterfactual_writes_pairs(cmcl_run, tmp_path, capsys):
     data, run = cmcl_run
     out = tmp_path / "cf"
-    code, _, err = run_cli(["counterfactual", str(run), "--set", "angle=7", "--rows", "0,5,9", "--out", str(out)], capsys)
+    code, _, err = run_cli(["counterfactual", str(run), "--set", "angle=7", "--rows", "1,5-6,10", "--out", str(out)], capsys)
     assert code == 0, err
     names = sorted(p.name for p in (out / "images").iterdir())
-    assert names == sorted(f"{r}_{k}.png" for r in (0, 5, 9) for k in ("original", "counterfactual"))
+    assert names == sorted(f"row{r}_{k}.png" for r in (1, 5, 6, 10) for k in ("original", "counterfactual"))
     import pandas as pd
 
     rows = pd.read_csv(out / "counterfactuals.csv")
-    assert list(rows["row"]) == [0, 5, 9] and (rows["do_angle"] == 7).all() and "digit" in rows
+    assert list(rows["row"]) == [1, 5, 6, 10] and (rows["do_angle"] == 7).all() and "digit" in rows
     assert (out / "counterfactuals.png").stat().st_size > 0
     for args, needle in ((["--set", "speed=1"], "unknown variable 'speed'"), (["--set", "angle"], "VAR=VALUE"),
-                         (["--set", "angle=1", "--rows", "0,99"], "row 99 is out of range")):
+                         (["--set", "angle=1", "--rows", "1,99"], "--rows 1,99: row 99 is out of range (the table has 40"),
+                         (["--set", "angle=1", "--ids", "a"], "--ids: the data has no id column")):
         code, _, err = run_cli(["counterfactual", str(run), *args, "--out", str(tmp_path / "bad")], capsys)
         assert code == 2 and needle in err and not (tmp_path / "bad").exists(), err
 
@@ -175,7 +176,7 @@ def test_counterfactual_writes_pairs(cmcl_run, tmp_path, capsys):
 def test_explain_writes_a_heatmap_png(cmcl_run, tmp_path, capsys):
     data, run = cmcl_run
     out = tmp_path / "heat.png"
-    code, _, err = run_cli(["explain", str(run), "--latent", "z2", "--rows", "4", "--out", str(out)], capsys)
+    code, _, err = run_cli(["explain", str(run), "--latent", "z2", "--samples", "4", "--out", str(out)], capsys)
     assert code == 0, err
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run_cli(["explain", str(run), "--latent", "z7", "--out", str(tmp_path / "h2.png")], capsys)
@@ -185,7 +186,7 @@ def test_explain_writes_a_heatmap_png(cmcl_run, tmp_path, capsys):
 def test_evaluate_counterfactual_reports_every_measure(cmcl_run, capsys):
     data, run = cmcl_run
     code, out, err = run_cli(["evaluate", str(run), "--truth", str(data), "--json", "--counterfactual",
-                              "--cf-rows", "12"], capsys)
+                              "--samples", "12"], capsys)
     assert code == 0, err
     cf = json.loads(out)["counterfactual"]
     assert set(cf) == {"angle", "digit"}
@@ -224,7 +225,7 @@ def test_values_outside_the_observed_range_are_named_as_extrapolated(cmcl_run, t
     with caplog.at_level(logging.WARNING, logger="xcausal"):
         assert run_cli(["intervene", str(run), "--var", "angle", "--values", "2,5", "--out",
                         str(tmp_path / "h.png")], capsys)[0] == 0
-        assert run_cli(["counterfactual", str(run), "--set", "angle=-40", "--rows", "0,1", "--out",
+        assert run_cli(["counterfactual", str(run), "--set", "angle=-40", "--rows", "1-2", "--out",
                         str(tmp_path / "cf")], capsys)[0] == 0
     notes = [r.getMessage() for r in caplog.records if "extrapolated" in r.getMessage()]
     assert len(notes) == 1 and "angle = -40 outside" in notes[0], notes  # only the counterfactual's

@@ -22,7 +22,7 @@ def test_causal_pima_cli_round_trip(tmp_path, capsys):
     graph = json.loads((run / "graph.json").read_text())
     assert [n["name"] for n in graph["nodes"]] == ["f1", "f2", "f3"]
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--truth", str(data), "--json", "--counterfactual", "--cf-rows", "20"]) == 0
+    assert main(["evaluate", str(run), "--truth", str(data), "--json", "--counterfactual", "--samples", "20"]) == 0
     res = json.loads(capsys.readouterr().out)
     for k in ("cluster_accuracy", "node_accuracy", "skeleton_shd", "cpdag_shd"):
         assert k in res
@@ -33,7 +33,7 @@ def test_causal_pima_cli_round_trip(tmp_path, capsys):
     assert (run / "metrics.json").is_file()
     assert main(["evaluate", str(run), "--truth", str(data)]) == 0
     assert "discovered features vs truth" in capsys.readouterr().out
-    assert main(["intervene", str(run), "--var", "f1", "--values", "0,1", "--rows", "3",
+    assert main(["intervene", str(run), "--var", "f1", "--values", "0,1", "--samples", "3",
                  "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 0
     code = main(["intervene", str(run), "--var", "f1", "--values", "2", "--out", str(tmp_path / "bad.png")])

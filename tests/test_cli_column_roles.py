@@ -78,7 +78,8 @@ def test_fit_records_the_roles_and_latents_csv_carries_the_ids(messy, tmp_path, 
     observed = [n["name"] for n in g["nodes"] if n["kind"] == "observed"]
     assert observed == ["u1", "u2", "u3", "u4", "u5"]
     lat = pd.read_csv(run / "latents.csv", dtype={"patient_id": str})
-    assert list(lat.columns) == ["patient_id", "z1", "z2"]
+    assert list(lat.columns) == ["row", "patient_id", "z1", "z2"]
+    assert list(lat["row"]) == list(range(1, N + 1))  # table.csv's data rows, 1 = the line after the header
     assert list(lat["patient_id"]) == _patient_ids()  # table order
     fc = json.loads((run / "config.json").read_text())["fit_config"]
     assert (fc["image_column"], fc["id_column"], fc["ignore"], fc["max_categories"]) == \
@@ -88,7 +89,7 @@ def test_fit_records_the_roles_and_latents_csv_carries_the_ids(messy, tmp_path, 
     capsys.readouterr()
     assert main(["evaluate", str(run), "--truth", str(messy), "--json"]) == 0  # reads latents.csv
     assert "mcc" in json.loads(capsys.readouterr().out)
-    assert main(["intervene", str(run), "--var", "u1", "--values", "0,1", "--rows", "2",
+    assert main(["intervene", str(run), "--var", "u1", "--values", "0,1", "--rows", "1,60",
                  "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").is_file()
 
@@ -107,11 +108,13 @@ def test_latents_csv_names_the_id_column_and_never_shadows_a_latent(tmp_path):
 
     g = Graph([Node("u1", "observed"), Node("z1", "latent"), Node("z2", "latent")], [Edge("u1", "z1", 0.5)])
     lat = np.arange(6.0).reshape(3, 2)
-    for name, want in (("patient_id", "patient_id"), ("z1", "id")):
+    for name, want in (("patient_id", "patient_id"), ("z1", "id"), ("row", "id")):
         run = write_run(tmp_path / name, RunResult(g, lat, {}, pd.DataFrame(), ids=pd.Series(["c", "a", "b"],
                                                                                              name=name)))
-        assert list(pd.read_csv(run / "latents.csv").columns) == [want, "z1", "z2"]
+        assert list(pd.read_csv(run / "latents.csv").columns) == ["row", want, "z1", "z2"]
         np.testing.assert_array_equal(read_run(run).latents, lat)
+    run = write_run(tmp_path / "rows", RunResult(g, lat, {}, pd.DataFrame(), row_numbers=np.array([2, 5, 9])))
+    assert list(pd.read_csv(run / "latents.csv")["row"]) == [2, 5, 9]
     with pytest.raises(ValueError, match="2 ids for 3 rows"):
         write_run(tmp_path / "bad", RunResult(g, lat, {}, pd.DataFrame(), ids=pd.Series(["a", "b"])))
 

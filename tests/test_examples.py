@@ -23,7 +23,7 @@ def test_mnist_examples_run_with_tiny_arguments(tmp_path, capsys):
     for kind, var in (("rotate", "angle"), ("shift", "v")):
         out = tmp_path / kind
         code = mnist_intervention.main(["--out", str(out), "--n", "60", "--epochs", "2", "--latent-dim", "4",
-                                        "--image-size", "16", "--cf-rows", "12", "--figures", str(tmp_path / "fig")],
+                                        "--image-size", "16", "--samples", "12", "--figures", str(tmp_path / "fig")],
                                        kind=kind)
         assert code == 0
         printed = capsys.readouterr().out
@@ -37,7 +37,7 @@ import circles_causal_pima  # noqa: E402
 
 def test_circles_example_runs_with_tiny_arguments(tmp_path, capsys):
     code = circles_causal_pima.main(["--out", str(tmp_path / "c"), "--n", "60", "--image-size", "16", "--epochs", "1",
-                                     "--pretrain-epochs", "1", "--rows", "10", "--physics",
+                                     "--pretrain-epochs", "1", "--samples", "10", "--physics",
                                      "--figures", str(tmp_path / "fig")])
     assert code == 0
     out = capsys.readouterr().out

@@ -211,7 +211,7 @@ def _variable(cmcl_run) -> str:
 
 
 def _intervene(run: Path, var: str, out: Path) -> tuple[int, str]:
-    return _run(["intervene", str(run), "--var", var, "--values", "0,1", "--rows", "2", "--out", str(out)])
+    return _run(["intervene", str(run), "--var", var, "--values", "0,1", "--samples", "2", "--out", str(out)])
 
 
 class _Payload:

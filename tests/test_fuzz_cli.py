@@ -243,7 +243,7 @@ def test_fuzz_evaluate(graph, as_dir, latents, as_json, raw):
 
 # --------------------------------------------------------------------------- any argv
 VERBS = ["info", "evaluate", "convert", "intervene", "counterfactual", "explain", "report", "simulate"]
-TOKENS = ["--out", "--truth", "--json", "--var", "--values", "--rows", "--set", "--latent", "--data", "--overwrite",
+TOKENS = ["--out", "--truth", "--json", "--var", "--values", "--rows", "--ids", "--samples", "--set", "--latent", "--data", "--overwrite",
           "--image-size", "--channels", "--n", "--kind", "--graph", "--help", "--debug", "--version", "-v", "-o",
           "--bogus", "-", "--", "=", "[/]", "nope", "nope.npz", "x=1", "0", "-1", "1e9"]
 

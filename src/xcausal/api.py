@@ -575,6 +575,7 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
         import pandas as pd
 
         result.ids = pd.Series(ds.ids, name=ds.id_column or "id")
+    result.row_numbers = ds.row_numbers
     if cfg.bootstrap:
         import dataclasses
 
@@ -630,14 +631,24 @@ def load_run_dataset(run: str | Path, data: str | Path | None = None) -> CrossMo
     return load_dataset(src, **opts)
 
 
-def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | Path, *, rows: int = 10,
-                      data: str | Path | None = None, device: str = "cpu") -> Path:
-    """Figure 4/6 layout: rows = samples, columns = do(var = value); first column the original."""
+RowSelection = str | int | Sequence[int] | None
+"""Table rows as ``--rows`` takes them: ``"3,7,10-19"``, one number or a list (see :mod:`xcausal.rows`)."""
+
+
+def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | Path, *, rows: RowSelection = None,
+                      ids: str | Sequence[Any] | None = None, samples: int = 10, data: str | Path | None = None,
+                      device: str = "cpu") -> Path:
+    """Figure 4/6 layout: grid rows = samples, columns = do(var = value); first column the original.
+
+    The samples are the table rows ``rows`` (row numbers as in table.csv, 1 = first data row), or
+    the rows whose id is in ``ids``, or else ``samples`` rows spread over the table (see
+    :func:`xcausal.rows.select_rows`)."""
+    from xcausal.rows import row_label, select_rows
     from xcausal.viz.grid import image_grid
 
     model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
-    rng_rows = list(np.linspace(0, len(ds) - 1, num=min(rows, len(ds))).round().astype(int))
+    rng_rows = select_rows(ds, rows=rows, ids=ids, samples=samples)
     cols = [ds.images(rng_rows)]
     titles = ["original"]
     for v in values:
@@ -650,38 +661,24 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
     else:
         what = f"{g.relation(var).value} in the learned graph"
     note = extrapolated(ds, var, values)
-    image_grid(cols, titles, out, row_titles=[f"row {r}" for r in rng_rows],
+    image_grid(cols, titles, out, row_titles=[row_label(ds, r) for r in rng_rows],
                title=f"interventions on {var} ({what})" + (f"; {note}" if note else ""))
     return Path(out)
 
 
-def _parse_rows(rows: str | Sequence[int] | int, n: int, what: str) -> list[int]:
-    """``"0,5,9"``, a list, or a count (evenly spaced rows); each checked against ``n`` rows."""
-    if isinstance(rows, int):
-        return list(np.linspace(0, n - 1, num=min(rows, n)).round().astype(int))
-    items = [r.strip() for r in rows.split(",") if r.strip()] if isinstance(rows, str) else list(rows)
-    out = []
-    for r in items:
-        try:
-            k = int(r)
-        except (TypeError, ValueError):
-            raise DataError(f"{what}: row '{r}' is not an integer") from None
-        if not 0 <= k < n:
-            raise DataError(f"{what}: row {k} is out of range (the dataset has {n} rows)")
-        out.append(k)
-    if not out:
-        raise DataError(f"{what}: give at least one row")
-    return out
+def explain_latent(run: str | Path, latent: str, out: str | Path, *, rows: RowSelection = None,
+                   ids: str | Sequence[Any] | None = None, samples: int = 8, data: str | Path | None = None,
+                   sign: int = 1, device: str = "cpu") -> Path:
+    """Grad-CAM++ of latent ``latent`` (e.g. ``"z3"``) over some input images, as a PNG (Figure 5).
 
-
-def explain_latent(run: str | Path, latent: str, out: str | Path, *, rows: str | Sequence[int] | int = 8,
-                   data: str | Path | None = None, sign: int = 1, device: str = "cpu") -> Path:
-    """Grad-CAM++ of latent ``latent`` (e.g. ``"z3"``) over some input images, as a PNG (Figure 5)."""
+    Images: the table rows ``rows``, the rows with ids ``ids``, or ``samples`` rows spread over the
+    table (see :func:`intervention_grid`)."""
+    from xcausal.rows import row_label, select_rows
     from xcausal.viz.gradcam import heatmap_figure, latent_heatmaps
 
     model = load_model(run, device=device)
     ds = load_run_dataset(run, data)
-    idx = _parse_rows(rows, len(ds), "--rows")
+    idx = select_rows(ds, rows=rows, ids=ids, samples=samples)
     try:
         images, heat = latent_heatmaps(model, ds, latent, rows=idx, sign=sign)
     except ValueError as exc:
@@ -692,7 +689,7 @@ def explain_latent(run: str | Path, latent: str, out: str | Path, *, rows: str |
         if latent in (e.source, e.target):
             rel.append(f"{e.source} → {e.target}")
     title = f"Grad-CAM++ of {latent}" + (f" ({', '.join(rel)})" if rel else " (no edge in the learned graph)")
-    return heatmap_figure(images, heat, out, titles=[f"row {r}" for r in idx], title=title)
+    return heatmap_figure(images, heat, out, titles=[row_label(ds, r) for r in idx], title=title)
 
 
 def extrapolated(ds: CrossModalDataset, var: str, values: Sequence[Any]) -> str | None:
@@ -719,23 +716,26 @@ def extrapolated(ds: CrossModalDataset, var: str, values: Sequence[Any]) -> str 
 
 
 def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Path, *,
-                         rows: str | Sequence[int] | int = 10, data: str | Path | None = None,
-                         overwrite: bool = False, device: str = "cpu") -> Path:
+                         rows: RowSelection = None, ids: str | Sequence[Any] | None = None, samples: int = 10,
+                         data: str | Path | None = None, overwrite: bool = False, device: str = "cpu") -> Path:
     """Each chosen row's original, reconstruction and counterfactual under ``values``.
 
-    Writes ``out/`` atomically: ``counterfactuals.png`` (columns original | reconstruction |
-    counterfactual), ``images/`` (``<row>_original.png``, ``<row>_counterfactual.png``) and
-    ``counterfactuals.csv`` (row, the intervened values, the variables' observed values).
+    The rows: table rows ``rows``, the rows with ids ``ids``, or ``samples`` rows spread over the
+    table (see :func:`intervention_grid`). Writes ``out/`` atomically: ``counterfactuals.png``
+    (columns original | reconstruction | counterfactual), ``images/`` (``row<N>_original.png`` and
+    ``row<N>_counterfactual.png``, ``N`` the table row number; ``row<N>_<id>_...`` when the data
+    has ids) and ``counterfactuals.csv`` (row, the intervened values, the row's table cells).
     """
     from PIL import Image
 
     from xcausal.io import atomic_output_dir
+    from xcausal.rows import file_label, row_label, select_rows
     from xcausal.viz.grid import image_grid
 
     check_output(out, overwrite=overwrite)
     model = load_generative_model(run, device=device)
     ds = load_run_dataset(run, data)
-    idx = _parse_rows(rows, len(ds), "--rows")
+    idx = select_rows(ds, rows=rows, ids=ids, samples=samples)
     try:
         res = model.counterfactual(ds, values, rows=idx)
     except ValueError as exc:
@@ -752,14 +752,14 @@ def counterfactual_pairs(run: str | Path, values: dict[str, Any], out: str | Pat
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         for k, r in enumerate(idx):
-            png(res["original"][k], tmp / "images" / f"{r}_original.png")
-            png(res["counterfactual"][k], tmp / "images" / f"{r}_counterfactual.png")
+            png(res["original"][k], tmp / "images" / f"{file_label(ds, r)}_original.png")
+            png(res["counterfactual"][k], tmp / "images" / f"{file_label(ds, r)}_counterfactual.png")
         image_grid([res["original"], res["reconstruction"], res["counterfactual"]],
                    ["original", "reconstruction", f"do({setting})"], tmp / "counterfactuals.png",
-                   row_titles=[f"row {r}" for r in idx], title=title)
+                   row_titles=[row_label(ds, r) for r in idx], title=title)
         import pandas as pd
 
-        rows_df = pd.DataFrame({"row": idx})
+        rows_df = pd.DataFrame({"row": ds.row_numbers[idx]})
         for k, v in values.items():
             rows_df[f"do_{k}"] = v
         observed = ds.table.iloc[idx]

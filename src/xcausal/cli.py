@@ -88,6 +88,30 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
+# Choosing rows: one meaning in every verb that shows samples (xcausal.rows)
+_ROWS_HELP = ("Table rows to show: row numbers and ranges, e.g. 3,7,10-19 (1 = the first data row of table.csv, "
+              "as data errors number rows; rows dropped by --missing drop keep their numbers).")
+_IDS_HELP = "Rows to show by the values of the id column, e.g. P00007,P00012 (instead of --rows)."
+_SAMPLES_HELP = "Without --rows or --ids: show this many rows, spread over the table."
+RowsOption = Annotated[Optional[str], typer.Option("--rows", help=_ROWS_HELP)]
+IdsOption = Annotated[Optional[str], typer.Option("--ids", help=_IDS_HELP)]
+
+
+def _check_selection(rows: str | None, ids: str | None, samples: int) -> None:
+    """--rows / --ids / --samples checked before anything is loaded (the table is checked later)."""
+    from xcausal.io import DataError
+    from xcausal.rows import parse_rows
+
+    if rows is not None and ids is not None:
+        raise DataError("--rows and --ids: give one of them")
+    if rows is not None:
+        parse_rows(rows)
+    if ids is not None and not _split(ids):
+        raise DataError("--ids: give at least one id")
+    if samples < 1:
+        raise DataError(f"--samples {samples}: must be at least 1")
+
+
 # --------------------------------------------------------------------------- simulate
 @app.command()
 def simulate(
@@ -237,7 +261,7 @@ def evaluate(
     truth: Annotated[Path, typer.Option("--truth", help="Dataset (directory/.npz) holding the ground truth, or a truth.json.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object on stdout.")] = False,
     counterfactual: Annotated[bool, typer.Option("--counterfactual", help="Also measure counterfactual images: effectiveness, invariance, composition, reversibility.")] = False,
-    cf_rows: Annotated[int, typer.Option("--cf-rows", help="Samples used by --counterfactual.")] = 64,
+    samples: Annotated[int, typer.Option("--samples", help="Rows (spread over the table) that --counterfactual uses.")] = 64,
 ) -> None:
     """Score a run against the ground truth: SHD/TPR/FPR/FDR, MCC/MIC, per-variable verdicts."""
     from xcausal.evaluate import FEATURE_METHODS, evaluate_run
@@ -245,9 +269,11 @@ def evaluate(
 
     if counterfactual and not run.is_dir():
         raise DataError(f"{run}: --counterfactual needs a run directory (with the model), not a graph.json")
+    if samples < 1:
+        raise DataError(f"--samples {samples}: must be at least 1")
     res = evaluate_run(run, truth)
     if res.get("method") in FEATURE_METHODS:
-        _evaluate_features_out(run, truth, res, as_json=as_json, counterfactual=counterfactual, rows=cf_rows)
+        _evaluate_features_out(run, truth, res, as_json=as_json, counterfactual=counterfactual, samples=samples)
         return
     if counterfactual:
         from xcausal.api import load_generative_model, load_run_dataset
@@ -255,7 +281,7 @@ def evaluate(
 
         model = load_generative_model(run)
         res["counterfactual"] = evaluate_counterfactuals(model, load_run_dataset(run, truth), load_truth(truth)[0],
-                                                         rows=cf_rows)
+                                                         samples=samples)
     if run.is_dir():
         write_json(run / "metrics.json", res)
     if as_json:
@@ -286,7 +312,8 @@ def evaluate(
         out_console.print(c)
 
 
-def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, counterfactual: bool, rows: int) -> None:
+def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, counterfactual: bool,
+                           samples: int) -> None:
     """evaluate for causal-pima / pima runs: feature recovery, structure up to equivalence, do() checks."""
     from xcausal.io import write_json
 
@@ -295,7 +322,7 @@ def _evaluate_features_out(run: Path, truth: Path, res: dict, *, as_json: bool, 
         from xcausal.evaluate import evaluate_feature_interventions, load_truth
 
         res["interventions"] = evaluate_feature_interventions(load_model(run), load_run_dataset(run, truth),
-                                                              load_truth(truth)[0], res["matching"], rows=rows)
+                                                              load_truth(truth)[0], res["matching"], samples=samples)
     if run.is_dir():
         write_json(run / "metrics.json", res)
     if as_json:
@@ -432,11 +459,13 @@ def intervene(
     var: Annotated[str, typer.Option("--var", help="Variable to intervene on.")],
     values: Annotated[str, typer.Option("--values", help="Comma-separated values, e.g. 0,2.5,5.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")],
-    rows: Annotated[int, typer.Option("--rows", help="Number of samples (grid rows).")] = 10,
+    rows: RowsOption = None,
+    ids: IdsOption = None,
+    samples: Annotated[int, typer.Option("--samples", help=_SAMPLES_HELP)] = 10,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
-    """Regenerate images under do(VAR = value): rows = samples, columns = values."""
+    """Regenerate images under do(VAR = value): grid rows = samples, columns = values."""
     from xcausal.api import intervention_grid
     from xcausal.io import DataError, check_output
 
@@ -444,7 +473,8 @@ def intervene(
     vals = _split(values)
     if not vals:
         raise DataError("--values: give at least one value")
-    intervention_grid(run, var, vals, out, rows=rows, data=data)
+    _check_selection(rows, ids, samples)
+    intervention_grid(run, var, vals, out, rows=rows, ids=ids, samples=samples, data=data)
     err_console.print(f"wrote {out}")
 
 
@@ -454,11 +484,13 @@ def counterfactual(
     run: Annotated[Path, typer.Argument(help="Run directory (cmcl).")],
     set_: Annotated[list[str], typer.Option("--set", help="VAR=VALUE, repeatable: the intervention do(VAR = VALUE).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
-    rows: Annotated[str, typer.Option("--rows", help="Comma-separated row numbers (table order), or a count.")] = "10",
+    rows: RowsOption = None,
+    ids: IdsOption = None,
+    samples: Annotated[int, typer.Option("--samples", help=_SAMPLES_HELP)] = 10,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
-    """Each chosen image beside its counterfactual under do(VAR = VALUE) (PNG grid + per-row PNGs + CSV)."""
+    """Each chosen image beside its counterfactual under do(VAR = VALUE) (PNG grid, images/rowN_*.png, CSV)."""
     from xcausal.api import counterfactual_pairs
     from xcausal.io import DataError
 
@@ -468,8 +500,8 @@ def counterfactual(
         if not sep or not name.strip() or not val.strip():
             raise DataError(f"--set {item}: expected VAR=VALUE")
         values[name.strip()] = val.strip()
-    r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
-    res = counterfactual_pairs(run, values, out, rows=r, data=data, overwrite=overwrite)
+    _check_selection(rows, ids, samples)
+    res = counterfactual_pairs(run, values, out, rows=rows, ids=ids, samples=samples, data=data, overwrite=overwrite)
     err_console.print(f"wrote {res}/counterfactuals.png, images/, counterfactuals.csv")
 
 
@@ -478,7 +510,9 @@ def explain(
     run: Annotated[Path, typer.Argument(help="Run directory (cmcl or a VAE pipeline).")],
     latent: Annotated[str, typer.Option("--latent", help="Latent to explain, e.g. z1.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")],
-    rows: Annotated[str, typer.Option("--rows", help="Number of images, or comma-separated row numbers.")] = "8",
+    rows: RowsOption = None,
+    ids: IdsOption = None,
+    samples: Annotated[int, typer.Option("--samples", help=_SAMPLES_HELP)] = 8,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
     negative: Annotated[bool, typer.Option("--negative", help="Explain -z (a latent's sign is arbitrary).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
@@ -488,8 +522,8 @@ def explain(
     from xcausal.io import check_output
 
     check_output(out, overwrite=overwrite, kind="file")
-    r: str | int = int(rows) if rows.strip().isdigit() and "," not in rows else rows
-    explain_latent(run, latent, out, rows=r, data=data, sign=-1 if negative else 1)
+    _check_selection(rows, ids, samples)
+    explain_latent(run, latent, out, rows=rows, ids=ids, samples=samples, data=data, sign=-1 if negative else 1)
     err_console.print(f"wrote {out}")
 
 
@@ -545,7 +579,9 @@ def report(
     run: Annotated[Path, typer.Argument(help="Run directory (any method).")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset (default: the one the run was fitted on).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default: RUN/report.html).")] = None,
-    rows: Annotated[int, typer.Option("--rows", help="Samples (rows) in each image grid and heatmap.")] = 6,
+    rows: RowsOption = None,
+    ids: IdsOption = None,
+    samples: Annotated[int, typer.Option("--samples", help="Without --rows or --ids: rows (spread over the table) in each image grid and heatmap.")] = 6,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the report if it exists.")] = False,
 ) -> None:
     """Write one self-contained HTML report of a run: verdicts, data, graph, interventions, traversals, heatmaps, training curves, provenance."""
@@ -556,9 +592,8 @@ def report(
         raise DataError(f"{run}: not a run directory" if run.exists() else f"{run}: no such run directory")
     target = out if out is not None else run / "report.html"
     check_output(target, overwrite=overwrite, kind="file")
-    if rows < 1:
-        raise DataError(f"--rows {rows}: must be at least 1")
-    res = write_report(run, data=data, out=target, rows=rows)
+    _check_selection(rows, ids, samples)
+    res = write_report(run, data=data, out=target, samples=samples, rows=rows, ids=ids)
     err_console.print(f"wrote {res}", highlight=False)
 
 

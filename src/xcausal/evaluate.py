@@ -137,11 +137,11 @@ def evaluate_run(run: str | Path, truth_path: str | Path) -> dict[str, Any]:
     return res
 
 
-def evaluate_counterfactuals(model: Any, ds: Any, truth: Graph | None, *, rows: int = 64, grid: int = 9,
+def evaluate_counterfactuals(model: Any, ds: Any, truth: Graph | None, *, samples: int = 64, grid: int = 9,
                              seed: int = 0) -> dict[str, dict[str, float]]:
     """Counterfactual soundness per structured variable, without any learned judge (docs/cli.md).
 
-    On ``rows`` evenly spaced samples of ``ds`` (images in [0, 1]; every L1 in 0-255 units):
+    On ``samples`` rows spread evenly over ``ds`` (images in [0, 1]; every L1 in 0-255 units):
 
     * ``effectiveness_r`` / ``effectiveness_mae`` (a variable whose image transform is known: the
       ``angle`` of ``mnist-rotate``, the ``v`` of ``mnist-shift``): for ``grid`` values spanning
@@ -164,7 +164,7 @@ def evaluate_counterfactuals(model: Any, ds: Any, truth: Graph | None, *, rows: 
     from xcausal.metrics.counterfactual import estimate_rotation, estimate_shift, l1_255
 
     n = len(ds)
-    idx = np.linspace(0, n - 1, num=min(rows, n)).round().astype(int)
+    idx = np.linspace(0, n - 1, num=min(samples, n)).round().astype(int)
     sub = ds.subset(idx)
     x = sub.images()
     recon = model.counterfactual(sub, {})["reconstruction"]
@@ -287,11 +287,11 @@ def evaluate_features(est: Graph, est_probs: np.ndarray, truth: Graph, true_feat
 
 
 def evaluate_feature_interventions(model: Any, ds: Any, truth: Graph, matching: dict[str, list], *,
-                                   rows: int = 200, seed: int = 0) -> dict[str, dict[str, Any]]:
+                                   samples: int = 200, seed: int = 0) -> dict[str, dict[str, Any]]:
     """do(feature) on a causalPIMA model, measured from the regenerated images' pixels (circles).
 
     For each true feature k and value v ∈ {0, 1}, the matched node is set to v (through its flip)
-    on ``rows`` evenly spaced samples; the circle's hue, radius and shift are measured from the
+    on ``samples`` rows spread evenly over ``ds``; the circle's hue, radius and shift are measured from the
     counterfactual images (:func:`xcausal.metrics.circle_features`). Reports per feature:
 
     * ``target_accuracy``: share of images whose measured feature equals v (both values pooled);
@@ -312,7 +312,7 @@ def evaluate_feature_interventions(model: Any, ds: Any, truth: Graph, matching: 
         raise DataError("the interventional check measures circles images (features hue, radius, shift); "
                         f"this truth has features {', '.join(names)}")
     col = {f: i for i, f in enumerate(CIRCLE_FEATURES)}
-    idx = np.linspace(0, len(ds) - 1, num=min(rows, len(ds))).round().astype(int)
+    idx = np.linspace(0, len(ds) - 1, num=min(samples, len(ds))).round().astype(int)
     g = truth.to_networkx()
     base = model.counterfactual(ds, {}, rows=idx, seed=seed)
     base_feat = circle_features(base["reconstruction"])

@@ -6,8 +6,9 @@
       graph.json      {"method", "nodes": [{"name", "kind"}], "edges": [{"source", "target", "weight"}]}
                       latent nodes named z1..zm; the graph is acyclic
       adjacency.csv   weighted adjacency, rows = source, header = node names
-      latents.csv     posterior means z1..zm, one row per sample in table.csv order; first the
-                      row ids, under the id column's name, when the dataset has ids
+      latents.csv     posterior means z1..zm, one row per sample in table.csv order; first ``row``
+                      (the row's number in table.csv, 1 = first data row, kept through --missing
+                      drop), then the row ids under the id column's name when the dataset has ids
       config.json     every hyperparameter, the seed, the package version, the data source
       history.csv     loss terms per epoch
       model.pt        the checkpoint (state_dict only; loaded with weights_only=True)
@@ -48,7 +49,8 @@ class RunResult:
     history: pd.DataFrame
     save_checkpoint: Callable[[Path], None] | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # extra CSVs, e.g. {"edges.csv": ...}
-    ids: pd.Series | None = None  # (N,) row ids named by the id column: latents.csv's first column
+    ids: pd.Series | None = None  # (N,) row ids named by the id column: latents.csv's second column
+    row_numbers: np.ndarray | None = None  # (N,) table row numbers (1-based; default 1..N): latents.csv's first
 
 
 def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) -> Path:
@@ -67,7 +69,7 @@ def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) ->
         names = graph.node_names
         pd.DataFrame(graph.adjacency(weighted=True), index=names, columns=names).to_csv(
             tmp / "adjacency.csv", index_label="source", float_format="%.6g")
-        _latents_frame(latents, lat_names, result.ids).to_csv(tmp / "latents.csv", index=False, float_format="%.6g")
+        _latents_frame(latents, lat_names, result.ids, result.row_numbers).to_csv(tmp / "latents.csv", index=False, float_format="%.6g")
         config = {"xcausal_version": __version__, **result.config}
         write_json(tmp / "config.json", config)
         result.history.to_csv(tmp / "history.csv", index=False, float_format="%.6g")
@@ -79,15 +81,21 @@ def write_run(out: str | Path, result: RunResult, *, overwrite: bool = False) ->
     return Path(out)
 
 
-def _latents_frame(latents: np.ndarray, names: list[str], ids: pd.Series | None) -> pd.DataFrame:
-    """latents.csv's table: the ids first (named by their column, or ``id`` when that name is a
-    latent node's), then one column per latent node. Readers select the latent columns by name."""
+def _latents_frame(latents: np.ndarray, names: list[str], ids: pd.Series | None,
+                   row_numbers: np.ndarray | None = None) -> pd.DataFrame:
+    """latents.csv's table: ``row`` (table row numbers, default 1..N), then the ids (named by their
+    column, or ``id`` when that name is ``row`` or a latent node's), then one column per latent
+    node. Readers select the latent columns by name."""
     frame = pd.DataFrame(latents, columns=names)
     if ids is not None:
         if len(ids) != len(latents):
             raise ValueError(f"{len(ids)} ids for {len(latents)} rows of latents")
-        name = str(ids.name) if ids.name is not None and str(ids.name) not in names else "id"
+        name = str(ids.name) if ids.name is not None and str(ids.name) not in (*names, "row") else "id"
         frame.insert(0, name, np.asarray(ids))
+    rows = np.arange(1, len(latents) + 1) if row_numbers is None else np.asarray(row_numbers, dtype=np.int64)
+    if len(rows) != len(latents):
+        raise ValueError(f"{len(rows)} row numbers for {len(latents)} rows of latents")
+    frame.insert(0, "row", rows)
     return frame
 
 

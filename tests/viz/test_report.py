@@ -221,7 +221,7 @@ def test_malformed_edges_csv_is_noted_not_fatal(run_copy):
 
 def test_no_edges_and_no_support(run_copy):
     set_edges(run_copy, [])
-    text = write_report(run_copy, rows=2).read_text()
+    text = write_report(run_copy, samples=2).read_text()
     assert "No bootstrap was run" in text
     assert "No variable has an edge to an image latent" in text and "No latent has an edge" in text
     for v in ("u1", "u2", "u3", "u4", "u5"):
@@ -231,7 +231,7 @@ def test_no_edges_and_no_support(run_copy):
 
 def test_out_elsewhere_and_atomic_on_failure(run_copy, tmp_path, monkeypatch):
     out = tmp_path / "sub" / "r.html"
-    assert write_report(run_copy, out=out, rows=3) == out and out.is_file()
+    assert write_report(run_copy, out=out, samples=3) == out and out.is_file()
     out.write_text("previous report")
 
     def boom(_r):
@@ -255,15 +255,17 @@ def test_bad_inputs(cmcl_run, tmp_path):
         write_report(empty)
     with pytest.raises(DataError, match="no such file"):
         write_report(cmcl_run, data=tmp_path / "no_data", out=tmp_path / "r.html")
-    with pytest.raises(ValueError, match="rows=0"):
-        write_report(cmcl_run, rows=0, out=tmp_path / "r.html")
+    with pytest.raises(DataError, match="--samples 0: must be at least 1"):
+        write_report(cmcl_run, samples=0, out=tmp_path / "r.html")
+    with pytest.raises(DataError, match="--rows 0: rows are numbered from 1"):
+        write_report(cmcl_run, rows="0", out=tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
 
 
 # =============================================================================== the CLI
 def test_cli_report_overwrite_and_errors(run_copy, tmp_path, capsys):
     assert main(["report", "--help"]) == 0 and "self-contained HTML report" in capsys.readouterr().out
-    assert main(["report", str(run_copy), "--rows", "2"]) == 0
+    assert main(["report", str(run_copy), "--samples", "2"]) == 0
     assert "wrote" in capsys.readouterr().err
     out = run_copy / "report.html"
     out.write_text("old")
@@ -271,7 +273,7 @@ def test_cli_report_overwrite_and_errors(run_copy, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "already exists (pass --overwrite" in err and len(err.strip().splitlines()) == 1
     assert out.read_text() == "old"
-    assert main(["report", str(run_copy), "--overwrite", "--rows", "2"]) == 0
+    assert main(["report", str(run_copy), "--overwrite", "--samples", "2"]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
     capsys.readouterr()
     for args, needle in ([str(tmp_path / "nothing")], "no such run directory"), \
@@ -288,7 +290,7 @@ def test_cli_report_overwrite_and_errors(run_copy, tmp_path, capsys):
 def test_pipeline_report_says_interventions_are_not_available(data, tmp_path):
     run = tiny_pipeline_run(data, tmp_path / "pipe")
     set_edges(run, [{"source": "u1", "target": "z1", "weight": 0.9}, {"source": "z2", "target": "u2", "weight": 0.7}])
-    text = write_report(run, rows=3).read_text()
+    text = write_report(run, samples=3).read_text()
     check_self_contained(text)
     assert "interventions are not available for this run: method ivae+notears is a two-stage pipeline" in text
     assert "Latent traversals are not available for this run: method ivae+notears" in text
@@ -393,7 +395,7 @@ def test_feature_run_shows_nodes_and_do_grids(tmp_path, monkeypatch):
 
     run = _feature_run(tmp_path)
     monkeypatch.setattr(xcausal.api, "load_model", lambda *a, **k: _FakeFeatureModel())
-    text = write_report(run, rows=3).read_text()
+    text = write_report(run, samples=3).read_text()
     assert len(check_self_contained(text)) == 1 + 3 + 1  # graph, do(f) grid per node, training curves
     assert "discovered 3 binary image feature(s) (f1, f2, f3)" in text
     assert "<td>f1</td><td>cause of f2</td>" in text and "<td>f2</td><td>caused by f1</td>" in text
@@ -412,7 +414,7 @@ def test_real_causal_pima_run(tmp_path):
     assert main(["simulate", "--kind", "circles", "--n", "60", "--image-size", "16", "--out", str(data)]) == 0
     assert main(["fit", str(data), "--out", str(run), "--method", "causal-pima", "--epochs", "1",
                  "--pretrain-epochs", "1", "--image-size", "16", "--modalities", "image", "--device", "cpu", "-q"]) == 0
-    text = write_report(run, rows=2).read_text()
+    text = write_report(run, samples=2).read_text()
     assert len(check_self_contained(text)) == 1 + 3 + 1
     assert "images under do(f3 = 0) and do(f3 = 1)" in text and "causal-pima" in text
 

@@ -231,7 +231,7 @@ class Variable:
         out = np.empty(len(keys), dtype=np.float64)
         for i, k in enumerate(keys):
             if k not in lookup:
-                raise DataError(f"{where} row {i + 1}, column '{self.name}': unknown value '{k}'")
+                raise DataError(f"{where} row {_row_label(values, i)}, column '{self.name}': unknown value '{k}'")
             out[i] = lookup[k]
         return out
 
@@ -247,6 +247,14 @@ class Variable:
     @classmethod
     def from_dict(cls, d: dict) -> "Variable":
         return cls(d["name"], VarType(d["type"]), tuple(d.get("categories", ())))
+
+
+def _row_label(s: pd.Series | pd.DataFrame, i: int) -> int:
+    """The table row number (1-based data row of table.csv) of position ``i`` of ``s``: its index
+    label + 1 while a loaded table keeps the positions of the rows it was read with (rows dropped by
+    ``missing="drop"`` keep their number), else ``i + 1``."""
+    label = s.index[i]
+    return int(label) + 1 if isinstance(label, (int, np.integer)) else i + 1
 
 
 def _as_category_keys(values: pd.Series) -> list[str]:
@@ -302,14 +310,14 @@ def infer_variables(
                 bad = int(not_num[0])
                 hint = (f"; pass --na-values {s.iloc[bad]} if it marks a missing value"
                         if str(s.iloc[bad]) in _NA_LIKE else "")
-                raise DataError(f"{where} row {bad + 1}, column '{c}': '{s.iloc[bad]}' is not a number "
+                raise DataError(f"{where} row {_row_label(s, bad)}, column '{c}': '{s.iloc[bad]}' is not a number "
                                 f"(column forced continuous{hint})")
             out.append(Variable(c, VarType.CONTINUOUS))
             continue
         markers = sorted({str(v) for v in s.iloc[not_num]}) if c not in categorical and 0 < len(not_num) < len(s) else []
         if markers and set(markers) <= _NA_LIKE:  # numbers, and texts pandas would call missing
             bad = int(not_num[0])
-            raise DataError(f"{where} row {bad + 1}, column '{c}': numbers and '{s.iloc[bad]}' "
+            raise DataError(f"{where} row {_row_label(s, bad)}, column '{c}': numbers and '{s.iloc[bad]}' "
                             f"({len(not_num)} such row(s)): pass --na-values {','.join(markers)} if "
                             f"{'it marks' if len(markers) == 1 else 'they mark'} a missing value, or "
                             f"--categorical {c} to keep {'it' if len(markers) == 1 else 'them'} as a category")
@@ -396,7 +404,8 @@ def _check_cells(table: pd.DataFrame, where: str) -> None:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             what = "empty cell" if pd.isna(s.iloc[i]) or str(s.iloc[i]).strip() == "" else f"invalid value '{s.iloc[i]}'"
-            raise DataError(f"{where} row {i + 1}, column '{c}': {what} ({int(bad.sum())} such row(s) in this column)")
+            raise DataError(f"{where} row {_row_label(s, i)}, column '{c}': {what} ({int(bad.sum())} such row(s) in this "
+                            "column)")
 
 
 # --------------------------------------------------------------------------- images
@@ -751,6 +760,10 @@ class CrossModalDataset(torch.utils.data.Dataset):
     modalities : dict of name -> ndarray (N, L) float32, rows in table order (may be empty)
     image_cache : ImageCache or None — set by :meth:`cached`; images are then read from it
     ids : ndarray (N,) or None — the id column's values;  id_column : its name in ``table``
+    row_numbers : ndarray (N,) int — each row's number in the table as read (1 = first data row,
+        as data errors print it); after ``missing="drop"`` the kept rows keep their numbers
+    table_rows : rows of the table before dropping;  dropped_rows : row number -> why it was
+        dropped;  dropped_ids : id -> row number of the dropped rows with an id
     """
 
     table: pd.DataFrame
@@ -772,6 +785,21 @@ class CrossModalDataset(torch.utils.data.Dataset):
     id_column: str | None = None  # the column of ``table`` holding ``ids``
     stored_channels: tuple[int, ...] = ()  # channel counts of the image files, e.g. (1, 3) when mixed
     stored_sizes: tuple[int, ...] = ()  # sides (the larger of width, height) of the stored images
+    #: (N,) each row's number in the table as read: 1 = the first data row of table.csv (or of the
+    #: npz arrays), the number data errors print; rows dropped by ``missing="drop"`` keep theirs
+    row_numbers: np.ndarray | None = None
+    table_rows: int | None = None  # data rows in the table before dropping (default N)
+    dropped_rows: dict[int, str] = field(default_factory=dict)  # row number -> why it was dropped
+    dropped_ids: dict[str, int] = field(default_factory=dict)  # id of a dropped row -> its row number
+
+    def __post_init__(self) -> None:
+        if self.row_numbers is None:
+            self.row_numbers = np.arange(1, len(self.u) + 1)
+        self.row_numbers = np.asarray(self.row_numbers, dtype=np.int64)
+        if len(self.row_numbers) != len(self.u):
+            raise ValueError(f"{len(self.row_numbers)} row numbers for {len(self.u)} rows")
+        if self.table_rows is None:
+            self.table_rows = int(self.row_numbers.max()) if len(self.row_numbers) else 0
 
     @property
     def mixed_channels(self) -> bool:
@@ -826,7 +854,9 @@ class CrossModalDataset(torch.utils.data.Dataset):
             modalities={k: v[idx] for k, v in self.modalities.items()},
             image_cache=None if self.image_cache is None else self.image_cache.subset(idx),
             max_pixels=self.max_pixels, id_column=self.id_column, stored_channels=self.stored_channels,
-            stored_sizes=self.stored_sizes)
+            stored_sizes=self.stored_sizes,
+            row_numbers=self.row_numbers[idx], table_rows=self.table_rows, dropped_rows=dict(self.dropped_rows),
+            dropped_ids=dict(self.dropped_ids))
 
     def cached(self, path: str | Path | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> "CrossModalDataset":
@@ -986,11 +1016,14 @@ def auto_image_size(stored_side: int) -> int:
     return int(max(4, min(MAX_AUTO_SIZE, stored_side)))
 
 
-def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame:
+def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> tuple[pd.DataFrame, dict[int, str]]:
     """``table`` without its rows holding an empty, NaN or inf cell (``missing="drop"``), else
-    checked to hold none. When dropping would leave fewer than :data:`MIN_ROWS` rows the
-    DataError names the columns to blame: those empty in every row (and suggests ``--ignore``),
-    else the ones with the most such cells."""
+    checked to hold none, and why each dropped row was dropped (table row number -> e.g. "empty
+    cell in column 'age'"). The kept rows keep their index labels (their positions in the table as
+    read). When dropping would leave fewer than :data:`MIN_ROWS` rows the DataError names the
+    columns to blame: those empty in every row (and suggests ``--ignore``), else the ones with the
+    most such cells."""
+    dropped: dict[int, str] = {}
     if missing == "drop":
         num = table.apply(lambda s: pd.to_numeric(s, errors="coerce"))
         blank = table.apply(lambda s: s.map(lambda v: isinstance(v, str) and v.strip() == ""))
@@ -1002,9 +1035,27 @@ def _drop_or_fail(table: pd.DataFrame, where: str, missing: str) -> pd.DataFrame
             _refuse_dropping(cells, kept, where)
         if bad.any():
             logger.warning("%s: dropping %d row(s) with empty, NaN or inf cells", where, int(bad.sum()))
+            flags, infinite = cells.to_numpy(), np.isinf(num.to_numpy(dtype=float))
+            for i in np.flatnonzero(bad.to_numpy()):
+                j = int(np.flatnonzero(flags[i])[0])
+                what = "inf or NaN" if infinite[i, j] else "empty cell"
+                dropped[_row_label(table, int(i))] = f"{what} in column '{table.columns[j]}'"
         table = table.loc[~bad]
     _check_cells(table, where)
-    return table
+    return table, dropped
+
+
+def _dropped_ids(table: pd.DataFrame, id_column: str | None, dropped: dict[int, str]) -> dict[str, int]:
+    """id (as text) -> table row number of each dropped row that has an id; ``table`` is the table
+    before dropping, indexed by row position."""
+    if id_column is None or not dropped:
+        return {}
+    out = {}
+    for row in dropped:
+        v = table[id_column].iloc[row - 1]
+        if not pd.isna(v) and str(v).strip():
+            out[str(v).strip()] = row
+    return out
 
 
 def _refuse_dropping(cells: pd.DataFrame, kept: int, where: str) -> None:
@@ -1137,10 +1188,12 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
         raise DataError(f"{csv}: no '{image_column}' column (columns: {', '.join(table.columns)}; "
                         "--image-column names the column of image paths)")
     table, id_name = _column_roles(table, categorical=categorical, continuous=continuous, where=str(csv), **roles)
+    before_drop = table
     n_raw = len(table)
-    table = _drop_or_fail(table, str(csv), missing)
+    table, dropped = _drop_or_fail(table, str(csv), missing)
     keep = table.index.to_numpy()  # positions of the kept rows among the n_raw data rows
-    table = table.reset_index(drop=True)
+    # the index keeps those positions until the dataset is built, so that errors name a row by its
+    # number in table.csv also after --missing drop
     if len(table) < MIN_ROWS:
         raise DataError(f"{csv}: {len(table)} row(s); at least {MIN_ROWS} are needed")
     rootr = root.resolve()
@@ -1148,25 +1201,28 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     found: set[int] = set()  # channel counts of the files
     sizes: dict[int, int] = {}
     for i, rel in enumerate(table[image_column].astype(str)):
-        where = f"{csv} row {i + 1}, column '{image_column}'"
+        row = int(keep[i]) + 1
+        where = f"{csv} row {row}, column '{image_column}'"
         p = _image_path(root, rootr, rel, where)
         try:
-            with _open_image(p, max_pixels, f" (row {i + 1})") as img:
+            with _open_image(p, max_pixels, f" (row {row})") as img:
                 mode = img.mode
                 side = max(img.size)
         except DataError:
             raise
         except _IMAGE_ERRORS as exc:
-            raise DataError(f"{p}: not a readable PNG, JPEG or TIFF image (row {i + 1}): {_first_line(exc)}") from None
+            raise DataError(f"{p}: not a readable PNG, JPEG or TIFF image (row {row}): {_first_line(exc)}") from None
         c = _MODE_CHANNELS.get(mode)
         if c is None:
-            raise DataError(f"{p}: unsupported image mode '{mode}' (row {i + 1})")
+            raise DataError(f"{p}: unsupported image mode '{mode}' (row {row})")
         sizes[side] = sizes.get(side, 0) + 1
         found.add(c)
         rels.append(str(p.relative_to(root)))
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(csv),
                                 skip=(image_column, id_name), max_categories=roles["max_categories"])
     u = _encode(table, variables, str(csv))
+    ids = None if id_name is None else table[id_name].to_numpy()
+    table = table.reset_index(drop=True)
     truth, latents = _load_truth_dir(root, n_raw, keep)
     modalities = _load_modalities_dir(root, n_raw, keep)
     if image_size is None:
@@ -1180,9 +1236,10 @@ def _load_dir(root, image_size, channels, categorical, continuous, missing, na_v
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size,
         channels=channels, root=root, image_paths=ImagePaths(root, rels),
-        ids=None if id_name is None else table[id_name].to_numpy(), id_column=id_name,
+        ids=ids, id_column=id_name,
         truth=truth, true_latents=latents, source=str(root), modalities=modalities, max_pixels=max_pixels,
-        stored_channels=tuple(sorted(found)), stored_sizes=tuple(sorted(sizes)))
+        stored_channels=tuple(sorted(found)), stored_sizes=tuple(sorted(sizes)), row_numbers=keep + 1,
+        table_rows=n_raw, dropped_rows=dropped, dropped_ids=_dropped_ids(before_drop, id_name, dropped))
 
 
 def _encode(table: pd.DataFrame, variables: list[Variable], where: str) -> np.ndarray:
@@ -1469,13 +1526,13 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
     table, id_name = _column_roles(table, categorical=categorical, continuous=continuous, where=str(path),
                                    **{**roles, "image_column": image_column})
     keep = np.ones(len(table), bool)
+    n_raw, dropped, before = len(table), {}, table
     if missing == "drop":
-        before = table
-        table = _drop_or_fail(table, str(path), missing)
+        table, dropped = _drop_or_fail(table, str(path), missing)
         keep = before.index.isin(table.index)
     else:
         _check_cells(table, str(path))
-    table = table.reset_index(drop=True)
+    row_numbers = np.flatnonzero(keep) + 1  # the table keeps its index (errors name these rows) until built
     if len(table) < MIN_ROWS:
         raise DataError(f"{path}: {len(table)} row(s); at least {MIN_ROWS} are needed")
     modalities = {}
@@ -1507,6 +1564,7 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
     variables = infer_variables(table, categorical=categorical, continuous=continuous, where=str(path),
                                 skip=(image_column, id_name), max_categories=roles["max_categories"])
     u = _encode(table, variables, str(path))
+    table = table.reset_index(drop=True)
     truth = lat = None
     if truth_s:
         try:
@@ -1518,7 +1576,8 @@ def _load_npz(path, image_size, channels, categorical, continuous, missing, na_v
     return CrossModalDataset(
         table=table, variables=variables, u=u, image_size=image_size, channels=arr.shape[1],
         image_array=arr, ids=ids, id_column=id_name,
-        truth=truth, true_latents=lat, source=str(path), modalities=modalities, stored_sizes=(stored_side,))
+        truth=truth, true_latents=lat, source=str(path), modalities=modalities, stored_sizes=(stored_side,),
+        row_numbers=row_numbers, table_rows=n_raw, dropped_rows=dropped, dropped_ids=_dropped_ids(before, id_name, dropped))
 
 
 # --------------------------------------------------------------------------- writers

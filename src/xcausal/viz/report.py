@@ -53,6 +53,7 @@ from matplotlib.figure import Figure
 
 from xcausal import __version__
 from xcausal.io import DataError
+from xcausal.rows import row_label
 from xcausal.types import Edge, Graph, Relation, VarType
 from xcausal.viz.grid import show_image
 
@@ -146,10 +147,6 @@ def _concentration(weights: np.ndarray) -> float:
         return 0.0
     k = max(1, int(round(0.1 * w.size)))
     return float(np.sort(w)[-k:].sum() / w.sum())
-
-
-def _evenly_spaced(n_rows: int, n: int) -> list[int]:
-    return [int(i) for i in np.linspace(0, n - 1, num=min(n_rows, n)).round().astype(int)]
 
 
 # =============================================================================== run contents
@@ -592,7 +589,7 @@ def _intervention_grid(r: _Run, var: str, values: list[Any], rows: list[int]) ->
         cfs.append(res["counterfactual"])
         cols.append(res["counterfactual"])
         titles.append(f"do({var}={val})")
-    fig = image_grid(cols, titles, row_titles=[f"row {i}" for i in rows])
+    fig = image_grid(cols, titles, row_titles=[row_label(r.ds, i) for i in rows])
     return _png(fig), np.abs(cfs[-1] - cfs[0])
 
 
@@ -730,7 +727,7 @@ def _feature_interventions_section(r: _Run, rows: list[int]) -> str:
             continue
         fig = image_grid([r0["original"], r0["reconstruction"], r0["counterfactual"], r1["counterfactual"]],
                          ["original", "reconstruction", f"do({f}=0)", f"do({f}=1)"],
-                         row_titles=[f"row {i}" for i in rows])
+                         row_titles=[row_label(r.ds, i) for i in rows])
         kid_txt = f" Its effect(s) {', '.join(kids)} are redrawn too." if kids else ""
         body.append(_p(_change_sentence(f"Switching {f} from 0 to 1", np.abs(r1["counterfactual"] - r0["counterfactual"]))
                        + kid_txt))
@@ -866,7 +863,7 @@ def _gradcam_section(r: _Run, rows: list[int]) -> str:
             s = f"{z} ({rel}) is spread over the image, with its centre of mass in the {where} (heatmap below)."
         body.append(f"<h3>{_esc(z)}</h3>")
         body.append(_p(s + f" {round(100 * conc)}% of the heat lies in the hottest tenth of the pixels."))
-        body.append(_img(_heatmap_png(images, heat, [f"row {i}" for i in rows], f"Grad-CAM++ of {z} ({rel})"),
+        body.append(_img(_heatmap_png(images, heat, [row_label(r.ds, i) for i in rows], f"Grad-CAM++ of {z} ({rel})"),
                          f"Grad-CAM++ heatmaps of {z}"))
     return _section("gradcam", title, body)
 
@@ -1031,7 +1028,8 @@ def _write_atomic(out: Path, text: str) -> None:
 
 
 def write_report(run: str | Path, *, data: str | Path | None = None, out: str | Path | None = None,
-                 rows: int = 6) -> Path:
+                 samples: int = 6, rows: str | int | Sequence[int] | None = None,
+                 ids: str | Sequence[Any] | None = None) -> Path:
     """Write one self-contained HTML report of a run directory; returns its path.
 
     Parameters
@@ -1041,21 +1039,24 @@ def write_report(run: str | Path, *, data: str | Path | None = None, out: str | 
     out : HTML file to write; default ``run/report.html``. Replaced if it exists (the CLI refuses
         that without ``--overwrite``). Written to a temporary file in the same folder, then renamed:
         never half-written.
-    rows : samples (grid rows) in the intervention grids and heatmaps.
+    samples : how many rows, spread over the table, the intervention grids and heatmaps show.
+    rows, ids : those rows instead: table row numbers (``"3,7,10-19"``, 1 = first data row of
+        table.csv) or values of the id column; see :func:`xcausal.rows.select_rows`.
 
     Raises
     ------
     DataError
-        ``run`` is not a run directory, or the data cannot be found or read.
-    ValueError
-        ``rows`` is not a positive integer.
+        ``run`` is not a run directory, or the data cannot be found or read; a bad ``rows`` /
+        ``ids`` selection or ``samples`` below 1.
     """
-    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
-        raise ValueError(f"rows={rows!r}: must be a positive integer")
+    from xcausal.rows import select_rows
+
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise DataError(f"--samples {samples!r}: must be at least 1")  # before the run is loaded
     run = Path(run)
     out = run / "report.html" if out is None else Path(out)
     r = _load_run(run, data)
-    idx = _evenly_spaced(int(rows), len(r.ds))
+    idx = select_rows(r.ds, rows=rows, ids=ids, samples=samples)
     sections = [_summary_section(r), _data_section(r), _graph_section(r), _interventions_section(r, idx),
                 _traversals_section(r), _gradcam_section(r, idx), _history_section(r), _provenance_section(r)]
     _write_atomic(out, _page(r, sections))
