@@ -402,7 +402,7 @@ def test_feature_run_shows_nodes_and_do_grids(tmp_path, monkeypatch):
     assert "f1 causes f2 (edge weight 1)." in text
     assert "f3 has no edge: no evidence it causes or is caused by another feature." in text
     assert "images under do(f1 = 0) and do(f1 = 1)" in text and "Its effect(s) f2 are redrawn too." in text
-    assert "Switching f1 from 0 to 1 changes the generated images by" in text
+    assert "Switching f1 from 0 to 1 makes the generated images brighter, by" in text
     assert "most in the upper region of the image" in text
     assert "Latent traversals are not available for this run" in text
     assert "Heatmaps are not available for this run" in text
@@ -424,4 +424,101 @@ def test_a_mixed_variable_is_called_mixed_and_never_both_changing_and_not_changi
     text = write_report(run_copy).read_text()
     assert "<h3>u1 (mixed)</h3>" in text and "causal and anti-causal" not in text
     assert "Intervening on u1 leaves the image unchanged" not in text
-    assert "Setting u1 by hand does not reach back into these latents; it changes the image only through z1" in text
+    if _said_direction(text, "u1") == "unchanged":  # the tiny model's do(u1) may be too small to see
+        assert "Setting u1 by hand does not reach back into these latents, and through z1 it changes the image too " \
+               "little to see" in text
+    else:
+        assert "Setting u1 by hand does not reach back into these latents; it changes the image only through z1" in text
+
+
+def _said_direction(text: str, var: str) -> str:
+    """The direction the report states for do(var): from its 'Going from do(var=...' sentence."""
+    m = re.search(rf"Going from do\({var}=[^)]*\) to do\({var}=[^)]*\) (makes the generated images (brighter|darker)|"
+                  r"leaves the generated images practically unchanged|changes the generated images by [0-9.]+ grey "
+                  r"levels per pixel on average \(of 255\) without making them brighter or darker)", text)
+    assert m, f"no change sentence for {var}"
+    return m.group(2) or ("unchanged" if "unchanged" in m.group(1) else "rearranged")
+
+
+def test_each_edge_sentence_states_the_sign_measured_on_the_generated_images(run_copy):
+    from xcausal.api import load_model, load_run_dataset
+    from xcausal.effects import DOMINANCE, UNCHANGED_GREY
+    from xcausal.rows import select_rows
+
+    set_edges(run_copy, [{"source": "u1", "target": "z1", "weight": 0.8}, {"source": "u2", "target": "z2", "weight": 0.5},
+                         {"source": "z3", "target": "u3", "weight": 0.7}])
+    text = write_report(run_copy).read_text()
+    model, ds = load_model(run_copy), load_run_dataset(run_copy)
+    rows = select_rows(ds, samples=6)
+    for var in ("u1", "u2"):
+        said = _said_direction(text, var)
+        values = report_mod._do_values(ds, var)
+        lo = model.counterfactual(ds, {var: values[0]}, rows=rows)["counterfactual"]
+        hi = model.counterfactual(ds, {var: values[-1]}, rows=rows)["counterfactual"]
+        diff = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64)
+        mean = diff.mean(axis=(0, 1))
+        up, down = mean.clip(0).sum(), (-mean).clip(0).sum()
+        if 255 * np.abs(diff).mean() < UNCHANGED_GREY:
+            assert said == "unchanged"
+        elif up >= DOMINANCE * down:
+            assert said == "brighter" and f"higher {var} → brighter" in text
+        elif down >= DOMINANCE * up:
+            assert said == "darker" and f"higher {var} → darker" in text
+        else:
+            assert said == "rearranged"
+    # no variable is described both as changing and as not changing the image
+    for section in re.split(r"<h3>", text)[1:]:
+        var = section.split(" ", 1)[0]
+        unchanged = f"Intervening on {var} leaves the image unchanged" in section or "practically unchanged" in section
+        changes = "makes the generated images" in section or "without making them brighter or darker" in section \
+            or "it changes the image only through" in section
+        assert not (unchanged and changes), section[:300]
+
+
+class _FakeCausalModel:
+    """Stands in for a fitted CMCL whose do(var = v) adds ``sign`` × v × ``template`` to every image:
+    brighter (sign +1) or darker (-1) where ``template`` is positive, by an amount that grows with v."""
+
+    method_name = "cmcl"
+
+    def __init__(self, template: np.ndarray, sign: float, scale: float) -> None:
+        self.template, self.sign, self.scale = template, sign, scale
+
+    def counterfactual(self, ds, values, *, rows):
+        x = ds.images(rows)
+        ((_, v),) = values.items()
+        cf = np.clip(x + self.sign * self.scale * float(v) * self.template[None, None], 0, 1)
+        return {"original": x, "reconstruction": x, "counterfactual": cf.astype(np.float32)}
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_stated_sign_matches_the_generated_images_and_a_contradiction_with_the_data_is_said(
+        run_copy, monkeypatch, sign):
+    import xcausal.api
+    from xcausal.api import load_run_dataset
+
+    set_edges(run_copy, [{"source": "u1", "target": "z1", "weight": 0.8}])
+    ds = load_run_dataset(run_copy)
+    u = np.asarray(ds.u[:, ds.variable_names.index("u1")], dtype=np.float64)
+    x = ds.images(list(range(len(ds)))).mean(axis=1)  # (n, H, W)
+    # per-pixel correlation of the real images with u1: the fake brightens where the data brighten
+    corr = ((x - x.mean(0)) * (u - u.mean())[:, None, None]).mean(0) / (x.std(0) * u.std() + 1e-9)
+    assert corr.max() > 0.3  # u1 shows in the simulated images
+    template = np.where(corr >= np.quantile(corr, 0.9), 1.0, 0.0)
+    scale = 0.5 / np.ptp(u)
+    monkeypatch.setattr(xcausal.api, "load_model", lambda *a, **k: _FakeCausalModel(template, sign, scale))
+    text = write_report(run_copy).read_text()
+    said = _said_direction(text, "u1")
+    values = report_mod._do_values(ds, "u1")
+    fake = _FakeCausalModel(template, sign, scale)
+    rows = list(range(6))
+    diff = fake.counterfactual(ds, {"u1": values[-1]}, rows=rows)["counterfactual"] - \
+        fake.counterfactual(ds, {"u1": values[0]}, rows=rows)["counterfactual"]
+    measured = "brighter" if diff.sum() > 0 else "darker"
+    assert said == measured == ("brighter" if sign > 0 else "darker")
+    assert f"In short: higher u1 → {measured}" in text
+    if sign > 0:
+        assert "The real images agree: their" in text and "is brighter where u1 is higher (Spearman ρ = +" in text
+        assert "Caution" not in text
+    else:
+        assert "Caution: in the real images the" in text and "the opposite of this grid" in text

@@ -52,6 +52,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from xcausal import __version__
+from xcausal.effects import ImageChange, data_trend, image_change, region_name
 from xcausal.io import DataError
 from xcausal.rows import row_label
 from xcausal.types import Edge, Graph, Relation, VarType
@@ -120,24 +121,7 @@ def _join_words(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _region(weights: np.ndarray) -> str:
-    """Where the hottest tenth of a non-negative (H, W) map lies: "upper-left region", "central
-    region", ... (the whole map's centre of mass would put a small corner marker over diffuse
-    low-level change in the middle)."""
-    w = np.clip(np.nan_to_num(np.asarray(weights, dtype=np.float64)), 0, None)
-    if w.sum() <= 0:
-        return "no particular region"
-    w = np.where(w >= np.quantile(w, 0.9), w, 0.0)
-    total = w.sum()
-    h, wd = w.shape
-    ys, xs = np.mgrid[0:h, 0:wd]
-    cy = float((w * ys).sum() / total) / max(h - 1, 1)
-    cx = float((w * xs).sum() / total) / max(wd - 1, 1)
-    vert = "upper" if cy < 0.4 else "lower" if cy > 0.6 else ""
-    horiz = "left" if cx < 0.4 else "right" if cx > 0.6 else ""
-    if vert and horiz:
-        return f"{vert}-{horiz} region"
-    return f"{vert or horiz or 'central'} region"
+_region = region_name  # one implementation, shared with xcausal.effects
 
 
 def _concentration(weights: np.ndarray) -> float:
@@ -565,18 +549,65 @@ def _do_values(ds: Any, var: str) -> list[Any]:
     return vals
 
 
-def _change_sentence(what: str, diff: np.ndarray) -> str:
-    """``diff``: (n, C, H, W) |image difference| in [0, 1]."""
-    level = 255.0 * float(diff.mean())
-    where = _region(diff.mean(axis=(0, 1)))
-    if level < 0.5:
+def _change_sentence(what: str, change: ImageChange) -> str:
+    """What going from the first to the last value does to the generated images, with its sign."""
+    level = change.level
+    if change.direction == "unchanged":
         return f"{what} leaves the generated images practically unchanged ({level:.2f} grey levels per pixel on average, of 255)."
-    return (f"{what} changes the generated images by {level:.1f} grey levels per pixel on average (of 255), "
-            f"most in the {where} of the image.")
+    if change.direction == "rearranged":
+        return (f"{what} changes the generated images by {level:.1f} grey levels per pixel on average (of 255) "
+                f"without making them brighter or darker overall: brighter in the {change.where_up}, darker in the "
+                f"{change.where_down} (a change of shape or position).")
+    return (f"{what} makes the generated images {change.direction}, by {level:.1f} grey levels per pixel on average "
+            f"(of 255), most in the {change.where} of the image.")
+
+
+def _effect_arrow(var: Any, values: list[Any], change: ImageChange) -> str:
+    """'higher dose → brighter upper-right region' (continuous) or 'site = C rather than A → ...'."""
+    if change.direction in ("unchanged", "rearranged"):
+        return ""
+    cause = (f"higher {var.name}" if var.type is VarType.CONTINUOUS
+             else f"{var.name} = {values[-1]} rather than {values[0]}")
+    return f" In short: {cause} → {change.direction} {change.where}."
+
+
+_TREND_ROWS = 1000  # rows of real images the data check reads (evenly spaced over the table)
+
+
+def _data_check(r: _Run, var: Any, values: list[Any], change: ImageChange) -> str:
+    """Whether the real images go the way the generated ones do over the pixels that change most;
+    a sentence saying so, or warning that the grid contradicts the data."""
+    if change.direction not in ("brighter", "darker"):
+        return ""
+    mask = change.up if change.direction == "brighter" else change.down
+    j = r.ds.variable_names.index(var.name)
+    idx = [int(i) for i in np.linspace(0, len(r.ds) - 1, num=min(len(r.ds), _TREND_ROWS)).round()]
+    continuous = var.type is VarType.CONTINUOUS
+    first = last = None
+    if not continuous:
+        first, last = float(list(var.categories).index(str(values[0]))), float(list(var.categories).index(str(values[-1])))
+    try:
+        trend = data_trend(r.ds.images(idx), np.asarray(r.ds.u[idx, j]), mask, continuous=continuous,
+                           first=first, last=last)
+    except (DataError, OSError) as exc:
+        logger.warning("report: the data check of %s was skipped: %s", var.name, exc)
+        return ""
+    if trend is None:
+        return ""
+    where = change.where
+    if trend.sign == 0:
+        return (f" In the real images the {where} shows no clear trend with {var.name} ({trend.text()}): the data "
+                "neither confirm nor contradict this direction.")
+    went = "brighter" if trend.sign > 0 else "darker"
+    if trend.sign == change.sign:
+        return f" The real images agree: their {where} is {went} where {var.name} is higher ({trend.text()})."
+    return (f" Caution: in the real images the {where} is {went} where {var.name} is higher ({trend.text()}), the "
+            "opposite of this grid; the model's intervention contradicts the data here, so do not read the grid "
+            f"as the effect of {var.name}.")
 
 
 def _intervention_grid(r: _Run, var: str, values: list[Any], rows: list[int]) -> tuple[bytes, np.ndarray]:
-    """PNG of original | reconstruction | do(var = value)..., and |do(last) - do(first)| (n, C, H, W)."""
+    """PNG of original | reconstruction | do(var = value)..., and do(last) - do(first) (n, C, H, W)."""
     from xcausal.viz.grid import image_grid
 
     cols, titles = [], []
@@ -590,7 +621,7 @@ def _intervention_grid(r: _Run, var: str, values: list[Any], rows: list[int]) ->
         cols.append(res["counterfactual"])
         titles.append(f"do({var}={val})")
     fig = image_grid(cols, titles, row_titles=[row_label(r.ds, i) for i in rows])
-    return _png(fig), np.abs(cfs[-1] - cfs[0])
+    return _png(fig), cfs[-1] - cfs[0]
 
 
 def _anticausal_figure(var_name: str, var: Any, u: np.ndarray, z: np.ndarray, latents: list[str],
@@ -659,6 +690,7 @@ def _interventions_section(r: _Run, rows: list[int]) -> str:
         return _section("interventions", "4. What changing a variable does", body)
     z = None
     lat_names = r.graph.latent
+    changed: dict[str, bool] = {}  # variable -> its do() grid visibly changed the images
     for v in verdicts:
         body.append(f"<h3>{_esc(v.variable)} ({_esc(v.label)})</h3>")
         if v.causes:
@@ -670,19 +702,26 @@ def _interventions_section(r: _Run, rows: list[int]) -> str:
                 except ValueError as exc:
                     body.append(_p(f"The images under do({v.variable}) could not be generated: {exc}", "note"))
                 else:
+                    var = r.ds.variables[r.ds.variable_names.index(v.variable)]
+                    change = image_change(diff)
+                    changed[v.variable] = change.direction != "unchanged"
                     body.append(_p(f"In the model {v.variable} causes latent(s) {kids}, so setting {v.variable} "
                                    "can change the image. "
                                    + _change_sentence(f"Going from do({v.variable}={values[0]}) to "
-                                                      f"do({v.variable}={values[-1]})", diff)))
+                                                      f"do({v.variable}={values[-1]})", change)
+                                   + _effect_arrow(var, values, change) + _data_check(r, var, values, change)))
                     body.append(_img(png, f"images under interventions on {v.variable}"))
             else:
                 body.append(_p(f"{v.variable} causes latent(s) {kids}, but interventions are not available for "
                                f"this run: {_no_generation_reason(r)}.", "note"))
         if v.caused_by:
             parents = [e.source for e in v.caused_by]
-            if v.causes:  # mixed: do() does change the image, through the latents it causes (above)
+            if v.causes and changed.get(v.variable, True):  # mixed: do() changes the image through its effects
                 reach = (f"Setting {v.variable} by hand does not reach back into these latents; it changes the "
                          f"image only through {', '.join(e.target for e in v.causes)}, as shown above.")
+            elif v.causes:  # mixed, and the change through its effects was too small to see (above)
+                reach = (f"Setting {v.variable} by hand does not reach back into these latents, and through "
+                         f"{', '.join(e.target for e in v.causes)} it changes the image too little to see (above).")
             else:
                 reach = (f"Intervening on {v.variable} leaves the image unchanged: setting it by hand does not "
                          "reach back into the image.")
@@ -729,7 +768,7 @@ def _feature_interventions_section(r: _Run, rows: list[int]) -> str:
                          ["original", "reconstruction", f"do({f}=0)", f"do({f}=1)"],
                          row_titles=[row_label(r.ds, i) for i in rows])
         kid_txt = f" Its effect(s) {', '.join(kids)} are redrawn too." if kids else ""
-        body.append(_p(_change_sentence(f"Switching {f} from 0 to 1", np.abs(r1["counterfactual"] - r0["counterfactual"]))
+        body.append(_p(_change_sentence(f"Switching {f} from 0 to 1", image_change(r1["counterfactual"] - r0["counterfactual"]))
                        + kid_txt))
         body.append(_img(_png(fig), f"images under do({f} = 0) and do({f} = 1)"))
     return _section("interventions", title, body)
