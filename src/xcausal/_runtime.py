@@ -83,7 +83,7 @@ class FitProgress:
     left (a bar redraws in place and writes nothing useful to a file)."""
 
     def __init__(self, total: int, label: str, describe: Callable[[Mapping[str, Any]], str], *,
-                 stream: Any = None, log_every: float = 0.0) -> None:
+                 stream: Any = None, log_every: float = 0.0, unit: str = "epoch") -> None:
         import sys
         import time
 
@@ -93,6 +93,7 @@ class FitProgress:
         self._clock = time.monotonic
         self._start = self._last = self._clock()
         self._log_every = log_every
+        self._unit = unit
         self._p = None
         if self._stream.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -113,7 +114,7 @@ class FitProgress:
         self._last = now
         elapsed = now - self._start
         left = elapsed / max(self._done, 1) * (self._total - self._done)
-        self._stream.write(f"{self._label} epoch {self._done}/{self._total} {self._describe(row)} "
+        self._stream.write(f"{self._label} {self._unit} {self._done}/{self._total} {self._describe(row)} "
                            f"[{_clock_text(elapsed)} elapsed, ~{_clock_text(left)} left]\n")
         self._stream.flush()
 
@@ -129,9 +130,9 @@ def _clock_text(seconds: float) -> str:
 
 
 def fit_progress(enabled: bool, total: int, label: str,
-                 describe: Callable[[Mapping[str, Any]], str]) -> FitProgress | None:
-    """A :class:`FitProgress`, or None when progress display is off."""
-    return FitProgress(total, label, describe) if enabled else None
+                 describe: Callable[[Mapping[str, Any]], str], *, unit: str = "epoch") -> FitProgress | None:
+    """A :class:`FitProgress` counting ``unit``s (epochs, refits), or None when progress display is off."""
+    return FitProgress(total, label, describe, unit=unit) if enabled else None
 
 
 def threads_per_process(processes: int, threads: int | None = None) -> int:

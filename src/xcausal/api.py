@@ -585,7 +585,7 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
             return _factory(dataclasses.replace(_cfg, seed=seed, quiet=True))
 
         refits = bootstrap_refits(refit_factory, ds, result.graph, result.latents, b=cfg.bootstrap, seed=cfg.seed,
-                                  n_jobs=cfg.jobs, threads=cfg.threads)
+                                  n_jobs=cfg.jobs, threads=cfg.threads, progress=not cfg.quiet)
         table = edge_table(result.graph, refits)
         result.graph = with_support(result.graph, table)
         result.tables["edges.csv"] = table

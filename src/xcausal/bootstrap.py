@@ -133,8 +133,20 @@ def bootstrap_refits(factory: Callable[[int], Any], ds: Any, reference: Graph, r
     seeds = bootstrap_seeds(seed, b)
     from xcausal._runtime import threads_per_process
 
+    from xcausal._runtime import fit_progress
+
     threads = threads_per_process(n_jobs, threads) if n_jobs != 1 else None
     logger.info("bootstrap: %d refits on %d job(s)", b, n_jobs)
-    results = Parallel(n_jobs=n_jobs, backend="loky" if n_jobs != 1 else "sequential")(
-        delayed(_one_refit)(factory, ds, s, threads) for s in seeds)
+    bar = fit_progress(progress, b, "bootstrap", lambda row: f"({row['edges']} edges)", unit="refit")
+    results = []
+    try:
+        # a generator: each refit's result is counted as it arrives (in order)
+        for g, z in Parallel(n_jobs=n_jobs, backend="loky" if n_jobs != 1 else "sequential", return_as="generator")(
+                delayed(_one_refit)(factory, ds, s, threads) for s in seeds):
+            results.append((g, z))
+            if bar is not None:
+                bar.update({"edges": len(g.edges)})
+    finally:
+        if bar is not None:
+            bar.close()
     return [_align(g, reference_latents, z) for g, z in results]

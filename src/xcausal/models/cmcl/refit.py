@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,8 +81,10 @@ def refit_dag(model: CMCL, ds: CrossModalDataset) -> None:
     object's axes, which would put the two frames on different scales: the object's are kept.
     """
     net = model.net_
+    model._refit_started = time.monotonic()
     if not (model.use_cm and isinstance(net.dec, PoseDecoder)) or not model._dag_prior:
         keep_refit(model, refit_solution(model, ds))
+        _stage(model, "done")
         return
     solutions = {}
     try:
@@ -98,6 +102,18 @@ def refit_dag(model: CMCL, ds: CrossModalDataset) -> None:
                 "%d in the %s's (%.3f)", kept, edges[kept], effect_spread(solutions[kept].effect_ratios),
                 edges[other], other, effect_spread(solutions[other].effect_ratios))
     keep_refit(model, solutions[kept], extra_seconds=solutions[other].seconds)
+    _stage(model, f"done (shift latents read in the {kept}'s axes)")
+
+
+def _stage(model: CMCL, text: str) -> None:
+    """One stderr line naming a stage of the final refit when progress is shown (the refit can take
+    minutes on many variables and latents; a log otherwise shows nothing between the last epoch and
+    the outputs)."""
+    if model.progress:
+        start = getattr(model, "_refit_started", None)
+        clock = "" if start is None else f" [{time.monotonic() - start:.0f} s]"
+        sys.stderr.write(f"final refit: {text}{clock}\n")
+        sys.stderr.flush()
 
 
 def latent_table(model: CMCL, ds: CrossModalDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,11 +146,13 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
 
     enc = model.encoding_
     d = len(enc.variables)
+    _stage(model, f"encoding the rows{label}")
     V, post_var = latent_table(model, ds)
     kinds = ["observed"] * d + ["latent"] * model.n_latents_
     exo = model._exogenous_idx()
     allowed = exogenous_mask(None if model.allow_all_edges else bipartite_mask(kinds), V.shape[1], exo)
     if model.refit_orient == "anm":
+        _stage(model, f"orienting variable–latent pairs{label}")
         allowed = orientation_mask(model, V.numpy(), allowed)
     refit = functools.partial(
         fit_notears, V, [v.type for v in enc.variables] + [VarType.CONTINUOUS] * model.n_latents_,
@@ -157,6 +175,8 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
             allowed[d:, b] = True  # both directions were open before the pairwise orientation
         allowed = exogenous_mask(allowed, V.shape[1], exo)
         seconds = sol.seconds
+        _stage(model, f"solving again with {len(forced)} root(s) that depend on an exogenous variable made "
+                      f"children of the latents{label}")
         sol = solve(allowed)
         sol.seconds += seconds
         conflicts = _unexplained(model, sol.model, V, exo)
@@ -173,6 +193,7 @@ def _solve_with_min_effect(model: CMCL, refit: Any, allowed: torch.Tensor | None
                            post_var: torch.Tensor, names: Sequence[str], label: str) -> RefitSolution:
     """Solve; then, up to three times, leave out the variable -> latent edges below ``min_effect``
     and solve again (a refit without the weak edges may lean on another edge)."""
+    _stage(model, f"solving the DAG over {len(names)} nodes{label}")
     res = refit(allowed=allowed)
     seconds = res.seconds
     ratios = effect_ratios(model, res.model, V, post_var)
@@ -193,6 +214,8 @@ def _solve_with_min_effect(model: CMCL, refit: Any, allowed: torch.Tensor | None
             logger.info("edge %s -> %s left out%s: the variance of the latent's mean it accounts for is %.2f × "
                         "the latent's posterior variance (min_effect %g)", names[i], names[j], label,
                         ratios[(i, j)], model.min_effect)
+        _stage(model, f"solving again without {len(weak)} edge(s) below min_effect (round {rounds + 1} of at "
+                      f"most 3){label}")
         res = refit(allowed=allowed)
         seconds += res.seconds
         ratios = effect_ratios(model, res.model, V, post_var)
