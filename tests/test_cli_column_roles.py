@@ -131,3 +131,15 @@ def test_max_pixels_is_one_option_for_info_and_fit(messy, tmp_path, capsys):
     assert "at most 100 are allowed" in capsys.readouterr().err and not out.exists()
     assert main(["info", str(messy), *ROLES, "--max-pixels", "0"]) == 2
     assert "--max-pixels 0: must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--id-column", "patient_id"], []])
+def test_a_repeated_id_is_refused_naming_both_rows(messy, capsys, flags):
+    t = pd.read_csv(messy / "table.csv", keep_default_na=False)
+    t.loc[41, "patient_id"] = t.loc[6, "patient_id"]
+    t.to_csv(messy / "table.csv", index=False)
+    assert main(["info", str(messy), *ROLES, *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert (f"column 'patient_id': id '{t.loc[6, 'patient_id']}' is in row 7 and row 42; row ids must be distinct "
+            "(pass --ignore patient_id if the column is not a row id)") in err

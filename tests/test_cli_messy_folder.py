@@ -96,6 +96,8 @@ def test_info_reads_the_messy_folder(messy, capsys):
     assert f"{N - len(DROPPED)} rows" in out
     assert "row ids: column 'patient_id' (not a variable)" in out
     assert "mixed grayscale and RGB" in out
+    assert f"rows dropped (--missing drop): {len(DROPPED)} of {N}: empty cell in column " in out
+    assert "rows " + ", ".join(str(r) for r in sorted(DROPPED)) in out
     names = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") >= 3]
     assert names == ["age", "site", "score"]
 
@@ -188,3 +190,22 @@ def test_a_bad_selection_is_one_line_naming_the_option(run, tmp_path, capsys, ar
     line = _one_line_error(capsys)
     assert code == 2 and needle in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".npz", ""])
+def test_convert_takes_the_role_flags_and_writes_what_a_fit_reads(messy, tmp_path, capsys, suffix):
+    out = tmp_path / f"clean{suffix}"
+    assert main(["convert", str(messy), "--out", str(out), *ROLES, "--image-size", "16"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0  # the standard layout: no role flags needed any more
+    text = capsys.readouterr().out
+    assert f"{N - len(DROPPED)} rows, images 3×16×16" in text and "row ids: column 'id' (not a variable)" in text
+    names = [line.split("│")[1].strip() for line in text.splitlines() if line.count("│") >= 3]
+    assert names == ["age", "site", "score"]
+    from xcausal.data.dataset import load_dataset
+
+    ds = load_dataset(out)
+    kept = [i for i in range(N) if i + 1 not in DROPPED]
+    assert list(ds.ids) == [_pid(i) for i in kept]
+    assert main(["convert", str(messy), "--out", str(tmp_path / "x.npz"), "--image-column", "image_path"]) == 2
+    assert "empty cell" in _one_line_error(capsys)

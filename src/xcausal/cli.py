@@ -169,19 +169,35 @@ def simulate(
 
 
 # --------------------------------------------------------------------------- convert
-@app.command()
-def convert(
-    src: Annotated[Path, typer.Argument(help="Dataset directory or .npz file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output: a .npz file or a directory.")],
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Resize images (default: keep stored size).")] = None,
-    channels: Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB); default as stored.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
-) -> None:
-    """Convert a dataset directory to one .npz, or a .npz to a directory."""
+def convert(src: Path, out: Path, overwrite: bool = False, **options: Any) -> None:
+    """Convert a dataset directory to one .npz, or a .npz to a directory (with the data options a
+    fit would use: roles, missing rows, types; images at their stored size unless --image-size)."""
     from xcausal.data.dataset import convert_dataset
 
-    convert_dataset(src, out, image_size=image_size, channels=channels, overwrite=overwrite)
+    given = _given(options)
+    if options.get("image_size") is None:
+        given["image_size"] = None
+    convert_dataset(src, out, overwrite=overwrite, **given)
     err_console.print(f"wrote {out}")
+
+
+def _convert_parameters() -> list[inspect.Parameter]:
+    """convert's parameters: source, output, --overwrite, then every data option of fit."""
+    from xcausal.options import DATA_OPTIONS, FIT_OPTIONS
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [inspect.Parameter("src", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+                Path, typer.Argument(help="Dataset directory or .npz file.")]),
+            inspect.Parameter("out", kw, annotation=Annotated[
+                Path, typer.Option("--out", "-o", help="Output: a .npz file or a directory.")]),
+            inspect.Parameter("overwrite", kw, default=False, annotation=Annotated[
+                bool, typer.Option("--overwrite", help="Replace OUT if it exists.")])] + \
+        [_option_parameter(o, help=o.help[0].upper() + o.help[1:] + ".") for o in (FIT_OPTIONS[n] for n in DATA_OPTIONS)]
+
+
+convert.__signature__ = inspect.Signature(_convert_parameters(), return_annotation=None)  # type: ignore[attr-defined]
+convert.__annotations__ = {p.name: p.annotation for p in convert.__signature__.parameters.values()}  # type: ignore[attr-defined]
+app.command()(convert)
 
 
 # --------------------------------------------------------------------------- info
@@ -200,6 +216,14 @@ def info(data: Path, **options: Any) -> None:
                           soft_wrap=True, highlight=False)
     if ds.id_column is not None:
         out_console.print(f"row ids: column '{ds.id_column}' (not a variable)", soft_wrap=True)
+    if ds.dropped_rows:
+        from collections import Counter
+
+        why = Counter(ds.dropped_rows.values()).most_common()
+        shown = "; ".join(f"{reason} ({k})" for reason, k in why[:5]) + ("; …" if len(why) > 5 else "")
+        first = ", ".join(str(r) for r in sorted(ds.dropped_rows)[:10]) + (" …" if len(ds.dropped_rows) > 10 else "")
+        out_console.print(f"rows dropped (--missing drop): {len(ds.dropped_rows)} of {ds.table_rows}: {shown}; "
+                          f"rows {first}", soft_wrap=True, highlight=False)
     t = Table()
     t.add_column("variable")
     t.add_column("type")

@@ -390,8 +390,24 @@ def _column_roles(
             if c != image_column and c not in forced and _is_identifier(table[c], max_categories):
                 logger.info("%s: column '%s' (%d distinct texts in %d rows) is taken as the row id, not a variable "
                             "(--id-column or --ignore to choose otherwise)", where, c, table[c].nunique(), len(table))
+                _check_distinct_ids(table[c], where)
                 return table, c
+    if id_column is not None:
+        _check_distinct_ids(table[id_column], where)
     return table, id_column
+
+
+def _check_distinct_ids(col: pd.Series, where: str) -> None:
+    """DataError naming the first repeated id and both its rows: ids select rows (``--ids``) and
+    label outputs, so each must name one row (empty cells are missing values, not ids)."""
+    texts = col.astype(str).str.strip().where(col.notna(), "")
+    dup = texts.duplicated(keep=False).to_numpy() & (texts != "").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        j = int(np.flatnonzero(dup & (texts == texts.iloc[i]).to_numpy())[1])
+        raise DataError(f"{where}, column '{col.name}': id '{cut_middle(texts.iloc[i], 60)}' is in row "
+                        f"{_row_label(col, i)} and row {_row_label(col, j)}; row ids must be distinct (pass "
+                        f"--ignore {col.name} if the column is not a row id)")
 
 
 def _check_cells(table: pd.DataFrame, where: str) -> None:
@@ -1723,15 +1739,26 @@ def dataset_images_native(ds: CrossModalDataset) -> np.ndarray:
 
 
 def convert_dataset(src: str | Path, out: str | Path, *, image_size: int | None = None,
-                    channels: int | None = None, overwrite: bool = False) -> Path:
-    """Directory -> npz or npz -> directory, decided by ``out``'s suffix."""
+                    channels: int | None = None, overwrite: bool = False, **data_options) -> Path:
+    """Directory -> npz or npz -> directory, decided by ``out``'s suffix.
+
+    ``data_options`` are :func:`load_dataset`'s (column roles, missing, types, ...): the output
+    holds what a fit would read — the variables, the ids as the standard ``id`` column, the rows
+    kept — in the standard layout. Without ``image_size`` the images keep their stored size."""
     check_output(out, overwrite=overwrite, kind="file" if str(out).endswith(".npz") else "directory")
-    ds = load_dataset(src, image_size=image_size or 32, channels=channels)
+    ds = load_dataset(src, image_size=image_size or 32, channels=channels, **data_options)
     if image_size is None:
-        images = dataset_images_native(ds) if ds.image_paths is not None else _native_npz_images(src, channels)
+        images = dataset_images_native(ds) if ds.image_paths is not None else \
+            _native_npz_images(src, channels)[np.asarray(ds.row_numbers) - 1]
     else:
         images = ds.images()
-    table = ds.table.copy()
+    names = [v.name for v in ds.variables]
+    table = ds.table[names].copy()
+    if ds.ids is not None:
+        if "id" in names:
+            raise DataError(f"{src}: a variable is called 'id', the name the converted ids would take; pass "
+                            "--ignore for the id column or rename the variable")
+        table.insert(0, "id", ds.ids)
     if str(out).endswith(".npz"):
         return save_dataset_npz(out, images, table, truth=ds.truth, latents=ds.true_latents, overwrite=overwrite,
                                 modalities=ds.modalities)
