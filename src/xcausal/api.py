@@ -661,9 +661,30 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
     else:
         what = f"{g.relation(var).value} in the learned graph"
     note = extrapolated(ds, var, values)
+    caution = _contradicts_data(ds, var, values, cols[-1] - cols[1]) if len(values) > 1 else None
     image_grid(cols, titles, out, row_titles=[row_label(ds, r) for r in rng_rows],
-               title=f"interventions on {var} ({what})" + (f"; {note}" if note else ""))
+               title=f"interventions on {var} ({what})" + (f"; {note}" if note else "")
+               + ("; CAUTION: opposite to the data" if caution else ""))
     return Path(out)
+
+
+def _contradicts_data(ds: CrossModalDataset, var: str, values: Sequence[Any], signed: np.ndarray) -> str | None:
+    """When the generated images get brighter (darker) from the first to the last value while the
+    real images get darker (brighter) over the same pixels as ``var`` rises: a warning (logged, and
+    returned), else None."""
+    from xcausal.effects import check_against_data, image_change
+
+    if var not in ds.variable_names:
+        return None
+    change = image_change(signed)
+    trend = check_against_data(ds, var, values, change)
+    if trend is None or trend.sign == 0 or trend.sign == change.sign:
+        return None
+    msg = (f"do({var}) makes the generated images {change.direction} in the {change.where}, but the real images "
+           f"there are {'brighter' if trend.sign > 0 else 'darker'} where {var} is higher ({trend.text()}): the "
+           "grid contradicts the data; do not read it as the effect of " + var)
+    logger.warning(msg)
+    return msg
 
 
 def explain_latent(run: str | Path, latent: str, out: str | Path, *, rows: RowSelection = None,

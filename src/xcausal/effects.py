@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageChange", "image_change", "DataTrend", "data_trend", "UNCHANGED_GREY", "DOMINANCE"]
+__all__ = ["ImageChange", "image_change", "DataTrend", "data_trend", "check_against_data", "region_name",
+           "UNCHANGED_GREY", "DOMINANCE"]
 
 #: mean |change| below this many grey levels (of 255) per pixel counts as no change
 UNCHANGED_GREY = 0.5
@@ -143,3 +144,28 @@ def data_trend(images: np.ndarray, values: np.ndarray, mask: np.ndarray, *, cont
     se = float(np.sqrt(hi.var(ddof=1) / len(hi) + lo.var(ddof=1) / len(lo)))
     stat = float((hi.mean() - lo.mean()) / se) if se > 0 else 0.0
     return DataTrend(stat, 2.0, len(hi) + len(lo), "difference")
+
+
+#: rows of real images a data check reads (evenly spaced over the table)
+TREND_ROWS = 1000
+
+
+def check_against_data(ds, var_name: str, values, change: ImageChange) -> DataTrend | None:
+    """The real images' trend, over the pixels that brighten (or darken) most under the
+    intervention, with variable ``var_name`` of dataset ``ds``: compare its ``sign`` with
+    ``change.sign``. For a categorical variable the rows at ``values[-1]`` are compared with those at
+    ``values[0]``. None when the change is not simply brighter or darker, or nothing can be measured."""
+    if change.direction not in ("brighter", "darker"):
+        return None
+    from xcausal.types import VarType
+
+    mask = change.up if change.direction == "brighter" else change.down
+    j = ds.variable_names.index(var_name)
+    var = ds.variables[j]
+    idx = [int(i) for i in np.linspace(0, len(ds) - 1, num=min(len(ds), TREND_ROWS)).round()]
+    continuous = var.type is VarType.CONTINUOUS
+    first = last = None
+    if not continuous:
+        cats = [str(c) for c in var.categories]
+        first, last = float(cats.index(str(values[0]))), float(cats.index(str(values[-1])))
+    return data_trend(ds.images(idx), np.asarray(ds.u[idx, j]), mask, continuous=continuous, first=first, last=last)

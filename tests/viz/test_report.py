@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -490,6 +491,9 @@ class _FakeCausalModel:
         cf = np.clip(x + self.sign * self.scale * float(v) * self.template[None, None], 0, 1)
         return {"original": x, "reconstruction": x, "counterfactual": cf.astype(np.float32)}
 
+    def intervene(self, values, ds, *, rows):
+        return self.counterfactual(ds, values, rows=rows)["counterfactual"]
+
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_the_stated_sign_matches_the_generated_images_and_a_contradiction_with_the_data_is_said(
@@ -522,3 +526,30 @@ def test_the_stated_sign_matches_the_generated_images_and_a_contradiction_with_t
         assert "Caution" not in text
     else:
         assert "Caution: in the real images the" in text and "the opposite of this grid" in text
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_intervene_warns_when_its_grid_contradicts_the_data(run_copy, monkeypatch, tmp_path, caplog, sign):
+    import logging
+
+    import xcausal.api
+    from xcausal.api import load_run_dataset
+    from xcausal.types import Graph
+
+    set_edges(run_copy, [{"source": "u1", "target": "z1", "weight": 0.8}])
+    ds = load_run_dataset(run_copy)
+    u = np.asarray(ds.u[:, ds.variable_names.index("u1")], dtype=np.float64)
+    x = ds.images(list(range(len(ds)))).mean(axis=1)
+    corr = ((x - x.mean(0)) * (u - u.mean())[:, None, None]).mean(0) / (x.std(0) * u.std() + 1e-9)
+    fake = _FakeCausalModel(np.where(corr >= np.quantile(corr, 0.9), 1.0, 0.0), sign, 0.5 / np.ptp(u))
+    fake.graph_obj_ = Graph.from_dict(json.loads((run_copy / "graph.json").read_text()))
+    monkeypatch.setattr(xcausal.api, "load_generative_model", lambda *a, **k: fake)
+    lo, hi = np.quantile(u, [0.05, 0.95])
+    with caplog.at_level(logging.WARNING, logger="xcausal.api"):
+        xcausal.api.intervention_grid(run_copy, "u1", [float(lo), float(hi)], tmp_path / "g.png", samples=4)
+    warned = [r.getMessage() for r in caplog.records if "contradicts the data" in r.getMessage()]
+    if sign > 0:
+        assert not warned
+    else:
+        assert len(warned) == 1 and warned[0].startswith("do(u1) makes the generated images darker in the ")
+        assert "but the real images there are brighter where u1 is higher (Spearman ρ = +" in warned[0]

@@ -52,7 +52,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from xcausal import __version__
-from xcausal.effects import ImageChange, data_trend, image_change, region_name
+from xcausal.effects import ImageChange, check_against_data, image_change, region_name
 from xcausal.io import DataError
 from xcausal.rows import row_label
 from xcausal.types import Edge, Graph, Relation, VarType
@@ -571,24 +571,11 @@ def _effect_arrow(var: Any, values: list[Any], change: ImageChange) -> str:
     return f" In short: {cause} → {change.direction} {change.where}."
 
 
-_TREND_ROWS = 1000  # rows of real images the data check reads (evenly spaced over the table)
-
-
 def _data_check(r: _Run, var: Any, values: list[Any], change: ImageChange) -> str:
     """Whether the real images go the way the generated ones do over the pixels that change most;
     a sentence saying so, or warning that the grid contradicts the data."""
-    if change.direction not in ("brighter", "darker"):
-        return ""
-    mask = change.up if change.direction == "brighter" else change.down
-    j = r.ds.variable_names.index(var.name)
-    idx = [int(i) for i in np.linspace(0, len(r.ds) - 1, num=min(len(r.ds), _TREND_ROWS)).round()]
-    continuous = var.type is VarType.CONTINUOUS
-    first = last = None
-    if not continuous:
-        first, last = float(list(var.categories).index(str(values[0]))), float(list(var.categories).index(str(values[-1])))
     try:
-        trend = data_trend(r.ds.images(idx), np.asarray(r.ds.u[idx, j]), mask, continuous=continuous,
-                           first=first, last=last)
+        trend = check_against_data(r.ds, var.name, values, change)
     except (DataError, OSError) as exc:
         logger.warning("report: the data check of %s was skipped: %s", var.name, exc)
         return ""
