@@ -60,10 +60,14 @@ def test_image_column_ignore_and_distinct_text_taken_as_id(tmp_path, caplog):
 
 def test_named_id_column_is_not_a_variable(tmp_path):
     cols = _messy()
-    cols["patient_id"] = [str(i % 3) for i in range(N)]  # few levels: would be a categorical variable
+    cols["patient_id"] = [str(1000 + 7 * i) for i in range(N)]  # numbers: would be a continuous variable
     ds = load_dataset(_write(tmp_path, cols), image_size=8, image_column="image_path", id_column="patient_id",
                       ignore=["notes"])
     assert ds.variable_names == ["age", "covid"] and ds.id_column == "patient_id"
+    cols["patient_id"] = [str(i % 3) for i in range(N)]  # a group, not a row id: refused
+    with pytest.raises(DataError, match=r"column 'patient_id': id '0' is in row 1 and row 4; row ids must be distinct"):
+        load_dataset(_write(tmp_path / "again", cols), image_size=8, image_column="image_path",
+                     id_column="patient_id", ignore=["notes"])
 
 
 def test_a_second_identifier_is_refused_naming_both_flags(tmp_path):
@@ -80,7 +84,7 @@ def test_a_second_identifier_is_refused_naming_both_flags(tmp_path):
 
 def test_identifier_beside_a_named_id_column_is_refused(tmp_path):
     cols = _messy()
-    cols["record"] = [f"r{i % 5}" for i in range(N)]
+    cols["record"] = [f"r{1000 + i}" for i in range(N)]
     with pytest.raises(DataError, match="column 'patient_id': 30 distinct texts in 30 rows, an identifier and not "
                                         "a variable; pass --id-column patient_id .* or --ignore patient_id"):
         load_dataset(_write(tmp_path, cols), image_size=8, image_column="image_path", id_column="record",
