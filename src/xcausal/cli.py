@@ -113,10 +113,14 @@ def _check_selection(rows: str | None, ids: str | None, samples: int) -> None:
 
 
 # --------------------------------------------------------------------------- simulate
+REALISTIC_FAMILIES = ("morpho", "marker", "site", "anticausal", "chain", "unrelated", "mixed")
+"""``--kind`` values of the realistic families (xcausal.data.realistic, kept equal by a test)."""
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (or a .npz file).")],
-    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality), or xray-phantom (chest-radiograph-like phantoms with infected, age, opacity_score, site).")] = "appendix-e",
+    kind: Annotated[str, typer.Option("--kind", help="appendix-e (the paper's synthetic graphs), mnist-rotate or mnist-shift (real MNIST digits, Sec. 4.2 / App. E.3), circles (RGB circles with binary hue/radius/shift and a stress-strain curve modality), xray-phantom (chest-radiograph-like phantoms with infected, age, opacity_score, site), or a realistic family on MNIST digits: morpho, marker, site, anticausal, chain, unrelated, mixed (docs/realistic_suite.md).")] = "appendix-e",
     graph: Annotated[str, typer.Option("--graph", help="appendix-e: graph spec E/N (E structured variables, N-E latents), or 'first'.")] = "5/10",
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the data are a pure function of it).")] = 0,
@@ -125,7 +129,7 @@ def simulate(
     circles_dag: Annotated[str, typer.Option("--circles-dag", help="circles: DAG over hue, radius, shift: v-structure, chain or independent.")] = "v-structure",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, circles, or x-ray phantoms."""
+    """Simulate a benchmark dataset: the CMCL paper's Appendix-E graphs, rotated / shifted MNIST, circles, x-ray phantoms, or a realistic MNIST family."""
     from xcausal.data.dataset import save_dataset_dir, save_dataset_npz
     from xcausal.io import DataError, check_output
 
@@ -159,8 +163,16 @@ def simulate(
             raise DataError(f"--image-size {image_size}: xray-phantom needs at least {MIN_IMAGE_SIZE}")
         sim = simulate_xray_phantom(n, seed=seed, image_size=image_size)
         what = f"x-ray phantoms ({image_size} px; infected, age, opacity_score, site)"
+    elif kind in REALISTIC_FAMILIES:
+        from xcausal.data.realistic import MIN_IMAGE_SIZE as MIN_REALISTIC_SIZE, simulate_realistic
+
+        if image_size < MIN_REALISTIC_SIZE:
+            raise DataError(f"--image-size {image_size}: {kind} needs at least {MIN_REALISTIC_SIZE}")
+        sim = simulate_realistic(kind, n, seed=seed, image_size=image_size)
+        what = f"realistic {kind} ({image_size} px; {', '.join(sim.table.columns)})"
     else:
-        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift, circles or xray-phantom")
+        raise DataError(f"--kind {kind}: must be appendix-e, mnist-rotate, mnist-shift, circles, xray-phantom, "
+                        f"or one of the realistic families {', '.join(REALISTIC_FAMILIES)}")
     save = save_dataset_npz if str(out).endswith(".npz") else save_dataset_dir
     kw = {"extra_files": {"simulation.json": sim.info}} if save is save_dataset_dir else {}
     save(out, sim.images, sim.table, truth=sim.truth, latents=sim.latents, overwrite=overwrite,
