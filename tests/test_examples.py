@@ -44,3 +44,25 @@ def test_circles_example_runs_with_tiny_arguments(tmp_path, capsys):
     assert "cluster accuracy" in out and "do(hue)" in out
     assert (tmp_path / "c" / "interventions.png").is_file()
     assert (tmp_path / "fig" / "circles_causal_pima_interventions.png").is_file()
+
+
+import clinic_folder  # noqa: E402
+
+
+def test_clinic_folder_is_messy_and_info_reads_it_with_the_role_flags(tmp_path, capsys):
+    import pandas as pd
+
+    from xcausal.cli import main
+
+    root = tmp_path / "clinic"
+    assert clinic_folder.main(["--out", str(root), "--n", "40", "--image-size", "16"]) == 0
+    t = pd.read_csv(root / "table.csv", keep_default_na=False)
+    assert list(t.columns[:2]) == ["patient_id", "image_path"] and (t["weight"] == "").sum() == 22
+    assert set(t["implant"]) == {"yes", "no"} and any(" " in p for p in t["image_path"])
+    assert {p.rsplit(".", 1)[1] for p in t["image_path"]} == {"png", "jpg"}
+    capsys.readouterr()
+    assert main(["info", str(root), "--image-column", "image_path", "--id-column", "patient_id", "--ignore", "notes",
+                 "--missing", "drop"]) == 0
+    out = capsys.readouterr().out
+    assert "18 rows" in out and "stored up to 32 px, downscaled to 16" in out
+    assert "rows dropped (--missing drop): 22 of 40" in out and "ground truth: 5 edge(s) over 11 nodes" in out

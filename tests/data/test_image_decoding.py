@@ -228,7 +228,7 @@ def test_images_over_the_pixel_limit_are_refused_without_a_pil_warning(tmp_path,
     msg = str(exc.value)
     assert msg.startswith(f"{d / 'images' / '5.png'}: image ") and "(row 6)" in msg and "\n" not in msg
     if w * h < 2 * Image.MAX_IMAGE_PIXELS:
-        assert msg.endswith(f"of {w}×{h} = {w * h:,} pixels; at most 64,000,000 are allowed (row 6)")
+        assert msg.endswith(f"of {w}×{h} = {w * h:,} pixels; at most 64,000,000 are allowed (row 6) (--max-pixels)")
 
 
 def test_max_pixels(tmp_path):
@@ -236,7 +236,7 @@ def test_max_pixels(tmp_path):
     assert len(load_dataset(d, max_pixels=200)) == N
     with pytest.raises(DataError, match=r"0\.png: image of 10×20 = 200 pixels; at most 199 are allowed \(row 1\)"):
         load_dataset(d, max_pixels=199)
-    with pytest.raises(DataError, match="max_pixels"):
+    with pytest.raises(DataError, match="--max-pixels 0: must be a positive integer"):
         load_dataset(d, max_pixels=0)
 
 
