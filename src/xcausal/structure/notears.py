@@ -905,6 +905,7 @@ def fit_notears(V: np.ndarray | torch.Tensor, node_types: Sequence[VarType | str
     trainer = NotearsTrainer(lambda1=lambda1, lambda2=lambda2, h_func=h_func, w_threshold=w_threshold,
                              optimizer=optimizer, max_outer=max_outer, inner_steps=inner_steps, lr=lr,
                              inner_tol=inner_tol, warmup_steps=warmup_steps, h_tol=h_tol, rho_max=rho_max)
+    model._check_v(t)
     cont = torch.tensor([ty is VarType.CONTINUOUS for ty in types], device=t.device)
     if not standardize or not bool(cont.any()):
         return trainer.train(model, t)
