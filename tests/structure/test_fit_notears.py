@@ -68,10 +68,13 @@ def test_gauss_nll_orientation_survives_rescaling():
     with learned per-node variances is scale-invariant and keeps cause -> effect."""
     b = np.array([[0.0, 1.0], [0.0, 0.0]])
     x = _data(b, 1) * np.array([5.0, 1.0])
-    res = fit_notears(x, ["continuous"] * 2, score="gauss_nll", **FAST)
+    res = fit_notears(x, ["continuous"] * 2, score="gauss_nll", standardize=False, **FAST)
     assert shd(b, res.adjacency) == 0, res.W
-    res = fit_notears(x, ["continuous"] * 2, score="mse", **FAST)
+    res = fit_notears(x, ["continuous"] * 2, score="mse", standardize=False, **FAST)
     assert shd(b, res.adjacency.T) == 0, res.W  # reversed, as documented by Reisach et al.
+    # fit_notears standardises by default: the least-squares score then keeps cause -> effect too
+    res = fit_notears(x, ["continuous"] * 2, score="mse", **FAST)
+    assert shd(b, res.adjacency) == 0, res.W
 
 
 def _bipartite_data(case: str, seed: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
@@ -169,3 +172,56 @@ def test_input_validation():
     model = NotearsMLP(node_types=["continuous"] * 2, hidden=(3,))
     with pytest.raises(ValueError, match="float64"):
         NotearsTrainer().train(model, torch.zeros(5, 2, dtype=torch.float64))
+
+
+def test_raw_units_do_not_change_the_graph():
+    """fit_notears standardises continuous columns itself: multiplying one column by 1000 (and
+    shifting another) leaves the learned graph unchanged, and W comes back in original units."""
+    b = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    x = _data(b, 2)
+    res = fit_notears(x, ["continuous"] * 3, **FAST)
+    factor = np.array([1000.0, 1.0, 1.0])
+    shift = np.array([0.0, 0.0, 50.0])
+    res_raw = fit_notears(x * factor + shift, ["continuous"] * 3, **FAST)
+    np.testing.assert_array_equal(res.adjacency != 0, res_raw.adjacency != 0)
+    # the same problem up to rounding (L-BFGS-B amplifies the last digits a little)
+    np.testing.assert_allclose(res_raw.W_standardized, res.W_standardized, rtol=0.05, atol=0.01)
+    np.testing.assert_allclose(res_raw.W * factor[:, None], res.W, rtol=0.05, atol=0.01)  # original units
+
+
+def test_standardization_fold_is_exact():
+    """The model trained on standardised columns, rewritten into original units, gives the same
+    predictions (in original units) and the same NLL up to the Jacobian term."""
+    import copy
+
+    from xcausal.structure.notears import _fold_standardization_
+
+    gen = torch.Generator().manual_seed(0)
+    types = ["continuous", "binary", "continuous", "categorical"]
+    m = NotearsMLP(node_types=types, n_categories=[1, 2, 1, 3], hidden=(6, 4), generator=gen, dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    Z = np.stack([rng.normal(size=50), rng.integers(0, 2, 50), rng.normal(size=50), rng.integers(0, 3, 50)], 1)
+    mean = torch.tensor([3.0, 0.0, -40.0, 0.0], dtype=torch.float64)
+    scale = torch.tensor([1000.0, 1.0, 0.01, 1.0], dtype=torch.float64)
+    Zt = torch.from_numpy(Z)
+    V = Zt * scale + mean
+    folded = copy.deepcopy(m)
+    _fold_standardization_(folded, mean, scale)
+    with torch.no_grad():
+        p_std, p_raw = m.predict(Zt), folded.predict(V)
+        torch.testing.assert_close(p_raw, p_std * scale + mean, rtol=1e-10, atol=1e-8)
+        jac = torch.log(scale) * torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+        torch.testing.assert_close(folded.node_nll(V), m.node_nll(Zt) + jac, rtol=1e-10, atol=1e-8)
+        torch.testing.assert_close(folded.adjacency() * scale[:, None] ** torch.tensor([1.0, 0, 1, 0])[:, None]
+                                   .to(torch.float64), m.adjacency(), rtol=1e-10, atol=1e-12)
+
+
+def test_standardize_off_keeps_the_scale_dependence():
+    """With ``standardize=False`` the data are used as given: a column in milli-units (x 1000) loses
+    its out-edge to the threshold (its first-layer weights shrink by 1000)."""
+    b = np.array([[0.0, 1.0], [0.0, 0.0]])
+    x = _data(b, 1) * np.array([1000.0, 1.0])
+    res = fit_notears(x, ["continuous"] * 2, standardize=False, **FAST)
+    assert res.W_standardized is None
+    assert shd(b, res.adjacency) >= 1, res.W
+    assert shd(b, fit_notears(x, ["continuous"] * 2, **FAST).adjacency) == 0

@@ -571,6 +571,9 @@ class NotearsResult:
         Wall time of training.
     model : NotearsMLP
         The trained model (in training dtype/device).
+    W_standardized : numpy.ndarray or None, shape (d, d)
+        :func:`fit_notears` with ``standardize=True``: ``W`` in the units the learner saw (continuous
+        columns standardised), the matrix that was thresholded. ``None`` otherwise.
     """
 
     W: np.ndarray
@@ -581,6 +584,7 @@ class NotearsResult:
     converged: bool
     seconds: float
     model: NotearsMLP = field(repr=False)
+    W_standardized: np.ndarray | None = field(default=None, repr=False)
 
 
 class NotearsTrainer:
@@ -823,18 +827,48 @@ def _to_tensor(V: np.ndarray | torch.Tensor, device: torch.device | str | None) 
     return t
 
 
+@torch.no_grad()
+def _fold_standardization_(model: NotearsMLP, mean: torch.Tensor, scale: torch.Tensor) -> None:
+    """Rewrite a model trained on ``(V - mean) / scale`` (continuous columns) so that it takes and
+    predicts ``V`` in its original units; exact (an affine change of the first layer's input and of
+    the last layer's output). ``mean``, ``scale`` (d,): 0 and 1 for non-continuous nodes."""
+    src = model._src
+    is_cont = torch.tensor([t is VarType.CONTINUOUS for t in model.node_types], device=mean.device)
+    col_mean = torch.where(is_cont[src], mean[src], torch.zeros_like(mean[src]))  # (D_in,)
+    col_scale = torch.where(is_cont[src], scale[src], torch.ones_like(scale[src]))
+    w1 = model.fc1_weight  # (D_in, d, h1): h = x_std @ w1 + b1 = x @ (w1 / s) + (b1 - (m / s) @ w1)
+    if model.fc1_bias is not None:
+        model.fc1_bias.sub_(torch.einsum("c,cjh->jh", col_mean / col_scale, w1 * model._in_mask))
+    w1.div_(col_scale[:, None, None])
+    # outputs: continuous node j predicts v_std; v = mean_j + scale_j * v_std
+    out_scale = torch.where(is_cont, scale, torch.ones_like(scale))
+    model.lc_weights[-1][:, :, 0].mul_(out_scale[:, None])
+    if model.bias:
+        model.lc_biases[-1][:, 0].mul_(out_scale).add_(torch.where(is_cont, mean, torch.zeros_like(mean)))
+    if model.log_var is not None:
+        model.log_var.add_(2.0 * torch.log(out_scale))
+
+
 def fit_notears(V: np.ndarray | torch.Tensor, node_types: Sequence[VarType | str], *,
                 n_categories: Sequence[int] | None = None, allowed: torch.Tensor | np.ndarray | None = None,
                 hidden: Sequence[int] = (10,), lambda1: float = 0.01, lambda2: float = 0.01,
-                h_func: HFunc = "logdet", score: Score = "gauss_nll", w_threshold: float = 0.3,
-                optimizer: InnerOptimizer = "lbfgsb", max_outer: int = 20, inner_steps: int = 500,
-                lr: float = 1e-2, inner_tol: float = 1e-6, warmup_steps: int = 200, h_tol: float = 1e-8,
-                rho_max: float = 1e16, seed: int = 0,
+                h_func: HFunc = "logdet", score: Score = "gauss_nll", standardize: bool = True,
+                w_threshold: float = 0.3, optimizer: InnerOptimizer = "lbfgsb", max_outer: int = 20,
+                inner_steps: int = 500, lr: float = 1e-2, inner_tol: float = 1e-6, warmup_steps: int = 200,
+                h_tol: float = 1e-8, rho_max: float = 1e16, seed: int = 0,
                 device: torch.device | str | None = None) -> NotearsResult:
     """Learn a DAG over the columns of ``V`` with NOTEARS-MLP (mixed node types).
 
-    The data are used as given: no standardisation (scale matters for ``score="mse"``; standardise
-    continuous columns yourself when their units are arbitrary).
+    By default (``standardize=True``) continuous columns are centred and scaled to unit standard
+    deviation before learning, so the result does not depend on their units: ``lambda1``,
+    ``lambda2`` and ``w_threshold`` are in standardised units, and rescaling a column (or not
+    standardising it beforehand) leaves the learned graph unchanged. The trained model is then
+    rewritten exactly into original units (it takes and predicts ``V`` as given), and ``W`` /
+    ``adjacency`` hold weights in original units (``W[i, j]`` of a continuous parent ``i`` is its
+    standardised value divided by column ``i``'s standard deviation); the edges are those of the
+    thresholded standardised ``W`` (kept as ``W_standardized``). Binary and categorical columns are
+    used as given. With ``standardize=False`` the data are used as given (the penalties, the threshold
+    and, for ``score="mse"``, the orientation then depend on the columns' scales).
 
     Parameters
     ----------
@@ -847,6 +881,8 @@ def fit_notears(V: np.ndarray | torch.Tensor, node_types: Sequence[VarType | str
     hidden : sequence of int, default (10,)
         MLP widths. One hidden layer of 10 is NOTEARS-MLP's own setting; deeper MLPs (CMCL's
         ``(10, 10, 10)``) need the Adam warm-up (``warmup_steps``) and are slower.
+    standardize : bool, default True
+        Learn on standardised continuous columns (see above). A constant column is centred only.
     lambda1, lambda2, h_func, w_threshold, optimizer, max_outer, inner_steps, lr, inner_tol, warmup_steps,
     h_tol, rho_max
         See :class:`NotearsTrainer`.
@@ -859,13 +895,28 @@ def fit_notears(V: np.ndarray | torch.Tensor, node_types: Sequence[VarType | str
     Returns
     -------
     NotearsResult
+        ``dropped_edges`` carry standardised weights when ``standardize=True``.
     """
     t = _to_tensor(V, device)
+    types = _as_var_types(node_types)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    model = NotearsMLP(node_types=node_types, n_categories=n_categories, hidden=hidden, allowed=allowed,
+    model = NotearsMLP(node_types=types, n_categories=n_categories, hidden=hidden, allowed=allowed,
                        score=score, generator=gen, device=t.device, dtype=t.dtype)
     trainer = NotearsTrainer(lambda1=lambda1, lambda2=lambda2, h_func=h_func, w_threshold=w_threshold,
                              optimizer=optimizer, max_outer=max_outer, inner_steps=inner_steps, lr=lr,
                              inner_tol=inner_tol, warmup_steps=warmup_steps, h_tol=h_tol, rho_max=rho_max)
-    return trainer.train(model, t)
-
+    model._check_v(t)
+    cont = torch.tensor([ty is VarType.CONTINUOUS for ty in types], device=t.device)
+    if not standardize or not bool(cont.any()):
+        return trainer.train(model, t)
+    mean = torch.where(cont, t.mean(dim=0), torch.zeros_like(t[0]))
+    sd = t.std(dim=0, unbiased=False)
+    scale = torch.where(cont & (sd > torch.finfo(t.dtype).eps * t.abs().amax(dim=0).clamp_min(1.0)), sd,
+                        torch.ones_like(sd))
+    res = trainer.train(model, (t - mean) / scale)
+    _fold_standardization_(model, mean, scale)
+    W = model.adjacency().detach().cpu().numpy().astype(float)
+    res.W_standardized = res.W
+    res.W = W
+    res.adjacency = np.where(res.adjacency != 0, W, 0.0)
+    return res

@@ -158,7 +158,7 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
         fit_notears, V, [v.type for v in enc.variables] + [VarType.CONTINUOUS] * model.n_latents_,
         n_categories=[v.n_categories for v in enc.variables] + [1] * model.n_latents_,
         hidden=tuple(model.dag_hidden), lambda1=model.lambda1, h_func=model.h_func,
-        w_threshold=model.w_threshold, seed=model.seed, device="cpu")
+        w_threshold=model.w_threshold, standardize=False, seed=model.seed, device="cpu")
     names = [v.name for v in enc.variables] + [f"z{j + 1}" for j in range(model.n_latents_)]
 
     def solve(allowed: torch.Tensor | None) -> RefitSolution:
