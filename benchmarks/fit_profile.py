@@ -12,6 +12,7 @@ The fit's own estimate (printed before it starts) and its measured seconds come 
 
     python benchmarks/fit_profile.py --out benchmarks/results/fit_profile [--sizes 32,64,128] [--n 1000]
         [--epochs E]   # E: a short run instead of the default epochs (smoke tests)
+        [--threads T]  # T torch threads (default: every core, as a default fit)
 
 Writes ``results.json`` and ``README.md`` (tables, machine, commit, command) into ``--out``, after
 every size. The machine must be otherwise idle for the times to mean anything.
@@ -98,7 +99,7 @@ def profiled(clock: Clock):
             setattr(o, n, f)
 
 
-def one_size(size: int, n: int, epochs: int | None, tmp: Path) -> dict:
+def one_size(size: int, n: int, epochs: int | None, tmp: Path, threads: int | None = None) -> dict:
     import torch
 
     from xcausal.api import FitConfig, fit
@@ -110,7 +111,10 @@ def one_size(size: int, n: int, epochs: int | None, tmp: Path) -> dict:
     if sim.returncode:
         raise RuntimeError(sim.stderr)
     clock = Clock()
-    cfg = FitConfig(data=str(data), out=str(run), image_size=size, device="cpu", quiet=True, epochs=epochs)
+    cfg = FitConfig(data=str(data), out=str(run), image_size=size, device="cpu", quiet=True, epochs=epochs,
+                    threads=threads)
+    if threads:  # what `xcausal fit --threads` does in its process
+        torch.set_num_threads(threads)
     w0, c0 = time.perf_counter(), time.process_time()
     with profiled(clock):
         fit(cfg)
@@ -154,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="32,64,128")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of the fits (default: every core)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in a.sizes.split(",")):
-            rows.append(one_size(size, a.n, a.epochs, Path(tmp)))
+            rows.append(one_size(size, a.n, a.epochs, Path(tmp), a.threads))
             print(json.dumps(rows[-1]), flush=True)
             (a.out / "results.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
             (a.out / "README.md").write_text(_readme(rows, argv))
