@@ -102,3 +102,22 @@ def test_info_and_fit_say_when_images_are_downscaled_and_fit_records_its_time(tm
     assert times["estimated"] > 0 and times["measured"] > 0
     assert main(["info", str(data), "--image-size", "80"]) == 0
     assert "downscaled" not in capsys.readouterr().out
+
+
+def test_orientation_work_follows_the_schedule():
+    from xcausal.cost import cmcl_orientation_work, estimate_fit_seconds
+
+    # 188 epochs: warm-up 38, passes every 5 epochs until epoch 141 -> 21 passes (as measured)
+    assert cmcl_orientation_work(epochs=188, continuous_variables=2, latents=6) == (21, 12)
+    assert cmcl_orientation_work(epochs=188, continuous_variables=2, latents=6, params={"orient": "dag"}) == (0, 0)
+    assert cmcl_orientation_work(epochs=188, continuous_variables=0, latents=6)[1] == 0
+    base = estimate_fit_seconds(rows=1000, epochs=10, batch_size=64, pass_seconds=0.1)
+    more = estimate_fit_seconds(rows=1000, epochs=10, batch_size=64, pass_seconds=0.1, orientation_passes=21,
+                                orientation_pairs=12)
+    assert more - base == pytest.approx(21 * 12 * 0.36)
+
+    def orient_part(rows):
+        kw = dict(rows=rows, epochs=10, batch_size=64, pass_seconds=0.1)
+        return estimate_fit_seconds(**kw, orientation_passes=21, orientation_pairs=12) - estimate_fit_seconds(**kw)
+
+    assert orient_part(4000) == pytest.approx(2 * orient_part(1000))  # at most 2,000 rows are scored

@@ -512,8 +512,9 @@ def _announce(cfg: FitConfig, ds: CrossModalDataset) -> float | None:
     estimated seconds (None for other methods, whose cost model is not measured)."""
     import sys
 
-    from xcausal.cost import clock_text, estimate_fit_seconds, probe_pass_seconds
-    from xcausal.models.cmcl.config import default_epochs
+    from xcausal.cost import clock_text, cmcl_orientation_work, estimate_fit_seconds, probe_pass_seconds
+    from xcausal.models.cmcl.config import default_epochs, default_latent_dim
+    from xcausal.types import VarType
 
     stored = max(ds.stored_sizes) if ds.stored_sizes else ds.image_size
     size = f"{ds.image_size} px"
@@ -527,7 +528,12 @@ def _announce(cfg: FitConfig, ds: CrossModalDataset) -> float | None:
     plan = tuple(cfg.channel_plan) if isinstance(cfg.channel_plan, list) else cfg.channel_plan
     probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(cfg.batch_size, len(ds)),
                                plan=plan, convs_per_stage=cfg.convs_per_stage)
-    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=cfg.batch_size, pass_seconds=probe)
+    passes, pairs = cmcl_orientation_work(
+        epochs=epochs, continuous_variables=sum(v.type is VarType.CONTINUOUS for v in ds.variables),
+        latents=cfg.latent_dim or default_latent_dim(len(ds.variables)),
+        params={k: getattr(cfg, k) for k in ("orient", "dag_warmup", "orient_every")})
+    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=cfg.batch_size, pass_seconds=probe,
+                                   orientation_passes=passes, orientation_pairs=pairs)
     if not cfg.quiet:
         sys.stderr.write(f"fit: {len(ds):,} images at {size}, {epochs} epochs of {-(-len(ds) // cfg.batch_size)} "
                          f"steps; estimated time {clock_text(seconds)}\n")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from xcausal.io import DataError
 
 __all__ = ["FitMemory", "estimate_fit_memory", "physical_memory", "check_fit_memory", "probe_pass_seconds",
-           "estimate_fit_seconds", "clock_text"]
+           "estimate_fit_seconds", "cmcl_orientation_work", "clock_text"]
 
 #: resident memory of the interpreter with torch, numpy and the package loaded (measured: 0.3 GiB)
 BASE_BYTES = 512 * 2**20
@@ -101,9 +101,13 @@ def check_fit_memory(est: FitMemory, *, options: str, limit: int | None = None) 
 #: of 1,000 images at 32, 64 and 128 px with one thread (a step took 1.15-1.8 probe passes)
 STEP_PASSES = 1.45
 STEP_OVERHEAD_S = 0.005
-#: seconds outside the steps: the anchor, the orientation passes, the final DAG refit and the
+#: seconds outside the steps and the orientation passes: the anchor, the final DAG refit and the
 #: outputs (20-40 s in those fits, whatever the image size)
 FIXED_S = 30.0
+#: seconds to orient one variable-latent pair on 1,000 rows during training (the pairwise score
+#: grows about linearly with the rows, at most 2,000 of which are used); measured on a default fit
+#: of 1,000 images (21 passes over 12 pairs: 92 s)
+PAIR_SECONDS_PER_1000_ROWS = 0.36
 
 
 def probe_pass_seconds(*, channels: int, image_size: int, batch_size: int, plan: str | tuple[int, ...] = "synthetic",
@@ -145,11 +149,28 @@ def probe_pass_seconds(*, channels: int, image_size: int, batch_size: int, plan:
     return min(times)  # the pass's own cost: a brief stall of a busy machine does not count
 
 
-def estimate_fit_seconds(*, rows: int, epochs: int, batch_size: int, pass_seconds: float) -> float:
-    """Estimated wall seconds of a CMCL fit: steps × (STEP_PASSES probe passes + overhead), plus the
-    fixed cost of the anchor, orientation, final refit and outputs."""
+def estimate_fit_seconds(*, rows: int, epochs: int, batch_size: int, pass_seconds: float,
+                         orientation_passes: int = 0, orientation_pairs: int = 0) -> float:
+    """Estimated wall seconds of a CMCL fit: steps × (STEP_PASSES probe passes + overhead), the
+    orientation passes (every continuous variable-latent pair counted: an upper bound, since only
+    pairs with an edge in play are scored) and the fixed cost of the anchor, final refit and outputs."""
     steps = epochs * max(1, -(-rows // batch_size))
-    return steps * (STEP_PASSES * pass_seconds + STEP_OVERHEAD_S) + FIXED_S
+    orient = orientation_passes * orientation_pairs * PAIR_SECONDS_PER_1000_ROWS * min(rows, 2000) / 1000
+    return steps * (STEP_PASSES * pass_seconds + STEP_OVERHEAD_S) + orient + FIXED_S
+
+
+def cmcl_orientation_work(*, epochs: int, continuous_variables: int, latents: int,
+                          params: dict | None = None) -> tuple[int, int]:
+    """(orientation passes, pairs) of a CMCL fit with these options (``params``: CMCL options that
+    differ from the defaults), for :func:`estimate_fit_seconds`."""
+    from xcausal.models.cmcl.config import OPTIONS
+
+    opt = {name: o.default for name, o in OPTIONS.items()} | dict(params or {})
+    if opt["orient"] != "anm":
+        return 0, 0
+    warm = int(round(opt["dag_warmup"] * epochs))
+    passes = sum(1 for e in range(warm, int(0.75 * epochs)) if (e - warm) % opt["orient_every"] == 0)
+    return passes, continuous_variables * latents
 
 
 def clock_text(seconds: float) -> str:
