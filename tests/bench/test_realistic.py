@@ -122,12 +122,15 @@ def test_config_quick_plan_and_bad_input(tmp_path):
             run_realistic_bench(RealisticBenchConfig(out=str(tmp_path / "bad"), **bad))
 
 
-def test_quick_run_writes_scores_and_resumes(tmp_path, monkeypatch):
-    cfg = RealisticBenchConfig(out=str(tmp_path / "rb"), quick=True, n=40, bootstrap=2,
-                               families=["marker", "chain"])
-    seen = []
-    out = run_realistic_bench(cfg, command="test", on_cell=lambda c, d, t, row: seen.append((c.family, d, t)))
-    assert seen == [("marker", 1, 2), ("chain", 2, 2)]
+def test_cli_quick_run_writes_scores_and_resumes(tmp_path, capsys, monkeypatch):
+    from xcausal.cli import main
+
+    out = tmp_path / "rb"
+    args = ["bench", "--suite", "realistic", "--quick", "--n", "40", "--bootstrap", "2", "--families", "marker,chain",
+            "--out", str(out)]
+    assert main(args) == 0
+    stdout, err = capsys.readouterr()
+    assert "[1/2] marker cmcl seed 0: " in err and "[2/2] chain cmcl seed 0: " in err and "| overall | cmcl |" in stdout
     for f in ("results.csv", "variables.csv", "summary.md", "bench.json"):
         assert (out / f).is_file(), f
     res = pd.read_csv(out / "results.csv")
@@ -136,17 +139,16 @@ def test_quick_run_writes_scores_and_resumes(tmp_path, monkeypatch):
                 "unchanged_share", "mcc", "fit_seconds", "n_variables", "n_right", "n_sign_judged"):
         assert col in res.columns, col
     assert res["verdict_accuracy"].between(0, 1).all() and res["mcc"].between(0, 1).all()
-    assert (res["fit_seconds"] > 0).all() and list(res["n_variables"]) == [1, 2]
+    assert (res["fit_seconds"] > 0).all() and list(res["n_variables"]) == [1, 2] and (res["image_size"] == 16).all()
     assert res["wrong_confident_rate"].between(0, 1).all() and (res["bootstrap_seconds"] > 0).all()
     var = pd.read_csv(out / "variables.csv")
     assert set(var["outcome"]) <= {"right", "wrong", "undetermined"} and len(var) == 3
     assert var["support"].isin([0.0, 0.5, 1.0]).all()  # shares of 2 refits
-    # chain: thickness_score is anti-causal, so the judge checked do() leaves the images unchanged
+    # chain: thickness_score is anti-causal, so the judge checked that its do() leaves the images unchanged
     ts = var[(var["family"] == "chain") & (var["variable"] == "thickness_score")].iloc[0]
     assert ts["true"] == "anti-causal" and ts["unchanged"] in (True, False)
     md = (out / "summary.md").read_text()
-    for header in ("verdict accuracy", "wrong & confident", "sign accuracy", "median ρ", "unchanged", "MCC",
-                   "| overall | cmcl |"):
+    for header in ("verdict accuracy", "wrong & confident", "sign accuracy", "median ρ", "unchanged", "MCC"):
         assert header in md, header
     assert json.loads((out / "bench.json").read_text())["config"]["families"] == ["marker", "chain"]
 
@@ -154,6 +156,5 @@ def test_quick_run_writes_scores_and_resumes(tmp_path, monkeypatch):
     import xcausal.bench.realistic as rb
 
     monkeypatch.setattr(rb, "run_realistic_cell", lambda *a, **k: pytest.fail("refitted a cached cell"))
-    seen.clear()
-    run_realistic_bench(cfg, command="again", on_cell=lambda *a: seen.append(a))
-    assert seen == [] and pd.read_csv(out / "results.csv").equals(res)
+    assert main(args) == 0
+    assert "[1/2]" not in capsys.readouterr().err and pd.read_csv(out / "results.csv").equals(res)

@@ -495,6 +495,8 @@ def _summary_row(rows: pd.DataFrame, var: pd.DataFrame) -> dict[str, str]:
     unch = var[var["unchanged"].notna()] if "unchanged" in var else var.iloc[:0]
     rhos = pd.to_numeric(signs["rho"], errors="coerce").dropna() if len(signs) else pd.Series(dtype=float)
     mcc = rows["mcc"].dropna()
+    mcc_text = "n/a" if mcc.empty else f"{mcc.mean():.2f}" + ("" if len(mcc) < 2 else f" ± {mcc.std(ddof=1):.2f}")
+    secs = rows["fit_seconds"].mean()
     return {
         COLUMNS["verdict_accuracy"]: _frac(v["n_right"], k),
         COLUMNS["undetermined_share"]: _frac(v["n_undetermined"], k),
@@ -502,9 +504,8 @@ def _summary_row(rows: pd.DataFrame, var: pd.DataFrame) -> dict[str, str]:
         COLUMNS["sign_accuracy"]: _frac(int(signs["sign_right"].astype(bool).sum()), len(signs)),
         COLUMNS["median_rho"]: "n/a" if rhos.empty else f"{rhos.median():.2f}",
         COLUMNS["unchanged_share"]: _frac(int(unch["unchanged"].astype(bool).sum()), len(unch)),
-        COLUMNS["mcc"]: "n/a" if mcc.empty else f"{mcc.mean():.2f}" + ("" if len(mcc) < 2 else f" ± {mcc.std(ddof=1):.2f}"),
-        COLUMNS["fit_seconds"]: f"{rows['fit_seconds'].mean():.0f}" if rows["fit_seconds"].mean() >= 10
-        else f"{rows['fit_seconds'].mean():.1f}",
+        COLUMNS["mcc"]: mcc_text,
+        COLUMNS["fit_seconds"]: f"{secs:.0f}" if secs >= 10 else f"{secs:.1f}",
     }
 
 
