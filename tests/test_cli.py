@@ -70,6 +70,10 @@ def test_convert_round_trip(sim_dir, tmp_path, capsys):
     (["simulate", "--kind", "mnist-spin", "--out", "{tmp}/x"], "--kind mnist-spin"),
     (["simulate", "--kind", "mnist-rotate", "--digits", "ten", "--out", "{tmp}/x"], "--digits ten"),
     (["bench", "--graphs", "3/1", "--out", "{tmp}/x"], "3/1"),
+    (["bench", "--suite", "realistic", "--families", "morpho,nope", "--out", "{tmp}/x"], "--families nope"),
+    (["bench", "--suite", "realistic", "--methods", "cmcl,pca+nope", "--out", "{tmp}/x"], "pca+nope"),
+    (["bench", "--suite", "realistic", "--graphs", "3/10", "--out", "{tmp}/x"], "only for --suite paper"),
+    (["bench", "--methods", "cmcl", "--out", "{tmp}/x"], "only for --suite realistic"),
 ])
 def test_bad_input_one_line_exit_2(args, needle, tmp_path, capsys):
     code, out, err = run_cli([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)

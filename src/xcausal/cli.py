@@ -571,31 +571,66 @@ def explain(
 @app.command()
 def bench(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes if it holds cached cells).")],
-    suite: Annotated[str, typer.Option("--suite", help="Benchmark suite: paper (CMCL paper Fig. 2, Tables 1-2).")] = "paper",
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per graph (the paper: 5).")] = 5,
+    suite: Annotated[str, typer.Option("--suite", help="paper (CMCL paper Fig. 2, Tables 1-2) or realistic (scenario families on MNIST digits and x-ray phantoms, judged by measuring the images; docs/realistic_suite.md).")] = "paper",
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds per graph or family (default: paper 5, realistic 3).", show_default=False)] = None,
     n: Annotated[int, typer.Option("--n", help="Samples per simulated dataset.")] = 2000,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs of every method (default: each method's own).")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Image side in pixels (default: 32; realistic --quick: 16; xray-phantom at least 32).", show_default=False)] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run in parallel (processes).")] = 1,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch and BLAS threads per parallel cell (default: cores // jobs).")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="joblib backend: loky, ray or dask.")] = "loky",
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (default: a local cluster).")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Two small graphs, one seed, 3 epochs, n = 300 (a smoke run).")] = False,
-    graphs: Annotated[Optional[str], typer.Option("--graphs", help="Figure-2 graphs, comma-separated (default: the paper's seven).")] = None,
-    table1_graphs: Annotated[Optional[str], typer.Option("--table1-graphs", help="Table-1 graphs (default: 3/10,5/10,8/16,10/20).")] = None,
-    ablation_graph: Annotated[str, typer.Option("--ablation-graph", help="Table-2 graph.")] = "20/40",
-    representations: Annotated[Optional[str], typer.Option("--representations", help="Figure-2 representation learners (default: betavae,factorvae,tcvae,ivae).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke run. paper: two small graphs, one seed, 3 epochs, n = 300; realistic: one seed, n <= 80, 16 px, 2 epochs, cmcl only unless --methods.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="joblib backend: loky, ray or dask.", rich_help_panel="Paper suite")] = "loky",
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (default: a local cluster).", rich_help_panel="Paper suite")] = None,
+    graphs: Annotated[Optional[str], typer.Option("--graphs", help="Figure-2 graphs, comma-separated (default: the paper's seven).", rich_help_panel="Paper suite")] = None,
+    table1_graphs: Annotated[Optional[str], typer.Option("--table1-graphs", help="Table-1 graphs (default: 3/10,5/10,8/16,10/20).", rich_help_panel="Paper suite")] = None,
+    ablation_graph: Annotated[str, typer.Option("--ablation-graph", help="Table-2 graph.", rich_help_panel="Paper suite")] = "20/40",
+    representations: Annotated[Optional[str], typer.Option("--representations", help="Figure-2 representation learners (default: betavae,factorvae,tcvae,ivae).", rich_help_panel="Paper suite")] = None,
+    families: Annotated[Optional[str], typer.Option("--families", help="Families, comma-separated (default: morpho,marker,site,anticausal,chain,unrelated,mixed,xray-phantom).", rich_help_panel="Realistic suite")] = None,
+    methods: Annotated[Optional[str], typer.Option("--methods", help="cmcl (its defaults) and/or <representation>+<structure> pipelines, comma-separated (default: cmcl,ivae+notears).", rich_help_panel="Realistic suite")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Refits per cell on resamples, for the verdicts' support (wrong-and-confident rate); 0 = off.", rich_help_panel="Realistic suite")] = 0,
 ) -> None:
-    """Regenerate the CMCL paper's Figure 2, Table 1 and Table 2 (CSV + markdown + PNG); resumable."""
-    from xcausal.bench.paper import PaperBenchConfig, run_paper_bench
+    """Run a benchmark suite (resumable): the CMCL paper's Figure 2, Table 1 and Table 2, or the realistic suite's per-family scores."""
     from xcausal.io import DataError
 
-    if suite != "paper":
-        raise DataError(f"--suite {suite}: unknown suite (available: paper)")
+    if suite not in ("paper", "realistic"):
+        raise DataError(f"--suite {suite}: unknown suite (available: paper, realistic)")
     if threads is not None and threads < 1:
         raise DataError(f"--threads {threads}: must be at least 1")
-    cfg = PaperBenchConfig(out=str(out), seeds=seeds, n=n, epochs=epochs, jobs=jobs, backend=backend, threads=threads,  # type: ignore[arg-type]
-                           scheduler=scheduler, quick=quick, ablation_graph=ablation_graph)
+    command = "xcausal bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    if suite == "realistic":
+        paper_only = {"--backend": backend != "loky", "--scheduler": scheduler is not None, "--graphs": graphs,
+                      "--table1-graphs": table1_graphs, "--ablation-graph": ablation_graph != "20/40",
+                      "--representations": representations}
+        given = [k for k, v in paper_only.items() if v]
+        if given:
+            raise DataError(f"{', '.join(given)}: only for --suite paper")
+        from xcausal.bench.realistic import RealisticBenchConfig, run_realistic_bench
+
+        rcfg = RealisticBenchConfig(out=str(out), seeds=3 if seeds is None else seeds, n=n, image_size=image_size,
+                                    epochs=epochs, bootstrap=bootstrap, jobs=jobs, threads=threads, quick=quick,
+                                    methods=_split(methods) or None)
+        if families:
+            rcfg.families = _split(families)
+
+        def rprogress(cell, done: int, total: int, row) -> None:
+            if not quiet:
+                what = "" if row is None else (f": {row['n_right']}/{row['n_variables']} verdicts right, "
+                                               f"MCC {row['mcc']:.2f}, fit {row['fit_seconds']:.0f} s")
+                err_console.print(f"[{done}/{total}] {cell.family} {cell.method} seed {cell.seed}{what}", highlight=False)
+
+        res = run_realistic_bench(rcfg, command=command, on_cell=rprogress)
+        out_console.print((res / "summary.md").read_text(), markup=False, highlight=False)
+        err_console.print(f"wrote {res}/summary.md, results.csv, variables.csv")
+        return
+    if families or methods or bootstrap:
+        raise DataError("--families, --methods, --bootstrap: only for --suite realistic")
+    from xcausal.bench.paper import PaperBenchConfig, run_paper_bench
+
+    cfg = PaperBenchConfig(out=str(out), seeds=5 if seeds is None else seeds, n=n, epochs=epochs, jobs=jobs,
+                           backend=backend, threads=threads,  # type: ignore[arg-type]
+                           scheduler=scheduler, quick=quick, ablation_graph=ablation_graph,
+                           image_size=32 if image_size is None else image_size)
     if graphs:
         cfg.fig2_graphs = _split(graphs)
     if table1_graphs:
@@ -607,7 +642,6 @@ def bench(
         if not quiet:
             err_console.print(f"[{done}/{total}] {cell.kind} {cell.name} {cell.graph} seed {cell.seed}", highlight=False)
 
-    command = "xcausal bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
     res = run_paper_bench(cfg, command=command, on_cell=progress)
     out_console.print((res / "results.md").read_text(), markup=False, highlight=False)
     err_console.print(f"wrote {res}/results.md, figure2.png, table1.csv, table2.csv, timing.csv")
