@@ -114,7 +114,7 @@ def test_orientation_work_follows_the_schedule():
     base = estimate_fit_seconds(rows=1000, epochs=10, batch_size=64, pass_seconds=0.1)
     more = estimate_fit_seconds(rows=1000, epochs=10, batch_size=64, pass_seconds=0.1, orientation_passes=21,
                                 orientation_pairs=12)
-    assert more - base == pytest.approx(21 * 12 * 0.36)
+    assert more - base == pytest.approx(21 * 12 * 0.2 * 0.73)
 
     def orient_part(rows):
         kw = dict(rows=rows, epochs=10, batch_size=64, pass_seconds=0.1)

@@ -57,3 +57,16 @@ def test_data_trend_signs_and_no_trend():
     assert data_trend(imgs, codes, mask, continuous=False, first=0.0, last=1.0).sign == 1
     assert data_trend(imgs, codes, mask, continuous=False, first=1.0, last=0.0).sign == -1
     assert data_trend(imgs, v, np.zeros((side, side), bool), continuous=True) is None
+
+
+def test_the_report_names_a_change_within_one_region_once():
+    from xcausal.viz.report import _change_sentence
+
+    before, after = _blank(), _blank()
+    before[:, :, 6:10, 6:8] = 1.0  # a stroke moves by two pixels inside the centre
+    after[:, :, 6:10, 8:10] = 1.0
+    c = image_change(after - before)
+    assert c.where_up == c.where_down == "central region"
+    text = _change_sentence("Going from a to b", c)
+    assert "brighter in some pixels and darker in others of the central region" in text
+    assert text.count("central region") == 1

@@ -95,19 +95,23 @@ def check_fit_memory(est: FitMemory, *, options: str, limit: int | None = None) 
 
 
 # --------------------------------------------------------------------------- time
-#: a training step of CMCL costs about this many forward + backward passes of one conv encoder and
-#: decoder pair at the same batch (it runs two decoders and the DAG; the CR term decodes
-#: counterfactuals), plus a fixed cost per step (the MLPs, the optimiser); measured on 6-epoch fits
-#: of 1,000 images at 32, 64 and 128 px with one thread (a step took 1.15-1.8 probe passes)
-STEP_PASSES = 1.45
-STEP_OVERHEAD_S = 0.005
+#: a training step of CMCL costs about STEP_PASSES forward + backward passes of one conv encoder and
+#: decoder pair at the same batch (it runs two decoders; the CR term decodes counterfactuals), plus
+#: STEP_OVERHEAD_S that does not grow with the image (the DAG's MLPs, the optimiser); fitted to the
+#: step times of default fits of 1,000 images at 32 and 64 px with one thread (62 and 190 ms)
+STEP_PASSES = 1.31
+STEP_OVERHEAD_S = 0.0245
 #: seconds outside the steps and the orientation passes: the anchor, the final DAG refit and the
 #: outputs (20-40 s in those fits, whatever the image size)
 FIXED_S = 30.0
 #: seconds to orient one variable-latent pair on 1,000 rows during training (the pairwise score
-#: grows about linearly with the rows, at most 2,000 of which are used); measured on a default fit
-#: of 1,000 images (21 passes over 12 pairs: 92 s)
-PAIR_SECONDS_PER_1000_ROWS = 0.36
+#: grows about linearly with the rows, at most 2,000 of which are used): 92 s for 21 passes over the
+#: 6 pairs of a default fit of 1,000 shifted digits at 32 px
+PAIR_SECONDS_PER_1000_ROWS = 0.73
+#: share of the continuous variable-latent pairs scored in a pass (only pairs with an edge in play
+#: are): from 11% (the clinic example's 44 pairs) to all of them (the 32 px digits) in the default
+#: fits measured (benchmarks/results/fit_profile)
+PAIRS_IN_PLAY = 0.2
 
 
 def probe_pass_seconds(*, channels: int, image_size: int, batch_size: int, plan: str | tuple[int, ...] = "synthetic",
@@ -152,10 +156,11 @@ def probe_pass_seconds(*, channels: int, image_size: int, batch_size: int, plan:
 def estimate_fit_seconds(*, rows: int, epochs: int, batch_size: int, pass_seconds: float,
                          orientation_passes: int = 0, orientation_pairs: int = 0) -> float:
     """Estimated wall seconds of a CMCL fit: steps × (STEP_PASSES probe passes + overhead), the
-    orientation passes (every continuous variable-latent pair counted: an upper bound, since only
-    pairs with an edge in play are scored) and the fixed cost of the anchor, final refit and outputs."""
+    orientation passes (a share PAIRS_IN_PLAY of the continuous variable-latent pairs) and the fixed
+    cost of the anchor, final refit and outputs."""
     steps = epochs * max(1, -(-rows // batch_size))
-    orient = orientation_passes * orientation_pairs * PAIR_SECONDS_PER_1000_ROWS * min(rows, 2000) / 1000
+    orient = (orientation_passes * orientation_pairs * PAIRS_IN_PLAY * PAIR_SECONDS_PER_1000_ROWS
+              * min(rows, 2000) / 1000)
     return steps * (STEP_PASSES * pass_seconds + STEP_OVERHEAD_S) + orient + FIXED_S
 
 

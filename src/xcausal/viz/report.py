@@ -555,9 +555,11 @@ def _change_sentence(what: str, change: ImageChange) -> str:
     if change.direction == "unchanged":
         return f"{what} leaves the generated images practically unchanged ({level:.2f} grey levels per pixel on average, of 255)."
     if change.direction == "rearranged":
+        where = (f"brighter in some pixels and darker in others of the {change.where_up}"
+                 if change.where_up == change.where_down
+                 else f"brighter in the {change.where_up}, darker in the {change.where_down}")
         return (f"{what} changes the generated images by {level:.1f} grey levels per pixel on average (of 255) "
-                f"without making them brighter or darker overall: brighter in the {change.where_up}, darker in the "
-                f"{change.where_down} (a change of shape or position).")
+                f"without making them brighter or darker overall: {where} (a change of shape or position).")
     return (f"{what} makes the generated images {change.direction}, by {level:.1f} grey levels per pixel on average "
             f"(of 255), most in the {change.where} of the image.")
 
@@ -586,9 +588,11 @@ def _data_check(r: _Run, var: Any, values: list[Any], change: ImageChange) -> st
         return (f" In the real images the {where} shows no clear trend with {var.name} ({trend.text()}): the data "
                 "neither confirm nor contradict this direction.")
     went = "brighter" if trend.sign > 0 else "darker"
+    when = (f"where {var.name} is higher" if var.type is VarType.CONTINUOUS
+            else f"where {var.name} = {values[-1]} than where {var.name} = {values[0]}")
     if trend.sign == change.sign:
-        return f" The real images agree: their {where} is {went} where {var.name} is higher ({trend.text()})."
-    return (f" Caution: in the real images the {where} is {went} where {var.name} is higher ({trend.text()}), the "
+        return f" The real images agree: their {where} is {went} {when} ({trend.text()})."
+    return (f" Caution: in the real images the {where} is {went} {when} ({trend.text()}), the "
             "opposite of this grid; the model's intervention contradicts the data here, so do not read the grid "
             f"as the effect of {var.name}.")
 
