@@ -13,7 +13,9 @@ from xcausal.data.dataset import load_dataset
 from xcausal.data.realistic import FAMILY_EDGES, FAMILY_LATENTS, FAMILY_VARIABLES
 
 
-@pytest.mark.parametrize("family", REALISTIC_FAMILIES)
+# mixed holds every mechanism; the library tests (tests/data/test_realistic.py) cover each family
+@pytest.mark.parametrize("family", [f if f in ("mixed", "chain") else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in REALISTIC_FAMILIES])
 def test_simulate_family_then_info(tmp_path, capsys, family):
     d = tmp_path / family
     assert main(["simulate", "--kind", family, "--n", "50", "--seed", "1", "--out", str(d)]) == 0

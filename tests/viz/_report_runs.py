@@ -47,12 +47,12 @@ def tiny_cmcl_run(data: Path, run: Path) -> Path:
 
 
 def tiny_pipeline_run(data: Path, run: Path) -> Path:
-    """ivae+notears, 2 latents, 1 epoch."""
+    """ivae+ges, 2 latents, 1 epoch."""
     from xcausal.models.pipeline import Pipeline
 
     ds = load_dataset(data, image_size=IMAGE_SIZE)
-    model = Pipeline(representation="ivae", structure="notears", latent_dim=2, epochs=1, seed=0, device="cpu").fit(ds)
-    conf = _fit_config(data, run, method="ivae+notears", latent_dim=2, epochs=1)
+    model = Pipeline(representation="ivae", structure="ges", latent_dim=2, epochs=1, seed=0, device="cpu").fit(ds)
+    conf = _fit_config(data, run, method="ivae+ges", latent_dim=2, epochs=1)
     return write_run(run, model.run_result(ds, extra_config={"fit_config": conf}))
 
 

@@ -1,6 +1,6 @@
 """The HTML run report (xcausal.viz.report / `xcausal report`): self-contained, complete, honest.
 
-Tiny CMCL and ivae+notears runs (2 and 1 epochs) with hand-placed edges in graph.json: the report
+Tiny CMCL and ivae+ges runs (2 and 1 epochs) with hand-placed edges in graph.json: the report
 is checked for its structure and wording, not for what the models learned.
 """
 
@@ -293,8 +293,8 @@ def test_pipeline_report_says_interventions_are_not_available(data, tmp_path):
     set_edges(run, [{"source": "u1", "target": "z1", "weight": 0.9}, {"source": "z2", "target": "u2", "weight": 0.7}])
     text = write_report(run, samples=3).read_text()
     check_self_contained(text)
-    assert "interventions are not available for this run: method ivae+notears is a two-stage pipeline" in text
-    assert "Latent traversals are not available for this run: method ivae+notears" in text
+    assert "interventions are not available for this run: method ivae+ges is a two-stage pipeline" in text
+    assert "Latent traversals are not available for this run: method ivae+ges" in text
     assert "Intervening on u2 leaves the image unchanged" in text  # the anti-causal scatter needs no decoder
     assert "Grad-CAM++ of z1" in text or "Grad-CAM++ heatmaps of z1" in text
     assert "do(u1=" not in text
