@@ -254,7 +254,7 @@ def _write_cell(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)  # atomic: a killed run never leaves a half-written cell
 
 
-def _cached_job(cell: Cell, settings: dict[str, Any], path: str, threads: int | None,
+def _cached_job(cell: Cell, path: str, threads: int | None, *, settings: dict[str, Any],
                 representations: Mapping[str, type] | None) -> str:
     rows = run_cell(cell, settings, threads=threads, representations=representations)
     _write_cell(Path(path), rows)
@@ -280,34 +280,16 @@ def run_paper_bench(cfg: PaperBenchConfig, *, command: str | None = None,
     for g in set(rc.fig2_graphs + rc.table1_graphs + [rc.ablation_graph]):
         parse_graph_spec(g)  # a bad graph spec fails before any fit
     out = Path(rc.out)
-    cache = out / "cells"
-    cache.mkdir(parents=True, exist_ok=True)
     settings = _settings(rc)
     cells = plan_cells(rc)
-    paths = {c: cache / f"{c.key(settings)}.json" for c in cells}
-    todo = [c for c in cells if not paths[c].is_file()]
-    logger.info("%d cells, %d cached, %d to run", len(cells), len(cells) - len(todo), len(todo))
-    done = len(cells) - len(todo)
-    if todo:
-        from xcausal._runtime import threads_per_process
+    from functools import partial
 
-        threads = threads_per_process(rc.jobs, rc.threads) if rc.jobs > 1 else None
-        if rc.jobs == 1:
-            for c in todo:
-                _cached_job(c, settings, str(paths[c]), threads, representations)
-                done += 1
-                if on_cell:
-                    on_cell(c, done, len(cells))
-        else:
-            from joblib import delayed
+    from xcausal.bench._cells import run_cached_cells
 
-            cell_of = {str(paths[c]): c for c in todo}
-            with _parallel(rc) as par:
-                for p in par(delayed(_cached_job)(c, settings, str(paths[c]), threads, representations)
-                             for c in todo):
-                    done += 1
-                    if on_cell:
-                        on_cell(cell_of[p], done, len(cells))
+    paths = run_cached_cells(
+        cells, lambda c: c.key(settings), out, partial(_cached_job, settings=settings, representations=representations),
+        jobs=rc.jobs, threads=rc.threads, parallel=lambda: _parallel(rc),
+        on_done=None if on_cell is None else (lambda c, done, total, _path: on_cell(c, done, total)))
     rows = [r for c in cells for r in json.loads(paths[c].read_text())]
     write_tables(out, pd.DataFrame(rows), rc, command=command)
     return out

@@ -420,7 +420,7 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def _cached_job(cell: RealisticCell, settings: dict[str, Any], path: str, threads: int | None) -> str:
+def _cached_job(cell: RealisticCell, path: str, threads: int | None, *, settings: dict[str, Any]) -> str:
     _write_cell(Path(path), run_realistic_cell(cell, settings, threads=threads))
     return path
 
@@ -438,33 +438,17 @@ def run_realistic_bench(cfg: RealisticBenchConfig, *, command: str | None = None
     rc = cfg.resolved()
     _check(rc)
     out = Path(rc.out)
-    cache = out / "cells"
-    cache.mkdir(parents=True, exist_ok=True)
     settings = _settings(rc)
     cells = plan_realistic_cells(rc)
-    paths = {c: cache / f"{c.key(settings)}.json" for c in cells}
-    todo = [c for c in cells if not paths[c].is_file()]
-    logger.info("%d cells, %d cached, %d to run", len(cells), len(cells) - len(todo), len(todo))
-    done = len(cells) - len(todo)
-    if todo:
-        from xcausal._runtime import threads_per_process
+    from functools import partial
 
-        threads = threads_per_process(rc.jobs, rc.threads) if rc.jobs > 1 else None
-        if rc.jobs == 1:
-            for c in todo:
-                _cached_job(c, settings, str(paths[c]), threads)
-                done += 1
-                if on_cell:
-                    on_cell(c, done, len(cells), json.loads(paths[c].read_text())["row"])
-        else:
-            from joblib import Parallel, delayed
+    from xcausal.bench._cells import run_cached_cells
 
-            cell_of = {str(paths[c]): c for c in todo}
-            par = Parallel(n_jobs=rc.jobs, backend="loky", return_as="generator_unordered")
-            for p in par(delayed(_cached_job)(c, settings, str(paths[c]), threads) for c in todo):
-                done += 1
-                if on_cell:
-                    on_cell(cell_of[p], done, len(cells), json.loads(Path(p).read_text())["row"])
+    paths = run_cached_cells(
+        cells, lambda c: c.key(settings), out, partial(_cached_job, settings=settings), jobs=rc.jobs,
+        threads=rc.threads,
+        on_done=None if on_cell is None else (
+            lambda c, done, total, path: on_cell(c, done, total, json.loads(path.read_text())["row"])))
     results = [json.loads(paths[c].read_text()) for c in cells]
     write_realistic_tables(out, results, rc, command=command)
     return out
