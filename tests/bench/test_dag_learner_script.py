@@ -16,6 +16,7 @@ def dl(load_benchmark):
     return load_benchmark("dag_learner")
 
 
+@pytest.mark.slow  # a benchmark script's end-to-end smoke run (make test-all)
 def test_tiny_run_writes_sane_results(dl, tmp_path):
     # d = 5 with 5 edges (ER1: ER2 on 5 nodes is the complete DAG), n = 200: an easy graph that
     # NOTEARS-MLP recovers with SHD 0-2 on seeds 0-2 (both h functions, measured)

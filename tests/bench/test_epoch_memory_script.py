@@ -7,8 +7,10 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 
+@pytest.mark.slow  # a benchmark script's end-to-end smoke run (make test-all)
 def test_tiny_run_writes_results(tmp_path, load_benchmark):
     em = load_benchmark("epoch_memory")
     out = tmp_path / "out"

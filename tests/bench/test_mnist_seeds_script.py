@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow  # a benchmark script's end-to-end smoke run (make test-all)
 def test_tiny_run_writes_the_table_and_keeps_cells(load_benchmark, tmp_path):
     ms = load_benchmark("mnist_seeds")
     out = tmp_path / "ms"

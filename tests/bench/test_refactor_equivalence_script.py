@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 
 def _write(d, name, edges, latents):
     d.mkdir(parents=True, exist_ok=True)
@@ -33,6 +35,7 @@ def test_compare_passes_identical_records_and_names_every_difference(load_benchm
     assert "case: not recorded in" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a benchmark script's end-to-end smoke run (make test-all)
 def test_record_runs_a_case_through_the_cli(load_benchmark, tmp_path, monkeypatch):
     eq = load_benchmark("refactor_equivalence")
     monkeypatch.setitem(eq.CASES, "tiny", (["--graph", "3/6", "--n", "40", "--seed", "0"],
