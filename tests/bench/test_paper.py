@@ -46,6 +46,7 @@ def test_quick_preset_is_small():
     assert len(q.fig2_graphs) == 2 and q.ablation_graph in q.fig2_graphs
 
 
+@pytest.mark.slow  # a whole tiny grid (17 s); the shared cell runner has its own fast test (test_cells.py)
 def test_tiny_run_writes_every_table_and_resumes_from_the_cache(tmp_path, monkeypatch):
     cfg = tiny(tmp_path / "b")
     out = run_paper_bench(cfg, command="test", representations=REPS)
