@@ -512,9 +512,7 @@ def _announce(cfg: FitConfig, ds: CrossModalDataset) -> float | None:
     estimated seconds (None for other methods, whose cost model is not measured)."""
     import sys
 
-    from xcausal.cost import clock_text, cmcl_orientation_work, estimate_fit_seconds, probe_pass_seconds
-    from xcausal.models.cmcl.config import default_epochs, default_latent_dim
-    from xcausal.types import VarType
+    from xcausal.cost import clock_text, estimate_cmcl_fit
 
     stored = max(ds.stored_sizes) if ds.stored_sizes else ds.image_size
     size = f"{ds.image_size} px"
@@ -524,16 +522,10 @@ def _announce(cfg: FitConfig, ds: CrossModalDataset) -> float | None:
         if not cfg.quiet:
             sys.stderr.write(f"fit: {len(ds):,} images at {size}\n")
         return None
-    epochs = cfg.epochs or default_epochs(len(ds), ds.image_size)
     plan = tuple(cfg.channel_plan) if isinstance(cfg.channel_plan, list) else cfg.channel_plan
-    probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(cfg.batch_size, len(ds)),
-                               plan=plan, convs_per_stage=cfg.convs_per_stage)
-    passes, pairs = cmcl_orientation_work(
-        epochs=epochs, continuous_variables=sum(v.type is VarType.CONTINUOUS for v in ds.variables),
-        latents=cfg.latent_dim or default_latent_dim(len(ds.variables)),
-        params={k: getattr(cfg, k) for k in ("orient", "dag_warmup", "orient_every")})
-    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=cfg.batch_size, pass_seconds=probe,
-                                   orientation_passes=passes, orientation_pairs=pairs)
+    epochs, seconds = estimate_cmcl_fit(ds, batch_size=cfg.batch_size, epochs=cfg.epochs, latent_dim=cfg.latent_dim,
+                                        plan=plan, convs_per_stage=cfg.convs_per_stage,
+                                        params={k: getattr(cfg, k) for k in ("orient", "dag_warmup", "orient_every")})
     if not cfg.quiet:
         sys.stderr.write(f"fit: {len(ds):,} images at {size}, {epochs} epochs of {-(-len(ds) // cfg.batch_size)} "
                          f"steps; estimated time {clock_text(seconds)}\n")

@@ -255,18 +255,11 @@ def info(data: Path, **options: Any) -> None:
 
 def _default_fit_text(ds: Any) -> str:
     """'default cmcl fit: E epochs of K steps, estimated time about T on this machine'."""
-    from xcausal.cost import clock_text, cmcl_orientation_work, estimate_fit_seconds, probe_pass_seconds
-    from xcausal.models.cmcl.config import OPTIONS, default_epochs, default_latent_dim
-    from xcausal.types import VarType
+    from xcausal.cost import clock_text, estimate_cmcl_fit
+    from xcausal.models.cmcl.config import OPTIONS
 
     batch = OPTIONS["batch_size"].default
-    epochs = default_epochs(len(ds), ds.image_size)
-    probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(batch, len(ds)),
-                               plan=OPTIONS["channel_plan"].default)
-    passes, pairs = cmcl_orientation_work(epochs=epochs, latents=default_latent_dim(len(ds.variables)),
-                                          continuous_variables=sum(v.type is VarType.CONTINUOUS for v in ds.variables))
-    seconds = estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=batch, pass_seconds=probe,
-                                   orientation_passes=passes, orientation_pairs=pairs)
+    epochs, seconds = estimate_cmcl_fit(ds, batch_size=batch, plan=OPTIONS["channel_plan"].default)
     return (f"default cmcl fit: {epochs} epochs of {-(-len(ds) // batch)} steps, estimated time "
             f"{clock_text(seconds)} on this machine")
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from xcausal.io import DataError
 
 __all__ = ["FitMemory", "estimate_fit_memory", "physical_memory", "check_fit_memory", "probe_pass_seconds",
-           "estimate_fit_seconds", "cmcl_orientation_work", "clock_text"]
+           "estimate_fit_seconds", "cmcl_orientation_work", "estimate_cmcl_fit", "clock_text"]
 
-#: resident memory of the interpreter with torch, numpy and the package loaded (measured: 0.3 GiB)
+#: resident memory of the interpreter with torch, numpy and the package loaded
 BASE_BYTES = 512 * 2**20
 #: conv-net passes a training step keeps activations of (encoder, two decoders, counterfactual
 #: decoder passes of the CR term), each output stored before and after its ReLU
@@ -95,22 +95,18 @@ def check_fit_memory(est: FitMemory, *, options: str, limit: int | None = None) 
 
 
 # --------------------------------------------------------------------------- time
-#: a training step of CMCL costs about STEP_PASSES forward + backward passes of one conv encoder and
-#: decoder pair at the same batch (it runs two decoders; the CR term decodes counterfactuals), plus
-#: STEP_OVERHEAD_S that does not grow with the image (the DAG's MLPs, the optimiser); fitted to the
-#: step times of default fits of 1,000 images at 32 and 64 px with one thread (62 and 190 ms)
+# The constants below are fitted to the default fits of benchmarks/results/fit_profile (the
+# numbers, and how close the estimate comes, are in its README).
+#: a training step costs STEP_PASSES forward + backward passes of one conv encoder and decoder pair
+#: at the same batch, plus STEP_OVERHEAD_S that does not grow with the image (the DAG's MLPs, the
+#: optimiser)
 STEP_PASSES = 1.31
 STEP_OVERHEAD_S = 0.0245
-#: seconds outside the steps and the orientation passes: the anchor, the final DAG refit and the
-#: outputs (20-40 s in those fits, whatever the image size)
+#: seconds outside the steps and the orientation passes: the anchor, the final refit, the outputs
 FIXED_S = 30.0
-#: seconds to orient one variable-latent pair on 1,000 rows during training (the pairwise score
-#: grows about linearly with the rows, at most 2,000 of which are used): 92 s for 21 passes over the
-#: 6 pairs of a default fit of 1,000 shifted digits at 32 px
+#: seconds to orient one variable-latent pair on 1,000 rows (at most 2,000 rows are scored)
 PAIR_SECONDS_PER_1000_ROWS = 0.73
-#: share of the continuous variable-latent pairs scored in a pass (only pairs with an edge in play
-#: are): from 11% (the clinic example's 44 pairs) to all of them (the 32 px digits) in the default
-#: fits measured (benchmarks/results/fit_profile)
+#: share of the continuous variable-latent pairs scored in a pass (only pairs with an edge in play are)
 PAIRS_IN_PLAY = 0.2
 
 
@@ -185,3 +181,21 @@ def clock_text(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"about {round(seconds / 60)} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+def estimate_cmcl_fit(ds, *, batch_size: int, epochs: int | None = None, latent_dim: int | None = None,
+                      plan: str | tuple[int, ...] = "synthetic", convs_per_stage: int = 1,
+                      params: dict | None = None) -> tuple[int, float]:
+    """(epochs, estimated seconds) of a CMCL fit of dataset ``ds`` with these options (None: the
+    defaults), timing one pass of its conv nets here."""
+    from xcausal.models.cmcl.config import default_epochs, default_latent_dim
+    from xcausal.types import VarType
+
+    epochs = epochs or default_epochs(len(ds), ds.image_size)
+    probe = probe_pass_seconds(channels=ds.channels, image_size=ds.image_size, batch_size=min(batch_size, len(ds)),
+                               plan=plan, convs_per_stage=convs_per_stage)
+    passes, pairs = cmcl_orientation_work(
+        epochs=epochs, continuous_variables=sum(v.type is VarType.CONTINUOUS for v in ds.variables),
+        latents=latent_dim or default_latent_dim(len(ds.variables)), params=params)
+    return epochs, estimate_fit_seconds(rows=len(ds), epochs=epochs, batch_size=batch_size, pass_seconds=probe,
+                                        orientation_passes=passes, orientation_pairs=pairs)
