@@ -461,7 +461,8 @@ def fit(ctx: typer.Context, data: Optional[Path] = None, config: Optional[Path] 
     if cfg.method == "cmcl":
         from xcausal.models.cmcl.config import knowledge_summary
 
-        err_console.print(knowledge_summary(rd.config.get("params") or {}), markup=False, highlight=False)
+        err_console.print(knowledge_summary(rd.config.get("params") or {}), markup=False, highlight=False,
+                          soft_wrap=True)
     for e in g.edges:
         out_console.print(f"  {e.source} -> {e.target}  (weight {e.weight:.2f})")
 
