@@ -98,8 +98,8 @@ DATA_OPTIONS = ("image_size", "channels", "categorical", "continuous", "missing"
                 "id_column", "ignore", "max_categories", "max_pixels")
 
 #: CMCL options ``fit --help`` shows, by panel; every other one is an expert option
-_CMCL_PANELS = {"latent_dim": MODEL, "decoder": MODEL, "exogenous": MODEL, "measured_from_image": MODEL,
-                "forbid": MODEL, "epochs": TRAINING, "seed": TRAINING, "device": TRAINING}
+_CMCL_PANELS = {"latent_dim": MODEL, "decoder": MODEL, "exogenous": MODEL, "epochs": TRAINING, "seed": TRAINING,
+                "device": TRAINING}
 #: CMCL options that other methods take too (the rest are cmcl-only)
 _SHARED = ("latent_dim", "epochs", "batch_size", "lr", "seed", "device", "channel_plan", "h_func", "w_threshold",
            "allow_all_edges", "use_cm", "use_cr")
