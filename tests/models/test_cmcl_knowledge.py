@@ -124,3 +124,16 @@ def test_refit_repair_does_not_reopen_an_edge_into_a_forbidden_variable(known_fi
     for allowed in masks:
         assert not allowed[3:, 1].any() and not allowed[0, 3:].any() and not allowed[2, 0]
         assert allowed[0, 2] and allowed[3:, 0].all()
+
+
+def test_a_checkpoint_older_than_an_option_counts_it_at_its_default():
+    from xcausal.io import DataError
+    from xcausal.models.cmcl.checkpoint import check_resumable
+
+    older = {k: v for k, v in CMCL().get_params().items() if k not in ("measured_from_image", "forbid", "require")}
+    with pytest.raises(DataError) as info:
+        check_resumable(CMCL(seed=1), {"method": "cmcl", "params": older, "tensors": "t"}, tiny())
+    assert "parameters differ from the checkpoint's: seed=1 (checkpoint: 0)" in str(info.value)
+    assert "forbid" not in str(info.value) and "require" not in str(info.value)
+    with pytest.raises(DataError, match=r"forbid=\['a->b'\] \(checkpoint: \[\]\)"):
+        check_resumable(CMCL(forbid=["a->b"]), {"method": "cmcl", "params": older, "tensors": "t"}, tiny())
