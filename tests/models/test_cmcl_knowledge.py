@@ -137,3 +137,12 @@ def test_a_checkpoint_older_than_an_option_counts_it_at_its_default():
     assert "forbid" not in str(info.value) and "require" not in str(info.value)
     with pytest.raises(DataError, match=r"forbid=\['a->b'\] \(checkpoint: \[\]\)"):
         check_resumable(CMCL(forbid=["a->b"]), {"method": "cmcl", "params": older, "tensors": "t"}, tiny())
+
+
+def test_the_knowledge_survives_save_and_load(known_fit, tmp_path):
+    _, model = known_fit
+    model.save(tmp_path / "m.pt")
+    back = CMCL.load(tmp_path / "m.pt")
+    assert {k: back.get_params()[k] for k in KNOWN} == KNOWN
+    assert bool((back.net_.dag.allowed == model.net_.dag.allowed).all())
+    assert back.adjacency_.equals(model.adjacency_)
