@@ -18,7 +18,8 @@ default dtype; the reference code sets it too), with one torch / BLAS thread:
 * ``dagma`` -- ``dagma.nonlinear.DagmaNonlinear`` with its README's settings (``DagmaMLP(dims=[d, 10,
   1])``, float64, lambda1 = 0.02, lambda2 = 0.005, its default schedule and w_threshold 0.3);
 * ``fit_notears`` -- :func:`xcausal.structure.fit_notears` with its defaults; ``fit_notears_mse`` the
-  same with ``score="mse"``.
+  same with ``score="mse"``; ``fit_notears_loose`` with ``inner_tol=1e-4`` (inexact primal solves:
+  each is followed by a dual update that moves the optimum again).
 
 The time of a run is the fit alone (imports and data loading excluded). A run past
 ``--max-seconds-per-fit`` is killed and recorded as ``timeout`` (its time as ``> cap``); with
@@ -61,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 from dag_learner import _commit, accuracy, parse_list, parse_seeds_for  # noqa: E402
 
-METHODS = ("notears_ref", "dagma", "fit_notears", "fit_notears_mse")
+METHODS = ("notears_ref", "dagma", "fit_notears", "fit_notears_mse", "fit_notears_loose")
 SIMS = ("ref", "ours")
 SCALES = ("raw", "std")
 DAGMA_INSTALL = "pip install 'dagma==1.1.1' igraph texttable tqdm  (or: pip install -e '.[bench]')"
@@ -95,6 +96,9 @@ def _fit(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    # torch imports its compiler stack (seconds) when the first optimizer is built; every method
+    # builds one, so pay it here, outside the timed fit
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     data = np.load(spec["data"])
     X = data["X"].copy()
     if spec["scale"] == "std":
@@ -122,10 +126,10 @@ def _fit(spec: dict) -> dict:
         eq_model = DagmaMLP(dims=[d, 10, 1], bias=True, dtype=torch.double)
         model = DagmaNonlinear(eq_model, dtype=torch.double)
         W = model.fit(X.astype(np.float64), lambda1=0.02, lambda2=0.005, w_threshold=0.3)
-    elif method in ("fit_notears", "fit_notears_mse"):
+    elif method in ("fit_notears", "fit_notears_mse", "fit_notears_loose"):
         from xcausal.structure import fit_notears
 
-        kw = {"score": "mse"} if method == "fit_notears_mse" else {}
+        kw = {"fit_notears_mse": {"score": "mse"}, "fit_notears_loose": {"inner_tol": 1e-4}}.get(method, {})
         t0 = time.perf_counter()
         W = fit_notears(X, ["continuous"] * d, seed=seed, **kw).adjacency
     else:
