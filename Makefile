@@ -20,11 +20,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py --out demo_out
 
+# One pytest worker per core (at most 4), each on one torch / BLAS thread: the tests' models are
+# tiny, so threads inside a worker only add synchronisation while the other workers keep the
+# cores busy.
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses 4
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PYTEST) -m "slow or not slow"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

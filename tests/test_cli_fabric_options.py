@@ -60,6 +60,15 @@ def data(tmp_path_factory):
     (["--method", "ivae+notears", "--min-effect", "2"], "min_effect=2.0: implemented for cmcl only"),
     (["--method", "ivae+notears", "--exogenous", "u1"], "exogenous='u1': implemented for cmcl only"),
     (["--exogenous", "u1,age"], "has no variable column 'age' (variables: u1, u2, u3"),
+    (["--forbid", "u1->age"], "--forbid u1->age: "),
+    (["--measured-from-image", "ink"], "--measured-from-image ink: "),
+    (["--forbid", "u1-u2"], "forbid='u1-u2': expected one edge SOURCE->TARGET"),
+    (["--forbid", "u1->u1"], "forbid='u1->u1': a self-loop"),
+    (["--require", "u1->u2"], "require='u1->u2': an edge between two variables needs allow_all_edges=True"),
+    (["--allow-all-edges", "--require", "u1->u2,u2->u1"], "the required edges form a cycle (u1 -> u2 -> u1)"),
+    (["--allow-all-edges", "--require", "u1->u2", "--forbid", "u1->u2"], "require='u1->u2': the same edge is forb"),
+    (["--exogenous", "u1", "--measured-from-image", "u1"], "measured_from_image='u1': also listed as exogenous"),
+    (["--method", "ivae+notears", "--forbid", "image->u1"], "forbid='image->u1': implemented for cmcl only"),
 ])
 def test_bad_options_are_one_line_errors(data, tmp_path, capsys, args, message):
     run = tmp_path / "run"
@@ -113,7 +122,7 @@ def test_cache_mode_builds_once_and_fits_like_streaming(data, tmp_path):
     assert '"data_loading": "cache"' in json.dumps(params)
 
 
-def test_exogenous_from_the_command_line_and_the_config_reach_the_model(data, tmp_path):
+def test_exogenous_from_the_command_line_and_the_config_reach_the_model(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--device", "cpu", "-q",
                  "--exogenous", "u1,u2"]) == 0
@@ -125,7 +134,21 @@ def test_exogenous_from_the_command_line_and_the_config_reach_the_model(data, tm
         cells = row.split(",")
         assert float(cells[header.index("u1")]) == 0 and float(cells[header.index("u2")]) == 0
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("epochs: 2\ndevice: cpu\nquiet: true\nexogenous: [u3]\n")
+    cfg.write_text("epochs: 2\ndevice: cpu\nquiet: true\nexogenous: [u3]\nmeasured_from_image: [u1]\n"
+                   "forbid: ['image->u2']\n")
     run2 = tmp_path / "run2"
+    capsys.readouterr()
     assert main(["fit", str(data), "--out", str(run2), "--config", str(cfg)]) == 0
-    assert json.loads((run2 / "config.json").read_text())["params"]["exogenous"] == ["u3"]
+    params = json.loads((run2 / "config.json").read_text())["params"]
+    assert params["exogenous"] == ["u3"] and params["measured_from_image"] == ["u1"]
+    assert params["forbid"] == ["image->u2"] and params["require"] == []
+    assert ("Background knowledge used: u3 exogenous; u1 measured from the image; forbidden: image->u2"
+            in capsys.readouterr().err)
+    adjacency = (run2 / "adjacency.csv").read_text().splitlines()
+    header = adjacency[0].split(",")
+    for row in adjacency[1:]:
+        cells = row.split(",")
+        if cells[0] == "u1":  # nothing from u1 into a latent
+            assert all(float(cells[k]) == 0 for k, h in enumerate(header) if h.startswith("z"))
+        if cells[0].startswith("z"):  # nothing from a latent into u2
+            assert float(cells[header.index("u2")]) == 0

@@ -25,6 +25,9 @@ __all__ = ["FitConfig", "fit", "partial_dir", "fit_lock_file", "RESUMABLE_METHOD
 
 logger = logging.getLogger(__name__)
 
+#: CMCL's background-knowledge options (lists of names or of edges "a->b")
+KNOWLEDGE_OPTIONS = ("exogenous", "measured_from_image", "forbid", "require")
+
 
 def _cmcl_factory(cfg: "FitConfig"):
     from xcausal.models.cmcl import CMCL
@@ -32,7 +35,8 @@ def _cmcl_factory(cfg: "FitConfig"):
 
     params = {name: getattr(cfg, name) for name in OPTIONS if hasattr(cfg, name)}
     params["progress"] = not cfg.quiet
-    params["exogenous"] = list(cfg.exogenous)
+    for name in KNOWLEDGE_OPTIONS:
+        params[name] = list(getattr(cfg, name))
     # "cache": fit() hands over a dataset reading a memory-mapped image cache; stream it
     params["data_loading"] = "stream" if cfg.data_loading == "cache" else cfg.data_loading
     return CMCL(**params)
@@ -544,10 +548,13 @@ def _fit_locked(cfg: FitConfig, factory: Any, out: Path, checkpointed: bool) -> 
     if cfg.data_loading == "cache":
         ds = _cached(ds, progress=not cfg.quiet)
     names = [v.name for v in ds.variables]
-    for name in cfg.exogenous:
-        if name not in names:
-            raise DataError(f"--exogenous {name}: {cfg.data} has no variable column '{name}' "
-                            f"(variables: {', '.join(names) or 'none'})")
+    if cfg.method == "cmcl":
+        from xcausal.models.cmcl.config import knowledge_names
+
+        for option, value, name in knowledge_names({o: getattr(cfg, o) for o in KNOWLEDGE_OPTIONS}):
+            if name not in names:
+                raise DataError(f"--{option.replace('_', '-')} {value}: {cfg.data} has no variable column '{name}' "
+                                f"(variables: {', '.join(names) or 'none'})")
     if cfg.bootstrap and not ds.variables:
         raise DataError(f"{cfg.data}: --bootstrap scores variable–latent edges, and the table has no variables")
     _check_memory(cfg, ds)

@@ -455,8 +455,14 @@ def fit(ctx: typer.Context, data: Optional[Path] = None, config: Optional[Path] 
     run = api_fit(cfg)
     from xcausal.run import read_run
 
-    g = read_run(run).graph
+    rd = read_run(run)
+    g = rd.graph
     err_console.print(f"wrote {run}: {len(g.edges)} edge(s)")
+    if cfg.method == "cmcl":
+        from xcausal.models.cmcl.config import knowledge_summary
+
+        err_console.print(knowledge_summary(rd.config.get("params") or {}), markup=False, highlight=False,
+                          soft_wrap=True)
     for e in g.edges:
         out_console.print(f"  {e.source} -> {e.target}  (weight {e.weight:.2f})")
 

@@ -1,4 +1,4 @@
-"""Background knowledge (exogenous nodes) and the check of the independences a DAG implies."""
+"""Background knowledge (exogenous nodes, forbidden and required edges) and the check of the independences a DAG implies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from xcausal.structure import bipartite_mask, dependence_pvalue, editable_mask, exogenous_mask, unexplained_dependences
+from xcausal.structure import (bipartite_mask, dependence_pvalue, editable_mask, exogenous_mask, knowledge_mask,
+                               threshold_to_dag, unexplained_dependences)
 
 
 def test_exogenous_mask_forbids_every_edge_into_the_node():
@@ -78,3 +79,35 @@ def test_unexplained_dependences_tests_the_pairs_the_graph_separates():
         unexplained_dependences(adj, cols, [True, False], alpha=0.01)
     with pytest.raises(ValueError, match="must be finite"):
         dependence_pvalue(np.array([1.0, np.nan, 2.0, 3.0]), np.arange(4.0), False, False)
+
+
+def test_knowledge_mask_applies_each_tier_and_reopens_a_required_edge():
+    """forbidden edges are closed, a required edge is open and its reverse closed, exogenous nodes
+    get no parent; a required edge closed by a later step (a repair) is opened again."""
+    base = bipartite_mask(["observed", "observed", "latent", "latent"])
+    assert knowledge_mask(base, 4) is base  # no knowledge: the mask itself
+    m = knowledge_mask(base, 4, exogenous=[0], forbidden=[(1, 2), (1, 3)])
+    assert not m[:, 0].any() and not m[1, 2] and not m[1, 3]
+    assert m[2, 1] and m[3, 1] and m[0, 2]  # latent -> 1 stays, 0 -> latent stays
+    closed = editable_mask(None, 4)
+    closed[0, 1] = False
+    r = knowledge_mask(closed, 4, required=[(0, 1)])
+    assert r[0, 1] and not r[1, 0] and r.sum() == closed.sum()  # reopened, reverse closed
+    with pytest.raises(ValueError, match="both required and forbidden"):
+        knowledge_mask(None, 4, forbidden=[(0, 1)], required=[(0, 1)])
+    with pytest.raises(ValueError, match="both required and forbidden"):
+        knowledge_mask(None, 4, exogenous=[1], required=[(0, 1)])
+    with pytest.raises(ValueError, match="outside nodes 0..3"):
+        knowledge_mask(None, 4, forbidden=[(0, 4)])
+
+
+def test_threshold_to_dag_keeps_required_edges_below_the_threshold_and_in_cycles():
+    W = np.array([[0, 0.1, 0], [0, 0, 0.9], [0.8, 0, 0]], dtype=float)
+    plain, _ = threshold_to_dag(W, 0.3)
+    assert plain[0, 1] == 0
+    kept, dropped = threshold_to_dag(np.array([[0, 0.5, 0], [0, 0, 0.9], [0.8, 0, 0]]), 0.3, keep=[(0, 1)])
+    assert kept[0, 1] == 0.5 and dropped == [(2, 0, 0.8)]  # the cycle loses its weakest edge not required
+    low, dropped = threshold_to_dag(W, 0.3, keep=[(0, 1)])
+    assert low[0, 1] == 0.1 and dropped == [(2, 0, 0.8)]
+    with pytest.raises(ValueError, match="edges to keep form a cycle"):
+        threshold_to_dag(W, 0.3, keep=[(0, 1), (1, 2), (2, 0)])

@@ -165,14 +165,19 @@ def test_exogenous_variables_and_unexplained_dependences_are_explained(run_copy)
 
     text = write_report(run_copy).read_text()
     assert "--exogenous" not in text and "Caution:" not in text  # the tiny run declared and found nothing
+    assert "Background knowledge used: none." in text
     cp = run_copy / "config.json"
     cfg = json.loads(cp.read_text())
     assert cfg["unexplained_dependences"] is None  # this run has no final refit: not checked
     cfg["params"]["exogenous"] = ["u1", "u2"]
+    cfg["params"]["measured_from_image"] = ["u4"]
+    cfg["params"]["forbid"] = ["image->u3"]
     cfg["unexplained_dependences"] = [["u3", "u4", 2.5e-12], ["u1", "u5", 0.0], ["junk"], "x"]  # junk is skipped
     cp.write_text(json.dumps(cfg))
     text = write_report(run_copy).read_text()
     assert "not caused by the image (--exogenous): u1 and u2." in text and "an arrow into them" in text
+    assert ("Background knowledge used: u1, u2 exogenous; u4 measured from the image; forbidden: image-&gt;u3."
+            in text)
     assert text.count("Caution:") == 2
     assert ("Caution: u3 and u4 are associated in the data (p = 2.5e-12), but this graph gives them no common "
             "cause") in text

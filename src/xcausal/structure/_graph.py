@@ -10,17 +10,23 @@ import networkx as nx
 import numpy as np
 import torch
 
-__all__ = ["threshold_to_dag", "bipartite_mask", "editable_mask", "exogenous_mask", "dependence_pvalue", "unexplained_dependences"]
+__all__ = ["threshold_to_dag", "bipartite_mask", "editable_mask", "exogenous_mask", "knowledge_mask", "dependence_pvalue",
+           "unexplained_dependences"]
 
 logger = logging.getLogger(__name__)
 
 
-def threshold_to_dag(W: np.ndarray, threshold: float) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+def threshold_to_dag(W: np.ndarray, threshold: float, keep: Sequence[tuple[int, int]] = ()
+                     ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Keep ``|W| > threshold`` and break remaining cycles by dropping their weakest edges.
 
     While the kept graph has a cycle, the cycle found by :func:`networkx.find_cycle` loses its edge
     of smallest ``|W|`` (ties broken by (source, target) index). This is greedy, not a minimum
     feedback arc set. Self-loops count as cycles and are dropped the same way.
+
+    ``keep``: edges (i, j) kept whatever their weight (required background knowledge) as long as
+    ``W[i, j] != 0``; a cycle loses its weakest edge not in ``keep``. ValueError when they form a
+    cycle themselves.
 
     Parameters
     ----------
@@ -48,7 +54,11 @@ def threshold_to_dag(W: np.ndarray, threshold: float) -> tuple[np.ndarray, list[
         raise ValueError("threshold_to_dag: W contains NaN or inf")
     if not (threshold >= 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold_to_dag: threshold must be a non-negative finite number, got {threshold}")
-    w[np.abs(w) <= threshold] = 0.0
+    kept = {(int(i), int(j)) for i, j in keep if w[i, j] != 0}
+    below = np.abs(w) <= threshold
+    for i, j in kept:
+        below[i, j] = False
+    w[below] = 0.0
     g = nx.DiGraph()
     g.add_nodes_from(range(w.shape[0]))
     src, dst = np.nonzero(w)
@@ -59,7 +69,10 @@ def threshold_to_dag(W: np.ndarray, threshold: float) -> tuple[np.ndarray, list[
             cycle = nx.find_cycle(g, orientation="original")
         except nx.NetworkXNoCycle:
             break
-        i, j = min(((e[0], e[1]) for e in cycle), key=lambda e: (abs(w[e[0], e[1]]), e[0], e[1]))
+        free = [(e[0], e[1]) for e in cycle if (e[0], e[1]) not in kept]
+        if not free:
+            raise ValueError(f"threshold_to_dag: the edges to keep form a cycle {[(e[0], e[1]) for e in cycle]}")
+        i, j = min(free, key=lambda e: (abs(w[e[0], e[1]]), e[0], e[1]))
         dropped.append((int(i), int(j), float(w[i, j])))
         g.remove_edge(i, j)
         w[i, j] = 0.0
@@ -119,6 +132,41 @@ def exogenous_mask(allowed: torch.Tensor | None, n_nodes: int, exogenous: Sequen
         raise ValueError(f"exogenous_mask: node indices {bad} outside 0..{n_nodes - 1}")
     mask = editable_mask(allowed, n_nodes)
     mask[:, exogenous] = False
+    return mask
+
+
+def knowledge_mask(allowed: torch.Tensor | None, n_nodes: int, *, exogenous: Sequence[int] = (),
+                   forbidden: Sequence[tuple[int, int]] = (), required: Sequence[tuple[int, int]] = ()
+                   ) -> torch.Tensor | None:
+    """``allowed`` (None: every off-diagonal edge) with background knowledge applied, in the manner
+    of causal-learn's ``BackgroundKnowledge``: no edge into the ``exogenous`` nodes
+    (:func:`exogenous_mask`), none of the ``forbidden`` edges (i, j), and for each ``required`` edge
+    (i, j) its reverse forbidden and the edge itself allowed. Callers apply it after every change of
+    a mask, so that no later step (orientation, a repair) re-allows what the knowledge excludes.
+    Returns ``allowed`` itself when there is no knowledge.
+
+    Raises
+    ------
+    ValueError
+        If a node index is outside ``range(n_nodes)``, or an edge is both required and forbidden
+        (forbidden directly, or by an exogenous target).
+    """
+    forbidden = [(int(i), int(j)) for i, j in forbidden]
+    required = [(int(i), int(j)) for i, j in required]
+    if not (len(exogenous) or forbidden or required):
+        return allowed
+    bad = [e for e in forbidden + required if not (0 <= e[0] < n_nodes and 0 <= e[1] < n_nodes)]
+    if bad:
+        raise ValueError(f"knowledge_mask: edge {bad[0]} outside nodes 0..{n_nodes - 1}")
+    clash = [e for e in required if e in forbidden or e[1] in set(int(k) for k in exogenous) or e[0] == e[1]]
+    if clash:
+        raise ValueError(f"knowledge_mask: edge {clash[0]} is both required and forbidden")
+    mask = editable_mask(exogenous_mask(allowed, n_nodes, exogenous), n_nodes)
+    for i, j in forbidden:
+        mask[i, j] = False
+    for i, j in required:
+        mask[j, i] = False
+        mask[i, j] = True
     return mask
 
 

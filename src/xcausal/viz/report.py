@@ -56,6 +56,7 @@ from matplotlib.figure import Figure
 from xcausal import __version__
 from xcausal.effects import ImageChange, check_against_data, image_change, region_name
 from xcausal.io import DataError
+from xcausal.models.cmcl.config import knowledge_summary
 from xcausal.rows import row_label
 from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
 from xcausal.types import Edge, Graph, Relation, VarType
@@ -436,6 +437,7 @@ def _summary_section(r: _Run) -> str:
                 + "</ul>")
     params = r.config.get("params") if isinstance(r.config.get("params"), dict) else {}
     exo = [str(v) for v in params.get("exogenous") or []] if isinstance(params.get("exogenous"), list) else []
+    body.append(_p(knowledge_summary(params) + ".", "note"))
     if exo:
         body.append(_p(f"Declared before the fit as not caused by the image (--exogenous): {_join_words(exo)}. "
                        "The model was not allowed to draw an arrow into "

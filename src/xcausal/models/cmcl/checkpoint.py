@@ -194,8 +194,9 @@ def check_resumable(model: CMCL, meta: Mapping[str, Any], ds: CrossModalDataset)
     where = f"resume from {meta.get('tensors')}"
     if meta.get("method") != model.method_name:
         raise DataError(f"{where}: the checkpoint is for method '{meta.get('method')}', not '{model.method_name}'")
-    saved = meta.get("params", {})
     now = model.get_params()
+    defaults = type(model)().get_params()  # an option newer than the checkpoint was at its default there
+    saved = {**{k: v for k, v in defaults.items() if k not in meta.get("params", {})}, **meta.get("params", {})}
     diff = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if diff:
         raise DataError(f"{where}: parameters differ from the checkpoint's: "

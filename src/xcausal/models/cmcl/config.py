@@ -8,7 +8,7 @@ one ``ValueError`` with one message per broken rule.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
@@ -126,6 +126,12 @@ _OPTIONS = [
     Option("min_effect", MIN_EFFECT, float, "refit", "keep a variable -> latent edge only if it moves the latent at "
            "least this many posterior variances (0 keeps all)"),
     Option("exogenous", (), list, "refit", "variables nothing in the image causes (e.g. age,site): no edge into them"),
+    Option("measured_from_image", (), list, "refit", "variables computed from the image (a score, an ink measure): "
+           "no edge from them into a latent"),
+    Option("forbid", (), list, "refit", "edges never allowed, SOURCE->TARGET between variables (e.g. a->b,c->d); "
+           "'image' as an end stands for every latent"),
+    Option("require", (), list, "refit", "edges SOURCE->TARGET between two variables always reported, their reverse "
+           "never allowed (needs allow_all_edges)"),
     Option("w_threshold", 0.3, float, "refit", "report edges with |W| above this"),
     # runtime
     Option("data_loading", "auto", _choice("data_loading"), "runtime", "images decoded once into memory, or per batch "
@@ -174,10 +180,16 @@ def _finite_nonneg(x: Any) -> bool:
     return _number(x) and math.isfinite(x) and x >= 0
 
 
+def _names(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and all(isinstance(s, str) for s in x)
+
+
 #: (option, test of its value, message after "option=value: ") for the options that are not CHOICES
 RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("exogenous", lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
-     "must be a list of variable names"),
+    ("exogenous", _names, "must be a list of variable names"),
+    ("measured_from_image", _names, "must be a list of variable names"),
+    ("forbid", _names, "must be a list of edges SOURCE->TARGET"),
+    ("require", _names, "must be a list of edges SOURCE->TARGET"),
     ("latent_dim", lambda v: v is None or (_integer(v) and 1 <= v <= MAX_LATENTS), f"must be 1 to {MAX_LATENTS}"),
     ("embed_dim", lambda v: v is None or (_integer(v) and 1 <= v <= 4 * MAX_LATENTS),
      f"must be 1 to {4 * MAX_LATENTS}"),
@@ -248,3 +260,110 @@ def validate(params: Mapping[str, Any]) -> None:
     for ok, message in RULES:
         if not ok(params):
             raise ValueError(message(params))
+    check_knowledge(params)
+
+
+# ---------------------------------------------------------------- background knowledge
+IMAGE = "image"
+"""The word that, as an end of a ``forbid`` edge, stands for every latent of the image."""
+
+
+def parse_edges(option: str, values: Sequence[str]) -> list[tuple[str, str]]:
+    """The (source, target) pairs of ``forbid`` / ``require`` written as ``"a->b"`` texts (the
+    one parser of both options). ValueError naming the option and the value for a text that is not
+    one edge between two different names."""
+    out = []
+    for text in values:
+        src, sep, dst = str(text).partition("->")
+        src, dst = src.strip(), dst.strip()
+        if not sep or not src or not dst or "->" in dst:
+            raise ValueError(f"{option}={text!r}: expected one edge SOURCE->TARGET, e.g. age->score")
+        if src == dst:
+            raise ValueError(f"{option}={text!r}: a self-loop; an edge joins two different variables")
+        out.append((src, dst))
+    return out
+
+
+def knowledge_names(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Every variable name the background knowledge of ``params`` mentions, as (option, value as
+    written, name): what a caller checks against the table's columns (``image`` is not a name)."""
+    out = [(o, str(v), str(v)) for o in ("exogenous", "measured_from_image") for v in params.get(o, ())]
+    for option in ("forbid", "require"):
+        for a, b in parse_edges(option, params.get(option, ())):
+            out += [(option, f"{a}->{b}", name) for name in (a, b) if name != IMAGE]
+    return out
+
+
+def knowledge_summary(params: Mapping[str, Any]) -> str:
+    """One line naming the background knowledge a fit was given (``params``: its options, e.g. a
+    run's config.json ``params``; missing or malformed entries count as none), e.g. "Background
+    knowledge used: age exogenous; score measured from the image; forbidden: a->b; required: c->d"."""
+    def listed(name: str) -> list[str]:
+        value = params.get(name)
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
+
+    parts = []
+    for name, words in (("exogenous", "exogenous"), ("measured_from_image", "measured from the image")):
+        if listed(name):
+            parts.append(f"{', '.join(listed(name))} {words}")
+    for name, words in (("forbid", "forbidden"), ("require", "required")):
+        if listed(name):
+            parts.append(f"{words}: {', '.join(v.replace(' ', '') for v in listed(name))}")
+    return "Background knowledge used: " + ("; ".join(parts) if parts else "none")
+
+
+def _cycle(edges: Sequence[tuple[str, str]]) -> list[str] | None:
+    """A directed cycle of ``edges`` as its nodes (first repeated at the end), or None."""
+    children: dict[str, list[str]] = {}
+    for a, b in edges:
+        children.setdefault(a, []).append(b)
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(a: str) -> list[str] | None:
+        state[a] = 1
+        path.append(a)
+        for b in children.get(a, []):
+            if state.get(b) == 1:
+                return path[path.index(b):] + [b]
+            if b not in state and (found := visit(b)):
+                return found
+        state[a] = 2
+        path.pop()
+        return None
+
+    for a in list(children):
+        if a not in state and (found := visit(a)):
+            return found
+    return None
+
+
+def check_knowledge(params: Mapping[str, Any]) -> None:
+    """ValueError (naming the option and the value) for background knowledge that contradicts
+    itself, checked without the data: a variable both exogenous (nothing causes it) and measured
+    from the image (the image causes it), a malformed or self-loop edge, an edge both required and
+    forbidden, required edges that form a cycle or end in an exogenous variable, ``image`` as an
+    end of a required edge, and required edges without ``allow_all_edges`` (by default the graph has
+    only variable-latent edges, so an edge between two variables cannot be drawn)."""
+    exo = [str(v) for v in params.get("exogenous", ())]
+    for name in params.get("measured_from_image", ()):
+        if name in exo:
+            raise ValueError(f"measured_from_image={name!r}: also listed as exogenous; an exogenous variable has no "
+                             "cause, one measured from the image is caused by it")
+    forbid = parse_edges("forbid", params.get("forbid", ()))
+    require = parse_edges("require", params.get("require", ()))
+    for a, b in require:
+        if IMAGE in (a, b):
+            raise ValueError(f"require='{a}->{b}': '{IMAGE}' (every latent) can only be forbidden; a required edge "
+                             "names two variables")
+        if (a, b) in forbid:
+            raise ValueError(f"require='{a}->{b}': the same edge is forbidden (forbid='{a}->{b}')")
+        if b in exo:
+            raise ValueError(f"require='{a}->{b}': {b} is exogenous (no edge into it)")
+        if not params.get("allow_all_edges", False):
+            raise ValueError(f"require='{a}->{b}': an edge between two variables needs allow_all_edges=True (by "
+                             "default the graph has only variable-latent edges)")
+    cycle = _cycle(require)
+    if cycle:
+        raise ValueError(f"require={','.join(f'{a}->{b}' for a, b in require)!r}: the required edges form a cycle "
+                         f"({' -> '.join(cycle)})")

@@ -16,7 +16,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,16 +27,19 @@ from xcausal._runtime import check_distributed, load_net_state, make_fabric
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl import checkpoint as ckpt_mod
-from xcausal.models.cmcl.config import GROUPS, MIN_EFFECT, OPTIONS, default_epochs, default_latent_dim, validate
 from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
+from xcausal.models.cmcl.config import (GROUPS, IMAGE, MIN_EFFECT, OPTIONS, default_epochs, default_latent_dim,
+                                        parse_edges, validate)
 from xcausal.models.cmcl.losses import counterfactual_z
 from xcausal.models.cmcl.nets import Encoding, build_net, init_decoder_bias
 from xcausal.nn.blocks import PoseDecoder
-from xcausal.structure import threshold_to_dag
+from xcausal.structure import knowledge_mask, threshold_to_dag
 from xcausal.types import Graph, Node, VarType
 
 logger = logging.getLogger("xcausal.models.cmcl")
 
+LIST_OPTIONS = ("exogenous", "measured_from_image", "forbid", "require")
+"""Options whose value is a list of names (JSON-ready as lists)."""
 FORMAT_VERSION = 2  # 2: every parameter and fitted attribute recorded; no defaults filled in
 MAX_LATENT_SCALE = 1e6
 """Largest |posterior mean| a finished fit may show: the prior keeps latents near unit scale."""
@@ -57,6 +60,14 @@ def _numeric_warnings_to_log():
     for w in caught:
         if not issubclass(w.category, RuntimeWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+class Knowledge(NamedTuple):
+    """Background knowledge as node indices: exogenous nodes, forbidden and required edges (i, j)."""
+
+    exogenous: list[int]
+    forbidden: list[tuple[int, int]]
+    required: list[tuple[int, int]]
 
 
 class CMCL:
@@ -86,7 +97,8 @@ class CMCL:
         """The parameters, JSON-ready (sequences as lists)."""
         out = self._raw_params()
         out["dag_hidden"] = list(out["dag_hidden"])
-        out["exogenous"] = list(out["exogenous"])
+        for name in LIST_OPTIONS:
+            out[name] = list(out[name])
         if not isinstance(out["channel_plan"], str):
             out["channel_plan"] = list(out["channel_plan"])
         return out
@@ -155,9 +167,9 @@ class CMCL:
         mean = np.where(cont, ds.u.mean(0), 0.0)
         std = np.where(cont, ds.u.std(0) + 1e-8, 1.0)
         self.encoding_ = Encoding(list(ds.variables), mean, std)
-        self._exogenous_idx()  # unknown names fail here, before training
         self.unexplained_dependences_: list[tuple[str, str, float]] | None = None  # checked by the refit
         self.n_latents_, self.embed_dim_ = m, k0
+        self._knowledge()  # unknown names fail here, before training
         self.epochs_ = self.epochs or default_epochs(len(ds), ds.image_size)
         self.image_size_, self.channels_ = ds.image_size, ds.channels
         self.device_ = _resolve_device(self.device)
@@ -205,6 +217,35 @@ class CMCL:
                              f"(variables: {', '.join(names)})")
         return sorted({names.index(v) for v in self.exogenous})
 
+    def _knowledge(self) -> Knowledge:
+        """The background knowledge as node indices (names checked against the fitted variables):
+        ``measured_from_image`` and ``image`` ends become edges to or from every latent."""
+        names = [v.name for v in self.encoding_.variables]
+        d, m = len(names), self.n_latents_
+        latents = list(range(d, d + m))
+
+        def index(option: str, text: str, name: str) -> list[int]:
+            if name == IMAGE and option == "forbid":
+                return latents
+            if name not in names:
+                raise ValueError(f"{option}={text!r}: no variable named {name!r} in the table "
+                                 f"(variables: {', '.join(names)})")
+            return [names.index(name)]
+
+        forbidden: list[tuple[int, int]] = []
+        for name in self.measured_from_image:
+            forbidden += [(i, j) for i in index("measured_from_image", name, name) for j in latents]
+        for a, b in parse_edges("forbid", self.forbid):
+            forbidden += [(i, j) for i in index("forbid", f"{a}->{b}", a) for j in index("forbid", f"{a}->{b}", b)]
+        required = [(index("require", f"{a}->{b}", a)[0], index("require", f"{a}->{b}", b)[0])
+                    for a, b in parse_edges("require", self.require)]
+        return Knowledge(self._exogenous_idx(), sorted(set(forbidden)), sorted(set(required)))
+
+    def _knowledge_mask(self, allowed: torch.Tensor | None, n_nodes: int) -> torch.Tensor | None:
+        """``allowed`` with the background knowledge applied (:func:`xcausal.structure.knowledge_mask`)."""
+        k = self._knowledge()
+        return knowledge_mask(allowed, n_nodes, exogenous=k.exogenous, forbidden=k.forbidden, required=k.required)
+
     def _node_name(self, k: int) -> str:
         d = len(self.encoding_.variables)
         return self.encoding_.variables[k].name if k < d else f"z{k - d + 1}"
@@ -216,7 +257,11 @@ class CMCL:
         return x, u
 
     def _finalise(self) -> None:
-        """The reported graph: the DAG's weights thresholded at ``w_threshold``, cycles broken; an
+        """The reported graph: the DAG's weights thresholded at ``w_threshold``, cycles broken.
+
+        ``require``d edges are reported whatever their weight: thresholding and the cycle breaking
+        never drop them (they are acyclic by validation, so every cycle has another edge to lose);
+        one below the threshold is logged. Only an edge with weight exactly 0 cannot be drawn. An
         edge of a pair the refit left undetermined (``orient_margins_``) is written undirected, with
         weight ``UNDIRECTED_WEIGHT`` and ``UNDIRECTED_KEY`` in the graph's extra, as a pipeline writes
         a CPDAG's undirected edge (the DAG keeps its direction for interventions)."""
@@ -225,7 +270,15 @@ class CMCL:
         w = net.dag.adjacency().detach().cpu().numpy().astype(float)
         d = len(self.encoding_.variables)
         names = [v.name for v in self.encoding_.variables] + [f"z{j + 1}" for j in range(self.n_latents_)]
-        w_dag, dropped = threshold_to_dag(w, self.w_threshold)
+        required = self._knowledge().required
+        for i, j in required:
+            if w[i, j] == 0:
+                logger.warning("required edge %s -> %s has weight 0 in the DAG and cannot be reported", names[i],
+                               names[j])
+            elif abs(w[i, j]) <= self.w_threshold:
+                logger.info("required edge %s -> %s kept though |W| = %.3f is not above w_threshold %g (--require)",
+                            names[i], names[j], abs(w[i, j]), self.w_threshold)
+        w_dag, dropped = threshold_to_dag(w, self.w_threshold, keep=required)
         for (i, j, wt) in dropped:
             logger.warning("dropped edge %s -> %s (|W| = %.3f) to break a cycle", names[i], names[j], wt)
         self.w_raw_ = w
@@ -372,7 +425,8 @@ class CMCL:
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         with checkpoint_errors(path):
             params = dict(meta["params"])
-            params["exogenous"] = list(params["exogenous"])  # a copy: not the shared default
+            for name in LIST_OPTIONS:  # a copy: not the shared default; older runs lack the newer lists
+                params[name] = list(params.get(name, ()))
             params["device"] = device
             params["dag_hidden"] = tuple(params["dag_hidden"])
             if isinstance(params["channel_plan"], list):

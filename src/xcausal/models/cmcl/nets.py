@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from xcausal.data.dataset import CrossModalDataset, Variable
 from xcausal.nn.blocks import MLP, ConvDecoder, ConvEncoder, PoseDecoder
-from xcausal.structure import NotearsMLP, bipartite_mask, exogenous_mask
+from xcausal.structure import NotearsMLP, bipartite_mask, knowledge_mask
 from xcausal.types import VarType
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ class CMCLNet(nn.Module):
                  n_categories: Sequence[int], latent_dim: int, embed_dim: int, use_cm: bool,
                  allow_all_edges: bool, plan: str | Sequence[int], dag_hidden: Sequence[int],
                  convs_per_stage: int = 1, posterior_uses_u: bool = False, ivae_prior: bool = True,
-                 decoder: str = "conv", exogenous: Sequence[int] = ()) -> None:
+                 decoder: str = "conv", exogenous: Sequence[int] = (), forbidden: Sequence[tuple[int, int]] = (),
+                 required: Sequence[tuple[int, int]] = ()) -> None:
         super().__init__()
         self.use_cm = use_cm
         self.posterior_uses_u = posterior_uses_u
@@ -47,7 +48,9 @@ class CMCLNet(nn.Module):
         types = list(node_types) + [VarType.CONTINUOUS] * m
         ncat = list(n_categories) + [1] * m
         kinds = ["observed"] * d + ["latent"] * m
-        allowed = exogenous_mask(None if allow_all_edges else bipartite_mask(kinds), d + m, exogenous)
+        # background knowledge (xcausal.structure.knowledge_mask): exogenous nodes, forbidden and required edges
+        allowed = knowledge_mask(None if allow_all_edges else bipartite_mask(kinds), d + m, exogenous=exogenous,
+                                 forbidden=forbidden, required=required)
         self.dag = NotearsMLP(node_types=types, n_categories=ncat, hidden=tuple(dag_hidden), allowed=allowed)
         self.cls = MLP(m, 1, hidden=(10, 10, 10))
 
@@ -135,7 +138,7 @@ def build_net(model: CMCL) -> CMCLNet:
                    embed_dim=model.embed_dim_, use_cm=model.use_cm, allow_all_edges=model.allow_all_edges,
                    plan=model.channel_plan, dag_hidden=model.dag_hidden, convs_per_stage=model.convs_per_stage,
                    posterior_uses_u=model.posterior_uses_u, ivae_prior=model.prior == "ivae", decoder=model.decoder,
-                   exogenous=model._exogenous_idx())
+                   **model._knowledge()._asdict())
 
 
 def init_decoder_bias(model: CMCL, ds: CrossModalDataset) -> None:

@@ -123,7 +123,9 @@ def orient_pairs(model: CMCL, u: np.ndarray, Z: np.ndarray, pairs: Iterable[tupl
 
 def orientation_mask(model: CMCL, V: np.ndarray, allowed: torch.Tensor | None) -> torch.Tensor:
     """``allowed`` (None: every pair) with each continuous variable-latent pair that is allowed both
-    ways restricted to its scored direction on the DAG's columns ``V`` (N, nodes)."""
+    ways restricted to its scored direction on the DAG's columns ``V`` (N, nodes). It only removes
+    edges: a pair that ``allowed`` (with the background knowledge applied) closes one way is not
+    scored, so no forbidden direction is re-allowed."""
     d = len(model.encoding_.variables)
     D = V.shape[1]
     mask = torch.ones(D, D, dtype=torch.bool) if allowed is None else allowed.clone().bool()
@@ -249,17 +251,22 @@ def orient_during_training(model: CMCL, ds: CrossModalDataset, x_all: torch.Tens
                            u_all: torch.Tensor | None, log: bool = True) -> None:
     """Fix the direction of the continuous variable-latent pairs that have an edge in play (weight
     above ``w_threshold / 2`` either way) or were oriented before, on the current posterior means of
-    at most 2,000 rows; verdicts may change at each call."""
+    at most 2,000 rows; verdicts may change at each call. A pair the background knowledge closes one
+    way (``measured_from_image``, ``forbid``, ``exogenous``) is never scored: ``allow_edge`` here
+    must not re-open a forbidden direction."""
     net = model.net_
     dag = net.dag
     d = len(model.encoding_.variables)
+    D = d + model.n_latents_
     w = dag.adjacency().detach().cpu().numpy()
     allowed = dag.allowed.cpu().numpy()
+    known = model._knowledge_mask(None, D)
+    free = np.ones((D, D), dtype=bool) if known is None else known.cpu().numpy()
     oriented = model._anm_pairs
     cand = [(i, j) for i, var in enumerate(model.encoding_.variables) if var.type is VarType.CONTINUOUS
-            for j in range(d, d + model.n_latents_)
-            if (i, j) in oriented
-            or (allowed[i, j] and allowed[j, i] and max(w[i, j], w[j, i]) > 0.5 * model.w_threshold)]
+            for j in range(d, D) if free[i, j] and free[j, i]
+            and ((i, j) in oriented
+                 or (allowed[i, j] and allowed[j, i] and max(w[i, j], w[j, i]) > 0.5 * model.w_threshold))]
     if not cand:
         return
     n = len(ds)

@@ -7,7 +7,9 @@ pairwise orientation of variable-latent pairs (:mod:`~xcausal.models.cmcl.orient
 after the solve against the score's resampling noise (``orient_resamples``),
 ``min_effect`` pruning of variable -> latent edges weaker than the model's own resolution, and the
 ``exogenous`` repair (a root that depends on an exogenous variable is solved again as a child of the
-latents). With the pose decoder the refit runs in the object's and the image's axes and keeps one
+latents). The background knowledge (``exogenous``, ``measured_from_image``, ``forbid``, ``require``)
+is applied to the refit's edge mask first and again after the repair, which opens edges. With the
+pose decoder the refit runs in the object's and the image's axes and keeps one
 (:func:`choose_pose_frame`).
 """
 
@@ -29,7 +31,7 @@ from xcausal.models.cmcl.config import DEPENDENCE_ALPHA
 from xcausal.models.cmcl.losses import dag_input
 from xcausal.models.cmcl.orientation import MarginNoise, check_refit_edges, orientation_mask
 from xcausal.nn.blocks import PoseDecoder
-from xcausal.structure import (NotearsMLP, bipartite_mask, editable_mask, exogenous_mask, threshold_to_dag,
+from xcausal.structure import (NotearsMLP, bipartite_mask, editable_mask, threshold_to_dag,
                                unexplained_dependences)
 from xcausal.types import VarType
 
@@ -153,7 +155,7 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
     V, post_var = latent_table(model, ds)
     kinds = ["observed"] * d + ["latent"] * model.n_latents_
     exo = model._exogenous_idx()
-    allowed = exogenous_mask(None if model.allow_all_edges else bipartite_mask(kinds), V.shape[1], exo)
+    allowed = model._knowledge_mask(None if model.allow_all_edges else bipartite_mask(kinds), V.shape[1])
     scored: list[tuple[int, int]] = []
     if model.refit_orient == "anm":
         _stage(model, f"orienting variable–latent pairs{label}")
@@ -180,7 +182,7 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
         for b in forced:
             allowed[b, :] = False
             allowed[d:, b] = True  # both directions were open before the pairwise orientation
-        allowed = exogenous_mask(allowed, V.shape[1], exo)
+        allowed = model._knowledge_mask(allowed, V.shape[1])  # the loop above may re-allow a forbidden edge
         seconds = sol.seconds
         _stage(model, f"solving again with {len(forced)} root(s) that depend on an exogenous variable made "
                       f"children of the latents{label}")
@@ -266,7 +268,8 @@ def _unexplained(model: CMCL, dag: NotearsMLP, V: torch.Tensor, exo: Sequence[in
     pairs of two exogenous variables. Repeated rows (a bootstrap resample's) are tested once:
     duplicates would make the p-values too small."""
     d = len(model.encoding_.variables)
-    W, _ = threshold_to_dag(dag.adjacency().detach().cpu().numpy().astype(float), model.w_threshold)
+    W, _ = threshold_to_dag(dag.adjacency().detach().cpu().numpy().astype(float), model.w_threshold,
+                            keep=model._knowledge().required)
     cols = np.unique(V.numpy(), axis=0)[:, :d]
     found = unexplained_dependences(W, cols, [v.type is not VarType.CONTINUOUS for v in model.encoding_.variables],
                                     alpha=DEPENDENCE_ALPHA)
