@@ -17,6 +17,7 @@ from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT, graph_a
 from xcausal.models.cmcl import CMCL
 from xcausal.models.cmcl import orientation
 from xcausal.models.cmcl.config import OPTIONS, validate_ranges
+from xcausal.models.cmcl.estimator import Knowledge
 from xcausal.types import Edge, Graph, Node, VarType
 from xcausal.viz import report as report_mod
 
@@ -105,7 +106,8 @@ def _finalised(margins):
                           use_cm=False, dec=None)
     fake = SimpleNamespace(net_=net, encoding_=SimpleNamespace(variables=[Variable("dose", VarType.CONTINUOUS),
                                                                           Variable("age", VarType.CONTINUOUS)]),
-                           n_latents_=2, w_threshold=0.3, method_name="cmcl", orient_margins_=margins)
+                           n_latents_=2, w_threshold=0.3, method_name="cmcl", orient_margins_=margins,
+                           _knowledge=lambda: Knowledge([], [], []))
     CMCL._finalise(fake)
     return fake
 
