@@ -212,7 +212,7 @@ def test_verdicts_csv_gives_each_variables_verdict_share(run_copy):
     text = write_report(run_copy).read_text()
     assert "<th>verdict in the refits</th>" in text
     assert "<td>causal 80%, no edge 20%</td>" in text
-    assert "<td>anti-causal 60%, mixed 20%, no edge 20%</td>" in text
+    assert "<td>anti-causal 60%, mixed (no verdict) 20%, no edge 20%</td>" in text  # mixed is no verdict
     pd.DataFrame({"variable": ["u1"]}).to_csv(run_copy / "verdicts.csv", index=False)  # unusable: a note, no column
     text = write_report(run_copy).read_text()
     assert "verdicts.csv lacks the column(s) p_causal" in text and "<th>verdict in the refits</th>" not in text

@@ -134,9 +134,12 @@ def count_accuracy(true_adj: np.ndarray, est_adj: np.ndarray) -> dict[str, float
     return {"fdr": fdr, "tpr": tpr, "fpr": fpr, "shd": shd, "nnz": pred_size}
 
 
-#: key of ``Graph.extra`` (graph.json) saying that edges with a negative weight are undirected in a
-#: learned CPDAG (written in the direction of a consistent DAG extension); see xcausal.models.pipeline
+#: key of ``Graph.extra`` (graph.json) saying that edges with a negative weight are undirected: in a
+#: learned CPDAG (written in the direction of a consistent DAG extension; see xcausal.models.pipeline)
+#: or a pair whose direction CMCL's pairwise score could not decide (xcausal.models.cmcl.orientation)
 UNDIRECTED_KEY = "undirected_edges"
+#: weight such an undirected edge has in graph.json (learned weights are otherwise positive)
+UNDIRECTED_WEIGHT = -1.0
 
 
 def graph_accuracy(true: Graph, est: Graph) -> dict[str, float | int]:

@@ -39,7 +39,7 @@ import torch
 
 from xcausal import __version__
 from xcausal.data.dataset import CrossModalDataset
-from xcausal.metrics.structure import UNDIRECTED_KEY
+from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.structure import bipartite_mask, fit_gs_ges, fit_notears, pdag_to_dag
 from xcausal.types import Edge, Graph, Node, VarType
@@ -50,8 +50,6 @@ __all__ = ["Pipeline", "STRUCTURE_LEARNERS", "StructureLearner", "make_pipeline_
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-#: weight written to graph.json for an edge that is undirected in the learned CPDAG
-UNDIRECTED_WEIGHT = -1.0
 
 
 # =============================================================================== structure learners

@@ -9,7 +9,9 @@ results. Sections, in order:
 1. Summary: the verdict per variable, in the vocabulary of :class:`xcausal.types.Relation`
    (``evaluate`` and the API use the same words) -- causal (variable -> latent), anti-causal
    (latent -> variable), mixed (edges both ways) or none -- with the latents involved and the bootstrap support when the
-   run has it (``RUN/edges.csv``, or a ``"support"`` key on graph.json's edges).
+   run has it (``RUN/edges.csv``, or a ``"support"`` key on graph.json's edges). Two answers are
+   said not to be confident verdicts: "undetermined" (every edge between the variable and the
+   latents is undirected in graph.json: the data do not decide the direction) and "mixed".
 2. Data: rows, variables and their types, image size and channels, further modalities.
 3. The causal graph (``RUN/graph.png``) and its edges.
 4. What an intervention does: an image grid under do(variable = value) for each causal variable
@@ -56,6 +58,7 @@ from xcausal.effects import ImageChange, check_against_data, image_change, regio
 from xcausal.io import DataError
 from xcausal.models.cmcl.config import knowledge_summary
 from xcausal.rows import row_label
+from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
 from xcausal.types import Edge, Graph, Relation, VarType
 from xcausal.viz.grid import show_image
 
@@ -296,26 +299,42 @@ class _Verdict:
     causes: list[Edge]  # variable -> latent
     caused_by: list[Edge]  # latent -> variable
     others: list[Edge]  # edges to / from other table variables
+    undetermined: list[Edge] = field(default_factory=list)  # undirected variable - latent edges
 
     @property
     def label(self) -> str:
-        """The verdict as :meth:`xcausal.types.Graph.relation` names it (one vocabulary)."""
+        """The verdict as :meth:`xcausal.types.Graph.relation` names it (one vocabulary), from the
+        directed edges; "undetermined" when the variable's only edges to latents are undirected."""
         if self.causes and self.caused_by:
             return Relation.MIXED.value
         if self.causes:
             return Relation.CAUSAL.value
         if self.caused_by:
             return Relation.ANTICAUSAL.value
-        return Relation.NONE.value
+        return "undetermined" if self.undetermined else Relation.NONE.value
+
+    @property
+    def shown(self) -> str:
+        """:attr:`label` as the summary table shows it: the two answers that are no confident verdict say so."""
+        return f"{self.label} (not a confident verdict)" if self.label in (Relation.MIXED.value,
+                                                                           "undetermined") else self.label
+
+
+def _undirected(g: Graph, e: Edge) -> bool:
+    """``e`` is undirected in ``g`` (graph.json's convention: weight ``UNDIRECTED_WEIGHT`` in a graph
+    whose extra holds ``UNDIRECTED_KEY``; a GES CPDAG's edge, or a pair CMCL left undetermined)."""
+    return bool(g.extra.get(UNDIRECTED_KEY)) and e.weight == UNDIRECTED_WEIGHT
 
 
 def _verdicts(g: Graph) -> list[_Verdict]:
     lat = set(g.latent)
     out = []
     for v in g.observed:
-        out.append(_Verdict(v, [e for e in g.edges if e.source == v and e.target in lat],
-                            [e for e in g.edges if e.target == v and e.source in lat],
-                            [e for e in g.edges if v in (e.source, e.target) and not ({e.source, e.target} & lat)]))
+        links = [e for e in g.edges if (e.source == v and e.target in lat) or (e.target == v and e.source in lat)]
+        directed = [e for e in links if not _undirected(g, e)]
+        out.append(_Verdict(v, [e for e in directed if e.source == v], [e for e in directed if e.target == v],
+                            [e for e in g.edges if v in (e.source, e.target) and not ({e.source, e.target} & lat)],
+                            [e for e in links if _undirected(g, e)]))
     return out
 
 
@@ -333,7 +352,14 @@ def _verdict_sentences(r: _Run, v: _Verdict) -> list[str]:
     if v.caused_by:
         lats = [_with_support(r, e, f"latent {e.source} → {v.variable}") for e in v.caused_by]
         out.append(f"{v.variable} is caused by what the image shows: {_join_words(lats)}.")
-    if not v.causes and not v.caused_by:
+    if v.causes and v.caused_by:
+        out.append(f"mixed, not a confident verdict: {v.variable} has edges into some latents and from others, so "
+                   f"the model does not say whether {v.variable} changes the image or the image {v.variable}.")
+    if v.undetermined:
+        lats = [_with_support(r, e, e.target if e.source == v.variable else e.source) for e in v.undetermined]
+        out.append(f"undetermined: the data do not decide whether {v.variable} changes the image or the image "
+                   f"{v.variable} (undirected edge to {_join_words(lats)}).")
+    if not v.causes and not v.caused_by and not v.undetermined:
         s = f"{v.variable} has no edge: no evidence it causes or is caused by anything in the image."
         pairs = [(k, ps) for k, ps in r.support.items() if k[0] == v.variable]
         if pairs:
@@ -388,21 +414,23 @@ def _summary_section(r: _Run) -> str:
         body.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences) + "</ul>")
         return _section("summary", "1. Summary", ['<div class="box">'] + body + ["</div>"])
     verdicts = _verdicts(g)
-    n_edges = sum(len(v.causes) + len(v.caused_by) for v in verdicts)
+    n_edges = sum(len(v.causes) + len(v.caused_by) + len(v.undetermined) for v in verdicts)
     body.append(_p(f"Method {r.method}: {len(g.observed)} table variable(s), {len(g.latent)} image latent(s) "
                    f"z1..z{len(g.latent)}, {n_edges} edge(s) between them."))
     header = (["variable", "verdict", "latents"] + (["bootstrap support"] if r.has_support else [])
               + (["verdict in the refits"] if r.verdict_support else []))
     rows = []
     for v in verdicts:
-        lats = [f"{v.variable} → {e.target}" for e in v.causes] + [f"{e.source} → {v.variable}" for e in v.caused_by]
-        row = [v.variable, v.label, ", ".join(lats) or "–"]
+        lats = ([f"{v.variable} → {e.target}" for e in v.causes] + [f"{e.source} → {v.variable}" for e in v.caused_by]
+                + [f"{v.variable} – {e.target if e.source == v.variable else e.source}" for e in v.undetermined])
+        row = [v.variable, v.shown, ", ".join(lats) or "–"]
         if r.has_support:
-            row.append(_support_cell(r, v.causes + v.caused_by) if lats else "–")
+            row.append(_support_cell(r, v.causes + v.caused_by + v.undetermined) if lats else "–")
         if r.verdict_support:
             shares = r.verdict_support.get(v.variable)
-            row.append("–" if shares is None else ", ".join(
-                f"{name} {_pct(p)}" for name, p in sorted(shares.items(), key=lambda kv: -kv[1]) if p > 0) or "–")
+            row.append("–" if shares is None else ", ".join(  # a share of "mixed" is no share of a verdict
+                f"{name}{' (no verdict)' if name == Relation.MIXED.value else ''} {_pct(p)}"
+                for name, p in sorted(shares.items(), key=lambda kv: -kv[1]) if p > 0) or "–")
         rows.append(row)
     body.append(_table(header, rows, cls="tbl verdicts"))
     body.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for v in verdicts for s in _verdict_sentences(r, v))
@@ -496,8 +524,8 @@ def _graph_section(r: _Run) -> str:
         rows = []
         for e in g.edges:
             w = _fmt_num(e.weight)
-            if undirected and e.weight == -1.0:
-                w = "undirected (direction not identified)"
+            if undirected and e.weight == UNDIRECTED_WEIGHT:
+                w = "undirected (direction undetermined)"
             row = [e.source, e.target, w]
             if r.has_support:
                 row.append(_pct(r.edge_support(e)))
@@ -672,11 +700,18 @@ def _interventions_section(r: _Run, rows: list[int]) -> str:
     body: list[str] = []
     if r.feature_mode:
         return _feature_interventions_section(r, rows)
-    verdicts = [v for v in _verdicts(r.graph) if v.causes or v.caused_by]
+    every = _verdicts(r.graph)
+    verdicts = [v for v in every if v.causes or v.caused_by]
+    open_ = [v.variable for v in every if v.undetermined and not (v.causes or v.caused_by)]
     body.append(_p("An intervention do(variable = value) asks: what would the image look like had the variable "
                    "been set to this value, all else about the sample kept? Grids: one row per sample; the first "
                    "column is the real image, the second the model's reconstruction of it, the others the images "
                    "the model generates under the intervention."))
+    if open_:
+        body.append(_p(f"No intervention is shown for {_join_words(open_)}: undetermined, the data do not decide "
+                       "whether the variable changes the image or the image the variable.", "note"))
+    if not verdicts and open_:
+        return _section("interventions", "4. What changing a variable does", body)
     if not verdicts:
         body.append(_p("No variable has an edge to an image latent, so there is no intervention to show: "
                        "by this model, setting any variable leaves the image unchanged."))

@@ -40,8 +40,9 @@ TRAINING_FORMAT_VERSION = 3  # 3: every parameter recorded; no defaults filled i
 _TRAINING_KIND = "xcausal-training-checkpoint"
 #: CMCL parameters a resumed fit may change: they do not alter the state a checkpoint holds (the
 #: batch split over processes and the way images are read change the result only up to float
-#: summation order; min_effect acts only after training, in the final refit)
-RESUMABLE_CHANGES = ("lr", "progress", "device", "devices", "strategy", "data_loading", "num_workers", "min_effect")
+#: summation order; min_effect and orient_resamples act only after training, in the final refit)
+RESUMABLE_CHANGES = ("lr", "progress", "device", "devices", "strategy", "data_loading", "num_workers", "min_effect",
+                     "orient_resamples")
 
 
 class FitInterrupted(Exception):

@@ -17,6 +17,10 @@ CR_VARS = 4
 MIN_EFFECT = 1.0
 """Default ``min_effect``: a variable -> latent edge is kept when the variable accounts for at least
 this many times the latent's posterior variance (see :func:`xcausal.models.cmcl.refit.effect_ratios`)."""
+ORIENT_RESAMPLES = 16
+"""Default ``orient_resamples``: subsamples on which the final refit rescores each edge it oriented by
+the pairwise score (:func:`xcausal.models.cmcl.orientation.margin_noise`); enough for the standard
+deviation of the margin to within about 20%, few enough to cost a fraction of the refit."""
 DEPENDENCE_ALPHA = 1e-3
 """Family-wise level of the check that the variables the refitted DAG calls independent are
 (:func:`xcausal.structure.unexplained_dependences`, Bonferroni over those pairs)."""
@@ -117,6 +121,8 @@ _OPTIONS = [
     Option("dag_refit", True, bool, "refit", "solve the DAG once more, full batch, on the final latents"),
     Option("refit_orient", "anm", _choice("refit_orient"), "refit", "orient the refit's variable-latent pairs by the "
            "pairwise score (anm) or by NOTEARS (dag)"),
+    Option("orient_resamples", ORIENT_RESAMPLES, int, "refit", "resamples that measure the noise of each scored "
+           "edge's direction; within it the edge is reported undetermined (undirected), not guessed (0: off)"),
     Option("min_effect", MIN_EFFECT, float, "refit", "keep a variable -> latent edge only if it moves the latent at "
            "least this many posterior variances (0 keeps all)"),
     Option("exogenous", (), list, "refit", "variables nothing in the image causes (e.g. age,site): no edge into them"),
@@ -208,6 +214,7 @@ RANGES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("cr_vars", lambda v: v == "all" or (_integer(v) and v >= 1), "must be 'all' or an integer >= 1"),
     ("init_weight", lambda v: v is None or _finite_nonneg(v), "must be None or a finite number >= 0"),
     ("min_effect", _finite_nonneg, "must be a finite number >= 0"),
+    ("orient_resamples", lambda v: _integer(v) and (v == 0 or 4 <= v <= 1000), "must be 0 (off) or 4 to 1000"),
     ("pixel_sigma", lambda v: _number(v) and math.isfinite(v) and v > 0, "must be positive"),
     ("dag_warmup", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
     ("num_workers", lambda v: _integer(v) and v >= 0, "must be an integer >= 0"),

@@ -27,6 +27,7 @@ from xcausal._runtime import check_distributed, load_net_state, make_fabric
 from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl import checkpoint as ckpt_mod
+from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
 from xcausal.models.cmcl.config import (GROUPS, IMAGE, MIN_EFFECT, OPTIONS, default_epochs, default_latent_dim,
                                         parse_edges, validate)
 from xcausal.models.cmcl.losses import counterfactual_z
@@ -176,6 +177,8 @@ class CMCL:
         self.anchor_: dict[str, Any] | None = None  # set when an anchor is built (or restored)
         self.pruned_edges_: list[tuple[str, str, float]] = []  # set by the final refit
         self.effect_ratios_: dict[tuple[int, int], float] = {}
+        #: (variable, latent, margin, sd, resamples, undetermined) per edge the refit's score oriented
+        self.orient_margins_: list[tuple[str, str, float, float, int, bool]] = []
         if not self.dag_refit and self.min_effect != MIN_EFFECT:
             logger.warning("min_effect=%g has no effect: it acts in the final DAG refit, and dag_refit=False",
                            self.min_effect)
@@ -258,7 +261,10 @@ class CMCL:
 
         ``require``d edges are reported whatever their weight: thresholding and the cycle breaking
         never drop them (they are acyclic by validation, so every cycle has another edge to lose);
-        one below the threshold is logged. Only an edge with weight exactly 0 cannot be drawn."""
+        one below the threshold is logged. Only an edge with weight exactly 0 cannot be drawn. An
+        edge of a pair the refit left undetermined (``orient_margins_``) is written undirected, with
+        weight ``UNDIRECTED_WEIGHT`` and ``UNDIRECTED_KEY`` in the graph's extra, as a pipeline writes
+        a CPDAG's undirected edge (the DAG keeps its direction for interventions)."""
         net = self.net_
         net.eval()
         w = net.dag.adjacency().detach().cpu().numpy().astype(float)
@@ -279,7 +285,18 @@ class CMCL:
         self.dropped_edges_ = [(names[i], names[j], float(wt)) for i, j, wt in dropped]
         self.adjacency_ = pd.DataFrame(w_dag, index=names, columns=names)
         nodes = [Node(n, "observed" if k < d else "latent") for k, n in enumerate(names)]
-        self.graph_obj_ = Graph.from_adjacency(w_dag, nodes, method=self.method_name)
+        w_graph = w_dag.copy()
+        pos = {n: k for k, n in enumerate(names)}
+        for a, b, *_, undetermined in getattr(self, "orient_margins_", []):
+            if undetermined and a in pos and b in pos:
+                i, j = pos[a], pos[b]
+                w_graph[i, j] = UNDIRECTED_WEIGHT if w_dag[i, j] != 0 else 0.0
+                w_graph[j, i] = UNDIRECTED_WEIGHT if w_dag[j, i] != 0 else 0.0
+        marked = bool((w_graph == UNDIRECTED_WEIGHT).any())
+        extra = {UNDIRECTED_KEY: "weight -1.0: the pairwise score could not decide the direction (its margin is "
+                                 "within its resampling noise); written in the direction the DAG was fitted"} if marked else {}
+        self.graph_obj_ = Graph.from_adjacency(w_graph, nodes, method=self.method_name)
+        self.graph_obj_.extra.update(extra)
         self.graph_ = self.graph_obj_.to_networkx()
         pose = net.use_cm and isinstance(net.dec, PoseDecoder)
         self.pose_frame_ = ("image" if bool(net.dec.image_frame) else "object") if pose else None
@@ -394,6 +411,8 @@ class CMCL:
                 "channels": self.channels_, "alm": self.alm_.state_dict() if hasattr(self, "alm_") else None,
                 "anchor": self.anchor_, "pruned_edges": getattr(self, "pruned_edges_", []),
                 "effect_ratios": [[i, j, r] for (i, j), r in sorted(getattr(self, "effect_ratios_", {}).items())],
+                "orient_margins": [[a, b, m, s if math.isfinite(s) else None, k, u]  # None: sd not estimated
+                                   for a, b, m, s, k, u in getattr(self, "orient_margins_", [])],
                 "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
                                             else [list(t) for t in self.unexplained_dependences_])}
         path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta, indent=2))
@@ -422,6 +441,8 @@ class CMCL:
             obj.anchor_ = meta["anchor"]
             obj.pruned_edges_ = [tuple(e) for e in meta["pruned_edges"]]
             obj.effect_ratios_ = {(int(i), int(j)): float(r) for i, j, r in meta["effect_ratios"]}
+            obj.orient_margins_ = [(str(a), str(b), float(m), math.inf if s is None else float(s), int(k), bool(u))
+                                   for a, b, m, s, k, u in meta.get("orient_margins", [])]
             found = meta["unexplained_dependences"]  # None: no refit checked them
             obj.unexplained_dependences_ = None if found is None else [(str(a), str(b), float(p)) for a, b, p in found]
             obj.device_ = _resolve_device(device)
@@ -440,6 +461,9 @@ class CMCL:
                   "data": ds.summary(), "time_share": getattr(self, "time_share_", None),
                   "dropped_edges": self.dropped_edges_, "anchor": self.anchor_,
                   "pruned_edges": getattr(self, "pruned_edges_", []),
+                  "orient_margins": [{"variable": a, "latent": b, "margin": m, "sd": s if math.isfinite(s) else None,
+                                      "resamples": k,
+                                      "undetermined": u} for a, b, m, s, k, u in getattr(self, "orient_margins_", [])],
                   "pose_frame": getattr(self, "pose_frame_", None),
                   "unexplained_dependences": (None if getattr(self, "unexplained_dependences_", None) is None
                                               else [list(t) for t in self.unexplained_dependences_]),

@@ -6,6 +6,11 @@ continuous variable-latent pair with an edge in play is oriented by the pairwise
 :func:`orient_pairs` is the one pair loop; :func:`orient_during_training` and
 :func:`orientation_mask` (the refit) decide which pairs it scores and apply its verdicts. To change
 the score itself, see :mod:`xcausal.structure.anm`.
+
+The final refit then checks each variable-latent edge it kept in the score's direction against the
+score's own resampling noise (:func:`margin_noise`, :func:`check_refit_edges`, option
+``orient_resamples``): where the margin between the two directions is within that noise the edge is
+reported undetermined, an undirected edge in graph.json, instead of a guessed arrow.
 """
 
 from __future__ import annotations
@@ -133,6 +138,112 @@ def orientation_mask(model: CMCL, V: np.ndarray, allowed: torch.Tensor | None) -
         else:
             mask[v.variable, v.latent] = False
     return mask
+
+
+ORIENT_Z = 2.0
+"""A pair is undetermined when its score margin is less than this many standard deviations of its
+resampling noise (:func:`margin_noise`): about the two-sided 95% band of a normal margin, so a pair
+whose data decide it is rarely left undetermined, while a margin one noise-width from zero, which
+the next sample of the same size would reverse about one time in six, is not reported as an arrow."""
+RESAMPLE_ROWS = 1000
+"""Largest subsample :func:`margin_noise` scores (half the rows up to twice this): the score of a
+pair costs about linearly in its rows, and the noise at all rows is extrapolated from it."""
+MIN_RESAMPLE_ROWS = 20
+"""Below this many rows per subsample the noise is not estimated and the pair is undetermined."""
+
+
+@dataclass(frozen=True)
+class MarginNoise:
+    """A pair's score margin on all rows, ``score_zu - score_uz`` (> 0 favours variable -> latent,
+    since the lower score is the more plausible direction), and the standard deviation ``sd`` of
+    that margin over resamples of the rows, at the number of rows it was computed on (inf when it
+    could not be estimated); ``resamples`` counts those that scored the pair."""
+
+    variable: int
+    latent: int
+    margin: float
+    sd: float
+    resamples: int
+
+    @property
+    def direction(self) -> int:
+        """1 for variable -> latent, -1 for latent -> variable (as :class:`PairVerdict`)."""
+        return 1 if self.margin >= 0 else -1
+
+    @property
+    def undetermined(self) -> bool:
+        """|margin| < :data:`ORIENT_Z` · sd: within the noise, the data do not decide the direction."""
+        return not abs(self.margin) >= ORIENT_Z * self.sd
+
+
+def margin_noise(model: CMCL, u: np.ndarray, Z: np.ndarray, pairs: Sequence[tuple[int, int]], resamples: int, *,
+                 rows: int = RESAMPLE_ROWS) -> list[MarginNoise]:
+    """Each pair's score margin on all N rows of ``u`` (N, d) and ``Z`` (N, m), and its noise.
+
+    The whole scoring (:func:`orient_pairs`: strata, decontamination, normal scores, the score) is
+    repeated on ``resamples`` random subsamples of k = min(N // 2, ``rows``) rows drawn without
+    replacement (a bootstrap's repeated rows would bias the k-nearest-neighbour regression and the
+    spacing entropies), from a generator seeded by the model's ``seed``. Their margins' standard
+    deviation s is scaled to N rows as ``s · sqrt(k / (N - k))``: for a score whose noise shrinks
+    as 1/sqrt(N), subsamples of k of the N rows vary around the all-rows value with variance
+    scaling. The subsamples are scored with the model's own options; with ``anm_entropy="auto"`` a
+    subsample (or stratum) of fewer than 1000 rows is scored with Vasicek's spacings where all rows
+    used the Gaussian mixture. That errs towards "undetermined": the spacings' margin is as noisy as
+    the mixture's on a clearly oriented pair and noisier on a near-linear one (docs/methods/cmcl.md),
+    and forcing the mixture on every subsample and stratum would cost many times the refit. A pair
+    whose latent is constant on all rows is skipped, as :func:`orient_pairs` skips it.
+
+    Why the margin against its noise and not the share of resamples that agree in sign: that share
+    describes a score on k rows, not on the N rows the verdict uses, and so depends on k.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    n = len(u)
+    full = {(v.variable, v.latent): v.score_zu - v.score_uz for v in orient_pairs(model, u, Z, pairs)}
+    k = min(n // 2, int(rows))
+    margins: dict[tuple[int, int], list[float]] = {p: [] for p in full}
+    if resamples > 0 and k >= MIN_RESAMPLE_ROWS:
+        rng = np.random.default_rng(model.seed)
+        for _ in range(resamples):
+            idx = np.sort(rng.choice(n, k, replace=False))  # table order: the mixture's start depends on it
+            for v in orient_pairs(model, u[idx], Z[idx], list(full)):
+                margins[(v.variable, v.latent)].append(v.score_zu - v.score_uz)
+    out = []
+    for (i, j), m0 in full.items():
+        ms = margins[(i, j)]
+        sd = float(np.std(ms, ddof=1) * np.sqrt(k / (n - k))) if len(ms) >= 2 else float("inf")
+        out.append(MarginNoise(i, j, float(m0), sd, len(ms)))
+    return out
+
+
+def check_refit_edges(model: CMCL, V: np.ndarray, W: np.ndarray, scored: Iterable[tuple[int, int]],
+                      label: str = "") -> list[MarginNoise]:
+    """The final refit's check of its pairwise orientations (``orient_resamples`` resamples).
+
+    ``W`` is the solved DAG's weights, ``V`` (N, nodes) its columns, ``scored`` the pairs (variable,
+    latent node) the refit oriented by the score. Each such pair with an edge above ``w_threshold``
+    in the score's direction gets :func:`margin_noise`; an edge against the score's direction was
+    set by something else (the exogenous repair) and is left alone. Returned: the checked pairs;
+    those :attr:`MarginNoise.undetermined` are reported as undirected edges. The DAG itself keeps
+    the score's direction for them (interventions need a DAG; it is the refit as without the check).
+    """
+    d = len(model.encoding_.variables)
+    thr = model.w_threshold
+    edges = [(i, j) for i, j in scored if abs(W[i, j]) > thr or abs(W[j, i]) > thr]
+    checked = []
+    for r in margin_noise(model, V[:, :d], V[:, d:], edges, model.orient_resamples):
+        if (abs(W[r.variable, r.latent]) > thr) != (r.direction == 1):
+            continue
+        checked.append(r)
+        a, b = model._node_name(r.variable), model._node_name(r.latent)
+        noise = f"margin {r.margin:.3f} ± {r.sd:.3f} over {r.resamples} resamples"
+        if r.undetermined:
+            logger.info("orient: %s – %s undetermined (%s)%s", a, b, noise, label)
+        else:
+            src, dst = (a, b) if r.direction == 1 else (b, a)
+            logger.info("orient: %s -> %s (%s)%s", src, dst, noise, label)
+    return checked
 
 
 @torch.no_grad()

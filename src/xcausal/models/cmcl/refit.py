@@ -3,7 +3,8 @@ NOTEARS), on the final posterior means, and make it the model's DAG.
 
 Joint training moves the DAG by stochastic steps on a moving representation; the refit solves its
 objective for the representation training ended with. Three things happen around the solve:
-pairwise orientation of variable-latent pairs (:mod:`~xcausal.models.cmcl.orientation`),
+pairwise orientation of variable-latent pairs (:mod:`~xcausal.models.cmcl.orientation`), checked
+after the solve against the score's resampling noise (``orient_resamples``),
 ``min_effect`` pruning of variable -> latent edges weaker than the model's own resolution, and the
 ``exogenous`` repair (a root that depends on an exogenous variable is solved again as a child of the
 latents). The background knowledge (``exogenous``, ``measured_from_image``, ``forbid``, ``require``)
@@ -28,7 +29,7 @@ import torch
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl.config import DEPENDENCE_ALPHA
 from xcausal.models.cmcl.losses import dag_input
-from xcausal.models.cmcl.orientation import orientation_mask
+from xcausal.models.cmcl.orientation import MarginNoise, check_refit_edges, orientation_mask
 from xcausal.nn.blocks import PoseDecoder
 from xcausal.structure import (NotearsMLP, bipartite_mask, editable_mask, threshold_to_dag,
                                unexplained_dependences)
@@ -43,7 +44,8 @@ logger = logging.getLogger("xcausal.models.cmcl")
 @dataclass
 class RefitSolution:
     """One solved refit: the DAG model, its variable -> latent effect ratios, the edges ``min_effect``
-    pruned (source, target, ratio), the dependences it leaves unexplained, seconds, outer iterations."""
+    pruned (source, target, ratio), the dependences it leaves unexplained, seconds, outer iterations,
+    and the resampling check of the edges the pairwise score oriented (:func:`check_refit_edges`)."""
 
     model: Any  # a NotearsMLP (anything with adjacency() in tests)
     effect_ratios: dict[tuple[int, int], float]
@@ -51,6 +53,7 @@ class RefitSolution:
     seconds: float
     n_outer: int
     unexplained_dependences: list[tuple[str, str, float]] = field(default_factory=list)
+    orientation_checks: list[MarginNoise] = field(default_factory=list)
 
 
 def effect_spread(effect_ratios: Mapping[tuple[int, int], float]) -> float:
@@ -153,8 +156,12 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
     kinds = ["observed"] * d + ["latent"] * model.n_latents_
     exo = model._exogenous_idx()
     allowed = model._knowledge_mask(None if model.allow_all_edges else bipartite_mask(kinds), V.shape[1])
+    scored: list[tuple[int, int]] = []
     if model.refit_orient == "anm":
         _stage(model, f"orienting variable–latent pairs{label}")
+        both = editable_mask(allowed, V.shape[1])
+        scored = [(i, j) for i, v in enumerate(enc.variables) if v.type is VarType.CONTINUOUS
+                  for j in range(d, V.shape[1]) if both[i, j] and both[j, i]]
         allowed = orientation_mask(model, V.numpy(), allowed)
     refit = functools.partial(
         fit_notears, V, [v.type for v in enc.variables] + [VarType.CONTINUOUS] * model.n_latents_,
@@ -188,6 +195,11 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
                        names[i], names[k], p, label, "" if (i in exo or k in exo) else
                        "; a variable known not to be caused by the image can be declared exogenous")
     sol.unexplained_dependences = [(names[i], names[k], float(p)) for i, k, p in conflicts]
+    scored = [(i, j) for i, j in scored if i not in forced]  # those are oriented by the repair
+    if scored and model.orient_resamples > 0:
+        _stage(model, f"checking the oriented edges on {model.orient_resamples} resamples{label}")
+        sol.orientation_checks = check_refit_edges(model, V.numpy(), sol.model.adjacency().detach().cpu().numpy(),
+                                                   scored, label)
     return sol
 
 
@@ -270,6 +282,8 @@ def keep_refit(model: CMCL, sol: RefitSolution, extra_seconds: float = 0.0) -> N
     model.effect_ratios_ = sol.effect_ratios
     model.unexplained_dependences_ = list(sol.unexplained_dependences)
     model.pruned_edges_ = list(sol.pruned)
+    model.orient_margins_ = [(model._node_name(c.variable), model._node_name(c.latent), c.margin, c.sd, c.resamples,
+                              c.undetermined) for c in sol.orientation_checks]
     dev = next(net.dag.parameters()).device
     net.dag.load_state_dict({k: v.to(device=dev, dtype=torch.float32) if v.is_floating_point() else v.to(dev)
                              for k, v in sol.model.state_dict().items()})
