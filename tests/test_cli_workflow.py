@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from xcausal.bootstrap import bootstrap_seeds, edge_table, verdict_table
+from xcausal.types import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
 from xcausal.cli import main
 from xcausal.types import Edge, Graph, Node
 
@@ -20,13 +21,19 @@ def test_edge_table_counts_directions_and_median_weight():
     refits = [Graph(ref.nodes, [Edge("u1", "z1", 0.5)]), Graph(ref.nodes, [Edge("u1", "z1", -0.9)]),
               Graph(ref.nodes, [Edge("z1", "u1", 0.4)]), Graph(ref.nodes, [])]
     t = edge_table(ref, refits).set_index(["variable", "latent"])
-    assert t.loc[("u1", "z1")].tolist() == [0.5, 0.25, 0.25, pytest.approx(0.5)]
-    assert t.loc[("u1", "z2")].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert list(t.columns) == ["p_u_to_z", "p_z_to_u", "p_undirected", "p_none", "median_weight"]
+    assert t.loc[("u1", "z1")].tolist() == [0.5, 0.25, 0.0, 0.25, pytest.approx(0.5)]
+    assert t.loc[("u1", "z2")].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
     assert bootstrap_seeds(0, 3) == bootstrap_seeds(0, 3) and len(set(bootstrap_seeds(0, 3))) == 3
     refits.append(Graph(ref.nodes, [Edge("u1", "z2", 0.5), Edge("z1", "u1", 0.4)]))  # edges out and in: mixed
+    # a refit that left the direction undetermined votes for neither direction
+    refits.append(Graph(ref.nodes, [Edge("u1", "z1", UNDIRECTED_WEIGHT)], extra={UNDIRECTED_KEY: "undirected"}))
+    t = edge_table(ref, refits).set_index(["variable", "latent"])
+    assert t.loc[("u1", "z1")].tolist() == [pytest.approx(2 / 6), pytest.approx(2 / 6), pytest.approx(1 / 6),
+                                            pytest.approx(1 / 6), pytest.approx(0.45)]
     v = verdict_table(ref, refits).set_index("variable")
-    assert list(v.columns) == ["p_causal", "p_anti_causal", "p_mixed", "p_none"]
-    assert v.loc["u1"].tolist() == [0.4, 0.2, 0.2, 0.2]
+    assert list(v.columns) == ["p_causal", "p_anti_causal", "p_mixed", "p_none", "p_undetermined"]
+    assert v.loc["u1"].tolist() == pytest.approx([2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6])
     with pytest.raises(ValueError, match="no refits"):
         verdict_table(ref, [])
 
@@ -37,17 +44,18 @@ def test_fit_bootstrap_writes_edges_csv_and_support(tmp_path, capsys):
     assert main(["fit", str(data), "--out", str(run), "--epochs", "2", "--bootstrap", "2", "--device", "cpu",
                  "-q"]) == 0
     t = pd.read_csv(run / "edges.csv")
-    assert list(t.columns) == ["variable", "latent", "p_u_to_z", "p_z_to_u", "p_none", "median_weight"]
+    assert list(t.columns) == ["variable", "latent", "p_u_to_z", "p_z_to_u", "p_undirected", "p_none",
+                               "median_weight"]
     g = json.loads((run / "graph.json").read_text())
     n_u = sum(n["kind"] == "observed" for n in g["nodes"])
     n_z = sum(n["kind"] == "latent" for n in g["nodes"])
     assert len(t) == n_u * n_z
-    assert np.allclose(t[["p_u_to_z", "p_z_to_u", "p_none"]].sum(axis=1), 1.0)
-    assert set(np.unique(t[["p_u_to_z", "p_z_to_u", "p_none"]].to_numpy())) <= {0.0, 0.5, 1.0}
+    assert np.allclose(t[["p_u_to_z", "p_z_to_u", "p_undirected", "p_none"]].sum(axis=1), 1.0)
+    assert set(np.unique(t[["p_u_to_z", "p_z_to_u", "p_undirected", "p_none"]].to_numpy())) <= {0.0, 0.5, 1.0}
     for e in g["edges"]:
         assert 0.0 <= e["support"] <= 1.0
     v = pd.read_csv(run / "verdicts.csv")
-    assert list(v.columns) == ["variable", "p_causal", "p_anti_causal", "p_mixed", "p_none"]
+    assert list(v.columns) == ["variable", "p_causal", "p_anti_causal", "p_mixed", "p_none", "p_undetermined"]
     assert list(v["variable"]) == [n["name"] for n in g["nodes"] if n["kind"] == "observed"]
     assert np.allclose(v.iloc[:, 1:].sum(axis=1), 1.0) and set(np.unique(v.iloc[:, 1:])) <= {0.0, 0.5, 1.0}
     cfg = json.loads((run / "config.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xcausal.evaluate import evaluate_graph
-from xcausal.types import Edge, Graph, Node, Relation
+from xcausal.types import UNDIRECTED_KEY, UNDIRECTED_WEIGHT, Edge, Graph, Node, Relation
 
 
 def _graph(edges: list[tuple[str, str]]) -> Graph:
@@ -23,6 +23,22 @@ def _graph(edges: list[tuple[str, str]]) -> Graph:
 ])
 def test_relation(edges, expected) -> None:
     assert _graph(edges).relation("a") is expected
+
+
+@pytest.mark.parametrize("edges, expected", [
+    ([("a", "z1", UNDIRECTED_WEIGHT)], Relation.UNDETERMINED),
+    ([("a", "z1", UNDIRECTED_WEIGHT), ("z2", "a", 0.7)], Relation.ANTICAUSAL),  # the directed edge decides
+    ([("a", "b", UNDIRECTED_WEIGHT)], Relation.NONE),
+])
+def test_relation_with_undirected_edges(edges, expected) -> None:
+    nodes = _graph([]).nodes
+    g = Graph(nodes=nodes, edges=[Edge(s, t, w) for s, t, w in edges], extra={UNDIRECTED_KEY: "undirected"})
+    assert g.relation("a") is expected
+    # without the key a negative weight is an ordinary directed edge
+    assert Graph(nodes=nodes, edges=[Edge("a", "z1", UNDIRECTED_WEIGHT)]).relation("a") is Relation.CAUSAL
+    res = evaluate_graph(g, _graph([("a", "z1")]))
+    assert res["variables"]["a"]["agree"] is (expected is Relation.CAUSAL)
+    assert res["n_undetermined"] == int(expected is Relation.UNDETERMINED)
 
 
 def test_mixed_verdict_counts_as_wrong() -> None:

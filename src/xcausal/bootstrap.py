@@ -52,32 +52,38 @@ def _align(graph: Graph, z_ref: np.ndarray, z_est: np.ndarray) -> Graph:
 
 
 def edge_table(reference: Graph, refits: list[Graph]) -> pd.DataFrame:
-    """Per variable–latent pair of ``reference``: frequencies of u → z, z → u, none, and the median
-    |weight| over the refits that have an edge (either direction)."""
+    """Per variable–latent pair of ``reference``: frequencies of u → z, z → u, an undirected edge
+    (``p_undirected``: a refit that left the direction undetermined votes for neither direction),
+    none, and the median |weight| over the refits with a directed edge."""
     rows = []
     b = len(refits)
     for u in reference.observed:
         for z in reference.latent:
-            fwd = rev = 0
+            fwd = rev = und = 0
             weights = []
             for g in refits:
-                e = {(x.source, x.target): x.weight for x in g.edges}
-                if (u, z) in e:
+                e = {(x.source, x.target): x for x in g.edges}
+                x = e.get((u, z)) or e.get((z, u))
+                if x is None:
+                    continue
+                if g.is_undirected(x):
+                    und += 1
+                    continue
+                weights.append(abs(x.weight))
+                if x.source == u:
                     fwd += 1
-                    weights.append(abs(e[(u, z)]))
-                elif (z, u) in e:
+                else:
                     rev += 1
-                    weights.append(abs(e[(z, u)]))
             rows.append({"variable": u, "latent": z, "p_u_to_z": fwd / b, "p_z_to_u": rev / b,
-                         "p_none": (b - fwd - rev) / b,
+                         "p_undirected": und / b, "p_none": (b - fwd - rev - und) / b,
                          "median_weight": float(np.median(weights)) if weights else 0.0})
     return pd.DataFrame(rows)
 
 
 def verdict_table(reference: Graph, refits: list[Graph]) -> pd.DataFrame:
     """Per variable of ``reference``: the share of ``refits`` in which its relation to the latents
-    (:meth:`xcausal.types.Graph.relation`) is causal, anti-causal, mixed or none. Unlike the
-    per-pair table this needs no matching of latents: a variable whose effect lands on different
+    (:meth:`xcausal.types.Graph.relation`) is causal, anti-causal, mixed, none or undetermined.
+    Unlike the per-pair table this needs no matching of latents: a variable whose effect lands on different
     latents in different refits still gets the same verdict in each."""
     b = len(refits)
     if b == 0:

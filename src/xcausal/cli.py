@@ -333,7 +333,9 @@ def evaluate(
         fl = f"{d['found']} ({', '.join(d['found_latents'])})" if d["found_latents"] else d["found"]
         v.add_row(name, tl, fl, "[green]yes[/]" if d["agree"] else "[red]no[/]")
     out_console.print(v)
-    out_console.print(f"{res['n_agree']}/{res['n_variables']} variables agree with the truth")
+    und = res.get("n_undetermined", 0)
+    out_console.print(f"{res['n_agree']}/{res['n_variables']} variables agree with the truth"
+                      + (f" ({und} undetermined: the direction was left open)" if und else ""))
     if "counterfactual" in res:
         keys = ["effectiveness_r", "effectiveness_mae", "invariance_l1", "composition_l1_1", "composition_l1_10",
                 "reversibility_l1"]

@@ -11,7 +11,7 @@ import numpy as np
 from xcausal.io import DataError, read_json
 from xcausal.metrics import align_graph, count_accuracy, graph_accuracy, match_latents, matched_mean, mcc
 from xcausal.run import read_run
-from xcausal.types import Graph
+from xcausal.types import Graph, Relation
 
 __all__ = ["load_truth", "evaluate_graph", "evaluate_run", "evaluate_features", "evaluate_feature_interventions",
            "FEATURE_METHODS"]
@@ -106,6 +106,8 @@ def evaluate_graph(est: Graph, truth: Graph, *, est_latents: np.ndarray | None =
                        "found_latents": _partners(aligned, v), "true_latents": _partners(truth, v)}
     out["variables"] = verdicts
     out["n_agree"] = sum(v["agree"] for v in verdicts.values())
+    # undetermined: the learned graph left the direction open; not a right verdict, not a wrong one
+    out["n_undetermined"] = sum(v["found"] == Relation.UNDETERMINED.value for v in verdicts.values())
     out["n_variables"] = len(verdicts)
     return out
 

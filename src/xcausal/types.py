@@ -38,6 +38,16 @@ class Relation(str, Enum):
     ANTICAUSAL = "anti-causal"  # z -> u
     MIXED = "mixed"  # u -> z_i and z_j -> u: edges to some latents and from others
     NONE = "none"
+    UNDETERMINED = "undetermined"  # u - z: edges to latents, none of them directed (see UNDIRECTED_KEY)
+
+
+#: key of ``Graph.extra`` (graph.json) saying that edges with weight ``UNDIRECTED_WEIGHT`` are
+#: undirected: an edge of a learned CPDAG (written in the direction of a consistent DAG extension; see
+#: xcausal.models.pipeline) or a pair whose direction CMCL's pairwise score could not decide
+#: (xcausal.models.cmcl.orientation)
+UNDIRECTED_KEY = "undirected_edges"
+#: weight such an undirected edge has in graph.json (learned weights are otherwise positive)
+UNDIRECTED_WEIGHT = -1.0
 
 
 @dataclass(frozen=True)
@@ -126,19 +136,29 @@ class Graph:
     def is_acyclic(self) -> bool:
         return nx.is_directed_acyclic_graph(self.to_networkx())
 
+    def is_undirected(self, edge: Edge) -> bool:
+        """Whether ``edge`` is undirected here (``UNDIRECTED_KEY`` in :attr:`extra` and the edge's
+        weight ``UNDIRECTED_WEIGHT``): its written direction is not a claim."""
+        return bool(self.extra.get(UNDIRECTED_KEY)) and edge.weight == UNDIRECTED_WEIGHT
+
     def relation(self, variable: str) -> Relation:
-        """Relation of an observed variable to the latents: MIXED when it has edges into some
-        latents and from others (neither verdict alone would be true)."""
+        """Relation of an observed variable to the latents, from its directed edges with them:
+        MIXED when it has edges into some latents and from others (neither verdict alone would be
+        true); UNDETERMINED when all its edges with latents are undirected (the data did not decide
+        the direction)."""
         lat = set(self.latent)
-        out = any(e.source == variable and e.target in lat for e in self.edges)
-        into = any(e.target == variable and e.source in lat for e in self.edges)
+        links = [e for e in self.edges
+                 if (e.source == variable and e.target in lat) or (e.target == variable and e.source in lat)]
+        directed = [e for e in links if not self.is_undirected(e)]
+        out = any(e.source == variable for e in directed)
+        into = any(e.target == variable for e in directed)
         if out and into:
             return Relation.MIXED
         if out:
             return Relation.CAUSAL
         if into:
             return Relation.ANTICAUSAL
-        return Relation.NONE
+        return Relation.UNDETERMINED if links else Relation.NONE
 
     def renamed(self, mapping: dict[str, str]) -> "Graph":
         """A copy with nodes renamed by ``mapping`` (names not in it are kept)."""

@@ -197,16 +197,9 @@ def _check(cfg: RealisticBenchConfig) -> None:
 
 # ============================================================================ scoring (pure)
 def _undirected(graph: Graph, variable: str) -> bool:
-    """Every edge between ``variable`` and a latent is undirected (a pipeline's CPDAG, weight -1)."""
-    from xcausal.metrics.structure import UNDIRECTED_KEY
-    from xcausal.models.pipeline import UNDIRECTED_WEIGHT
-
-    if not graph.extra.get(UNDIRECTED_KEY):
-        return False
-    lat = set(graph.latent)
-    links = [e for e in graph.edges if (e.source == variable and e.target in lat)
-             or (e.target == variable and e.source in lat)]
-    return bool(links) and all(e.weight == UNDIRECTED_WEIGHT for e in links)
+    """Every edge between ``variable`` and a latent is undirected (a pipeline's CPDAG, or pairs CMCL
+    left undetermined): :meth:`xcausal.types.Graph.relation` is UNDETERMINED."""
+    return graph.relation(variable) is Relation.UNDETERMINED
 
 
 def score_verdicts(found: Graph, truth: Graph, support: pd.DataFrame | None = None) -> list[dict[str, Any]]:

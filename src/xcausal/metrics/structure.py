@@ -23,7 +23,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from xcausal.types import Graph, Node
+from xcausal.types import UNDIRECTED_KEY, UNDIRECTED_WEIGHT, Graph, Node  # noqa: F401 (UNDIRECTED_WEIGHT re-exported)
 
 __all__ = ["count_accuracy", "graph_accuracy"]
 
@@ -134,12 +134,7 @@ def count_accuracy(true_adj: np.ndarray, est_adj: np.ndarray) -> dict[str, float
     return {"fdr": fdr, "tpr": tpr, "fpr": fpr, "shd": shd, "nnz": pred_size}
 
 
-#: key of ``Graph.extra`` (graph.json) saying that edges with a negative weight are undirected: in a
-#: learned CPDAG (written in the direction of a consistent DAG extension; see xcausal.models.pipeline)
-#: or a pair whose direction CMCL's pairwise score could not decide (xcausal.models.cmcl.orientation)
-UNDIRECTED_KEY = "undirected_edges"
-#: weight such an undirected edge has in graph.json (learned weights are otherwise positive)
-UNDIRECTED_WEIGHT = -1.0
+# UNDIRECTED_KEY / UNDIRECTED_WEIGHT: graph.json's undirected edges, defined with Graph in xcausal.types
 
 
 def graph_accuracy(true: Graph, est: Graph) -> dict[str, float | int]:

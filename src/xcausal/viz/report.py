@@ -58,7 +58,7 @@ from xcausal.effects import ImageChange, check_against_data, image_change, regio
 from xcausal.io import DataError
 from xcausal.models.cmcl.config import knowledge_summary
 from xcausal.rows import row_label
-from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
+from xcausal.metrics.structure import UNDIRECTED_WEIGHT
 from xcausal.types import Edge, Graph, Relation, VarType
 from xcausal.viz.grid import show_image
 
@@ -311,19 +311,13 @@ class _Verdict:
             return Relation.CAUSAL.value
         if self.caused_by:
             return Relation.ANTICAUSAL.value
-        return "undetermined" if self.undetermined else Relation.NONE.value
+        return Relation.UNDETERMINED.value if self.undetermined else Relation.NONE.value
 
     @property
     def shown(self) -> str:
         """:attr:`label` as the summary table shows it: the two answers that are no confident verdict say so."""
         return f"{self.label} (not a confident verdict)" if self.label in (Relation.MIXED.value,
-                                                                           "undetermined") else self.label
-
-
-def _undirected(g: Graph, e: Edge) -> bool:
-    """``e`` is undirected in ``g`` (graph.json's convention: weight ``UNDIRECTED_WEIGHT`` in a graph
-    whose extra holds ``UNDIRECTED_KEY``; a GES CPDAG's edge, or a pair CMCL left undetermined)."""
-    return bool(g.extra.get(UNDIRECTED_KEY)) and e.weight == UNDIRECTED_WEIGHT
+                                                                           Relation.UNDETERMINED.value) else self.label
 
 
 def _verdicts(g: Graph) -> list[_Verdict]:
@@ -331,10 +325,10 @@ def _verdicts(g: Graph) -> list[_Verdict]:
     out = []
     for v in g.observed:
         links = [e for e in g.edges if (e.source == v and e.target in lat) or (e.target == v and e.source in lat)]
-        directed = [e for e in links if not _undirected(g, e)]
+        directed = [e for e in links if not g.is_undirected(e)]
         out.append(_Verdict(v, [e for e in directed if e.source == v], [e for e in directed if e.target == v],
                             [e for e in g.edges if v in (e.source, e.target) and not ({e.source, e.target} & lat)],
-                            [e for e in links if _undirected(g, e)]))
+                            [e for e in links if g.is_undirected(e)]))
     return out
 
 
