@@ -19,6 +19,7 @@ from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError, check_output, exclusive_lock
 from xcausal.options import DATA_OPTIONS  # the FitConfig fields load_dataset takes
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
+from xcausal.types import Relation
 
 __all__ = ["FitConfig", "fit", "partial_dir", "fit_lock_file", "RESUMABLE_METHODS", "read_config_file", "load_model", "load_run_dataset", "intervention_grid", "METHODS", "method_names",
            "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
@@ -665,11 +666,18 @@ def intervention_grid(run: str | Path, var: str, values: list[Any], out: str | P
         what = f"children: {', '.join(kids)}" if kids else "no children"
     else:
         what = f"{g.relation(var).value} in the learned graph"
+    undetermined = var not in g.latent and g.relation(var) is Relation.UNDETERMINED
+    if undetermined:
+        # the DAG keeps a direction for every edge so that do() can run; the data did not decide it
+        logger.warning("the data do not decide whether %s changes the image or the image %s (its edges with the "
+                       "latents are undirected in graph.json): the grid shows the direction the model was fitted "
+                       "in, not an effect the data establish", var, var)
     note = extrapolated(ds, var, values)
     caution = _contradicts_data(ds, var, values, cols[-1] - cols[1]) if len(values) > 1 else None
     image_grid(cols, titles, out, row_titles=[row_label(ds, r) for r in rng_rows],
                title=f"interventions on {var} ({what})" + (f"; {note}" if note else "")
-               + ("; CAUTION: opposite to the data" if caution else ""))
+               + ("; CAUTION: opposite to the data" if caution else "")
+               + ("; CAUTION: direction undetermined" if undetermined else ""))
     return Path(out)
 
 

@@ -533,6 +533,34 @@ def test_the_stated_sign_matches_the_generated_images_and_a_contradiction_with_t
         assert "Caution: in the real images the" in text and "the opposite of this grid" in text
 
 
+def test_intervene_warns_when_the_direction_is_undetermined(run_copy, monkeypatch, tmp_path, caplog):
+    import logging
+
+    import xcausal.api
+    from xcausal.api import load_run_dataset
+    from xcausal.types import UNDIRECTED_KEY, UNDIRECTED_WEIGHT, Graph
+
+    g = json.loads((run_copy / "graph.json").read_text())
+    g["edges"] = [{"source": "u1", "target": "z1", "weight": UNDIRECTED_WEIGHT}]
+    g[UNDIRECTED_KEY] = "undirected"
+    (run_copy / "graph.json").write_text(json.dumps(g))
+    ds = load_run_dataset(run_copy)
+    u = np.asarray(ds.u[:, ds.variable_names.index("u1")], dtype=np.float64)
+    fake = _FakeCausalModel(np.ones(ds.images([0]).shape[-2:]), 1.0, 0.5 / np.ptp(u))
+    fake.graph_obj_ = Graph.from_dict(g)
+    monkeypatch.setattr(xcausal.api, "load_generative_model", lambda *a, **k: fake)
+    with caplog.at_level(logging.WARNING, logger="xcausal.api"):
+        xcausal.api.intervention_grid(run_copy, "u1", [float(u.min()), float(u.max())], tmp_path / "g.png", samples=2)
+    warned = [r.getMessage() for r in caplog.records if "do not decide whether u1 changes the image" in r.getMessage()]
+    assert len(warned) == 1 and (tmp_path / "g.png").exists()
+    # a directed edge: no such warning
+    caplog.clear()
+    fake.graph_obj_ = Graph.from_dict(g | {"edges": [{"source": "u1", "target": "z1", "weight": 0.8}]})
+    with caplog.at_level(logging.WARNING, logger="xcausal.api"):
+        xcausal.api.intervention_grid(run_copy, "u1", [float(u.min()), float(u.max())], tmp_path / "h.png", samples=2)
+    assert not [r for r in caplog.records if "do not decide" in r.getMessage()]
+
+
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_intervene_warns_when_its_grid_contradicts_the_data(run_copy, monkeypatch, tmp_path, caplog, sign):
     import logging
