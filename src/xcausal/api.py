@@ -17,6 +17,7 @@ import numpy as np
 
 from xcausal.data.dataset import CrossModalDataset, load_dataset
 from xcausal.io import DataError, check_output, exclusive_lock
+from xcausal.models.cmcl.config import KNOWLEDGE_OPTIONS
 from xcausal.options import DATA_OPTIONS  # the FitConfig fields load_dataset takes
 from xcausal.run import CHECKPOINT_NAME, read_run, write_run
 from xcausal.types import Relation
@@ -25,9 +26,6 @@ __all__ = ["FitConfig", "fit", "partial_dir", "fit_lock_file", "RESUMABLE_METHOD
            "method_entry", "explain_latent", "counterfactual_pairs", "load_generative_model"]
 
 logger = logging.getLogger(__name__)
-
-#: CMCL's background-knowledge options (lists of names or of edges "a->b")
-KNOWLEDGE_OPTIONS = ("exogenous", "measured_from_image", "forbid", "require")
 
 
 def _cmcl_factory(cfg: "FitConfig"):

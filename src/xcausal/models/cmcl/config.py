@@ -266,6 +266,8 @@ def validate(params: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------- background knowledge
 IMAGE = "image"
 """The word that, as an end of a ``forbid`` edge, stands for every latent of the image."""
+KNOWLEDGE_OPTIONS = ("exogenous", "measured_from_image", "forbid", "require")
+"""The background-knowledge options: each a list of variable names or of edges "a->b"."""
 
 
 def parse_edges(option: str, values: Sequence[str]) -> list[tuple[str, str]]:
@@ -312,32 +314,6 @@ def knowledge_summary(params: Mapping[str, Any]) -> str:
     return "Background knowledge used: " + ("; ".join(parts) if parts else "none")
 
 
-def _cycle(edges: Sequence[tuple[str, str]]) -> list[str] | None:
-    """A directed cycle of ``edges`` as its nodes (first repeated at the end), or None."""
-    children: dict[str, list[str]] = {}
-    for a, b in edges:
-        children.setdefault(a, []).append(b)
-    state: dict[str, int] = {}  # 1 on the current path, 2 done
-    path: list[str] = []
-
-    def visit(a: str) -> list[str] | None:
-        state[a] = 1
-        path.append(a)
-        for b in children.get(a, []):
-            if state.get(b) == 1:
-                return path[path.index(b):] + [b]
-            if b not in state and (found := visit(b)):
-                return found
-        state[a] = 2
-        path.pop()
-        return None
-
-    for a in list(children):
-        if a not in state and (found := visit(a)):
-            return found
-    return None
-
-
 def check_knowledge(params: Mapping[str, Any]) -> None:
     """ValueError (naming the option and the value) for background knowledge that contradicts
     itself, checked without the data: a variable both exogenous (nothing causes it) and measured
@@ -363,7 +339,11 @@ def check_knowledge(params: Mapping[str, Any]) -> None:
         if not params.get("allow_all_edges", False):
             raise ValueError(f"require='{a}->{b}': an edge between two variables needs allow_all_edges=True (by "
                              "default the graph has only variable-latent edges)")
-    cycle = _cycle(require)
-    if cycle:
-        raise ValueError(f"require={','.join(f'{a}->{b}' for a, b in require)!r}: the required edges form a cycle "
-                         f"({' -> '.join(cycle)})")
+    import networkx as nx
+
+    try:
+        cycle = [a for a, _ in nx.find_cycle(nx.DiGraph(require))]
+    except nx.NetworkXNoCycle:
+        return
+    raise ValueError(f"require={','.join(f'{a}->{b}' for a, b in require)!r}: the required edges form a cycle "
+                     f"({' -> '.join(cycle + cycle[:1])})")

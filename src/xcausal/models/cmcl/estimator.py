@@ -28,8 +28,8 @@ from xcausal._runtime import resolve_device as _resolve_device
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl import checkpoint as ckpt_mod
 from xcausal.metrics.structure import UNDIRECTED_KEY, UNDIRECTED_WEIGHT
-from xcausal.models.cmcl.config import (GROUPS, IMAGE, MIN_EFFECT, OPTIONS, default_epochs, default_latent_dim,
-                                        parse_edges, validate)
+from xcausal.models.cmcl.config import (GROUPS, IMAGE, KNOWLEDGE_OPTIONS, MIN_EFFECT, OPTIONS, default_epochs,
+                                        default_latent_dim, parse_edges, validate)
 from xcausal.models.cmcl.losses import counterfactual_z
 from xcausal.models.cmcl.nets import Encoding, build_net, init_decoder_bias
 from xcausal.nn.blocks import PoseDecoder
@@ -38,8 +38,6 @@ from xcausal.types import Graph, Node, VarType
 
 logger = logging.getLogger("xcausal.models.cmcl")
 
-LIST_OPTIONS = ("exogenous", "measured_from_image", "forbid", "require")
-"""Options whose value is a list of names (JSON-ready as lists)."""
 FORMAT_VERSION = 2  # 2: every parameter and fitted attribute recorded; no defaults filled in
 MAX_LATENT_SCALE = 1e6
 """Largest |posterior mean| a finished fit may show: the prior keeps latents near unit scale."""
@@ -97,7 +95,7 @@ class CMCL:
         """The parameters, JSON-ready (sequences as lists)."""
         out = self._raw_params()
         out["dag_hidden"] = list(out["dag_hidden"])
-        for name in LIST_OPTIONS:
+        for name in KNOWLEDGE_OPTIONS:
             out[name] = list(out[name])
         if not isinstance(out["channel_plan"], str):
             out["channel_plan"] = list(out["channel_plan"])
@@ -425,7 +423,7 @@ class CMCL:
         meta = read_checkpoint_meta(path, cls.method_name, FORMAT_VERSION)
         with checkpoint_errors(path):
             params = dict(meta["params"])
-            for name in LIST_OPTIONS:  # a copy: not the shared default; older runs lack the newer lists
+            for name in KNOWLEDGE_OPTIONS:  # a copy: not the shared default; older runs lack the newer lists
                 params[name] = list(params.get(name, ()))
             params["device"] = device
             params["dag_hidden"] = tuple(params["dag_hidden"])

@@ -26,6 +26,7 @@ import torch
 
 from xcausal.data.dataset import CrossModalDataset, Variable
 from xcausal.nn.blocks import POSE_LATENTS
+from xcausal.structure import editable_mask
 from xcausal.types import VarType
 
 if TYPE_CHECKING:
@@ -121,18 +122,22 @@ def orient_pairs(model: CMCL, u: np.ndarray, Z: np.ndarray, pairs: Iterable[tupl
     return out
 
 
+def open_pairs(model: CMCL, mask: torch.Tensor) -> list[tuple[int, int]]:
+    """The (variable, latent node) pairs the pairwise score orients: a continuous variable and a
+    latent that ``mask`` (nodes × nodes, variables first) allows both ways."""
+    d = len(model.encoding_.variables)
+    return [(i, j) for i, var in enumerate(model.encoding_.variables) if var.type is VarType.CONTINUOUS
+            for j in range(d, mask.shape[0]) if mask[i, j] and mask[j, i]]
+
+
 def orientation_mask(model: CMCL, V: np.ndarray, allowed: torch.Tensor | None) -> torch.Tensor:
     """``allowed`` (None: every pair) with each continuous variable-latent pair that is allowed both
     ways restricted to its scored direction on the DAG's columns ``V`` (N, nodes). It only removes
     edges: a pair that ``allowed`` (with the background knowledge applied) closes one way is not
     scored, so no forbidden direction is re-allowed."""
     d = len(model.encoding_.variables)
-    D = V.shape[1]
-    mask = torch.ones(D, D, dtype=torch.bool) if allowed is None else allowed.clone().bool()
-    mask.fill_diagonal_(False)
-    pairs = [(i, j) for i, var in enumerate(model.encoding_.variables) if var.type is VarType.CONTINUOUS
-             for j in range(d, D) if mask[i, j] and mask[j, i]]
-    for v in orient_pairs(model, V[:, :d], V[:, d:], pairs):
+    mask = editable_mask(allowed, V.shape[1]).fill_diagonal_(False)
+    for v in orient_pairs(model, V[:, :d], V[:, d:], open_pairs(model, mask)):
         if v.direction == 1:
             mask[v.latent, v.variable] = False
         else:

@@ -29,7 +29,7 @@ import torch
 from xcausal.data.dataset import CrossModalDataset
 from xcausal.models.cmcl.config import DEPENDENCE_ALPHA
 from xcausal.models.cmcl.losses import dag_input
-from xcausal.models.cmcl.orientation import MarginNoise, check_refit_edges, orientation_mask
+from xcausal.models.cmcl.orientation import MarginNoise, check_refit_edges, open_pairs, orientation_mask
 from xcausal.nn.blocks import PoseDecoder
 from xcausal.structure import (NotearsMLP, bipartite_mask, editable_mask, threshold_to_dag,
                                unexplained_dependences)
@@ -159,9 +159,7 @@ def refit_solution(model: CMCL, ds: CrossModalDataset, label: str = "") -> Refit
     scored: list[tuple[int, int]] = []
     if model.refit_orient == "anm":
         _stage(model, f"orienting variable–latent pairs{label}")
-        both = editable_mask(allowed, V.shape[1])
-        scored = [(i, j) for i, v in enumerate(enc.variables) if v.type is VarType.CONTINUOUS
-                  for j in range(d, V.shape[1]) if both[i, j] and both[j, i]]
+        scored = open_pairs(model, editable_mask(allowed, V.shape[1]))  # the pairs orientation_mask scores
         allowed = orientation_mask(model, V.numpy(), allowed)
     refit = functools.partial(
         fit_notears, V, [v.type for v in enc.variables] + [VarType.CONTINUOUS] * model.n_latents_,
